@@ -1,0 +1,285 @@
+// net-conf.json, parsed and checked with Flannel's semantics and Flannel's error texts:
+// keys are matched case-insensitively (as Go's encoding/json does), SubnetLen/SubnetMin/SubnetMax
+// get Flannel's defaults, and an invalid config is refused with the message Flannel prints.
+import {
+  type CIDR,
+  contains,
+  formatIP,
+  type IP,
+  lastIP,
+  nextSubnet,
+  nthIP,
+  parseCIDR,
+  tryParseIP,
+} from "../net/cidr.ts";
+
+export interface VxlanBackendConfig {
+  type: "vxlan";
+  vni: number;
+  port: number;
+  /** 0 = underlay MTU − 50 */
+  mtu: number;
+  directRouting: boolean;
+}
+
+export interface HostGwBackendConfig {
+  type: "host-gw";
+}
+
+export type BackendConfig = VxlanBackendConfig | HostGwBackendConfig;
+
+export interface NetConfig {
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  network: CIDR | null;
+  subnetLen: number;
+  subnetMin: IP | null;
+  subnetMax: IP | null;
+  ipv6Network: CIDR | null;
+  ipv6SubnetLen: number;
+  ipv6SubnetMin: IP | null;
+  ipv6SubnetMax: IP | null;
+  backend: BackendConfig;
+  /** True when the config had no Backend and vxlan was assumed (the caller logs it). */
+  backendDefaulted: boolean;
+}
+
+export class NetConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NetConfigError";
+  }
+}
+
+/** Go's encoding/json field matching: an exact name wins, else the first case-insensitive one. */
+function field(obj: Record<string, unknown>, name: string): unknown {
+  if (Object.hasOwn(obj, name)) return obj[name];
+  const lower = name.toLowerCase();
+  for (const k of Object.keys(obj)) if (k.toLowerCase() === lower) return obj[k];
+  return undefined;
+}
+
+function asBool(v: unknown, name: string, dflt: boolean): boolean {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== "boolean") throw new NetConfigError(`net-conf: ${name} must be true or false`);
+  return v;
+}
+
+function asUint(v: unknown, name: string): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+    throw new NetConfigError(`net-conf: ${name} must be a non-negative integer, not ${v}`);
+  }
+  return v;
+}
+
+function asCIDR(v: unknown, name: string, family: 4 | 6): CIDR | null {
+  if (v === undefined || v === null || v === "") return null;
+  if (typeof v !== "string") throw new NetConfigError(`net-conf: ${name} must be a CIDR string`);
+  let c: CIDR;
+  try {
+    c = parseCIDR(v);
+  } catch {
+    throw new NetConfigError(`net-conf: ${name} is not a valid CIDR: ${v}`);
+  }
+  if (c.ip.family !== family) {
+    throw new NetConfigError(`net-conf: ${name} must be an IPv${family} CIDR, not ${v}`);
+  }
+  return c;
+}
+
+function asIP(v: unknown, name: string, family: 4 | 6): IP | null {
+  if (v === undefined || v === null || v === "") return null;
+  const ip = typeof v === "string" ? tryParseIP(v) : null;
+  if (!ip || ip.family !== family) {
+    throw new NetConfigError(`net-conf: ${name} is not a valid IPv${family} address: ${v}`);
+  }
+  return ip;
+}
+
+function parseBackend(raw: unknown): { backend: BackendConfig; defaulted: boolean } {
+  if (raw === undefined || raw === null) {
+    return {
+      backend: { type: "vxlan", vni: 1, port: 8472, mtu: 0, directRouting: false },
+      defaulted: true,
+    };
+  }
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new NetConfigError(
+      "error decoding Backend property of config: Backend must be an object",
+    );
+  }
+  const b = raw as Record<string, unknown>;
+  const t = field(b, "Type");
+  if (typeof t !== "string") {
+    throw new NetConfigError(`unknown backend type: ${t === undefined ? "" : String(t)}`);
+  }
+  switch (t.toLowerCase()) {
+    case "vxlan": {
+      const vni = asUint(field(b, "VNI"), "Backend.VNI") || 1;
+      if (vni > 0xffffff) {
+        throw new NetConfigError(`net-conf: Backend.VNI ${vni} is above 16777215`);
+      }
+      const port = asUint(field(b, "Port"), "Backend.Port") || 8472;
+      if (port > 65535) throw new NetConfigError(`net-conf: Backend.Port ${port} is above 65535`);
+      return {
+        backend: {
+          type: "vxlan",
+          vni,
+          port,
+          mtu: asUint(field(b, "MTU"), "Backend.MTU"),
+          directRouting: asBool(field(b, "DirectRouting"), "Backend.DirectRouting", false),
+        },
+        defaulted: false,
+      };
+    }
+    case "host-gw":
+      return { backend: { type: "host-gw" }, defaulted: false };
+    default:
+      throw new NetConfigError(`unknown backend type: ${t}`);
+  }
+}
+
+/** Parses and checks net-conf.json text. Throws NetConfigError with Flannel's message. */
+export function parseNetConfig(text: string): NetConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new NetConfigError(`net-conf is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new NetConfigError("net-conf must be a JSON object");
+  }
+  const o = raw as Record<string, unknown>;
+  const { backend, defaulted } = parseBackend(field(o, "Backend"));
+  const cfg: NetConfig = {
+    enableIPv4: asBool(field(o, "EnableIPv4"), "EnableIPv4", true),
+    enableIPv6: asBool(field(o, "EnableIPv6"), "EnableIPv6", false),
+    network: asCIDR(field(o, "Network"), "Network", 4),
+    subnetLen: asUint(field(o, "SubnetLen"), "SubnetLen"),
+    subnetMin: asIP(field(o, "SubnetMin"), "SubnetMin", 4),
+    subnetMax: asIP(field(o, "SubnetMax"), "SubnetMax", 4),
+    ipv6Network: asCIDR(field(o, "IPv6Network"), "IPv6Network", 6),
+    ipv6SubnetLen: asUint(field(o, "IPv6SubnetLen"), "IPv6SubnetLen"),
+    ipv6SubnetMin: asIP(field(o, "IPv6SubnetMin"), "IPv6SubnetMin", 6),
+    ipv6SubnetMax: asIP(field(o, "IPv6SubnetMax"), "IPv6SubnetMax", 6),
+    backend,
+    backendDefaulted: defaulted,
+  };
+  checkNetConfig(cfg);
+  return cfg;
+}
+
+function alignedTo(ip: IP, len: number): boolean {
+  const hostBits = BigInt((ip.family === 4 ? 32 : 128) - len);
+  return (ip.value & ((1n << hostBits) - 1n)) === 0n;
+}
+
+/** Flannel's CheckNetworkConfig: validates and fills in the defaults, in place. */
+export function checkNetConfig(cfg: NetConfig): void {
+  if (cfg.enableIPv4) {
+    const net = cfg.network;
+    if (!net || (net.ip.value === 0n && net.prefix === 0)) {
+      throw new NetConfigError("please define a correct Network parameter in the flannel config");
+    }
+    if (cfg.subnetLen > 0) {
+      if (cfg.subnetLen > 30) throw new NetConfigError("SubnetLen must be less than /31");
+      if (cfg.subnetLen < net.prefix + 2) {
+        throw new NetConfigError("network must be able to accommodate at least four subnets");
+      }
+    } else if (net.prefix > 28) {
+      throw new NetConfigError("network is too small. Minimum useful network prefix is /28");
+    } else {
+      cfg.subnetLen = net.prefix <= 22 ? 24 : net.prefix + 2;
+    }
+    const size = 1n << BigInt(32 - cfg.subnetLen);
+    if (!cfg.subnetMin || cfg.subnetMin.value === 0n) {
+      cfg.subnetMin = nthIP(net, size);
+    } else if (!contains(net, cfg.subnetMin)) {
+      throw new NetConfigError("SubnetMin is not in the range of the Network");
+    }
+    if (!cfg.subnetMax || cfg.subnetMax.value === 0n) {
+      cfg.subnetMax = { family: 4, value: lastIP(net).value + 1n - size };
+    } else if (!contains(net, cfg.subnetMax)) {
+      throw new NetConfigError("SubnetMax is not in the range of the Network");
+    }
+    if (!alignedTo(cfg.subnetMin, cfg.subnetLen)) {
+      throw new NetConfigError(
+        `SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.subnetMin)}`,
+      );
+    }
+    if (!alignedTo(cfg.subnetMax, cfg.subnetLen)) {
+      throw new NetConfigError(
+        `SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.subnetMax)}`,
+      );
+    }
+  }
+  if (cfg.enableIPv6) {
+    const net = cfg.ipv6Network;
+    if (!net || (net.ip.value === 0n && net.prefix === 0)) {
+      throw new NetConfigError(
+        "please define a correct IPv6Network parameter in the flannel config",
+      );
+    }
+    if (cfg.ipv6SubnetLen > 0) {
+      if (cfg.ipv6SubnetLen > 126) throw new NetConfigError("SubnetLen must be less than /127");
+      if (cfg.ipv6SubnetLen < net.prefix + 2) {
+        throw new NetConfigError("network must be able to accommodate at least four subnets");
+      }
+    } else if (net.prefix > 124) {
+      throw new NetConfigError(
+        "IPv6Network is too small. Minimum useful network prefix is /124",
+      );
+    } else {
+      cfg.ipv6SubnetLen = net.prefix <= 62 ? 64 : net.prefix + 2;
+    }
+    const size = 1n << BigInt(128 - cfg.ipv6SubnetLen);
+    if (!cfg.ipv6SubnetMin || cfg.ipv6SubnetMin.value === 0n) {
+      cfg.ipv6SubnetMin = nthIP(net, size);
+    } else if (!contains(net, cfg.ipv6SubnetMin)) {
+      throw new NetConfigError("IPv6SubnetMin is not in the range of the IPv6Network");
+    }
+    if (!cfg.ipv6SubnetMax || cfg.ipv6SubnetMax.value === 0n) {
+      cfg.ipv6SubnetMax = { family: 6, value: lastIP(net).value + 1n - size };
+    } else if (!contains(net, cfg.ipv6SubnetMax)) {
+      throw new NetConfigError("IPv6SubnetMax is not in the range of the IPv6Network");
+    }
+    if (!alignedTo(cfg.ipv6SubnetMin, cfg.ipv6SubnetLen)) {
+      throw new NetConfigError(
+        `IPv6SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMin)}`,
+      );
+    }
+    if (!alignedTo(cfg.ipv6SubnetMax, cfg.ipv6SubnetLen)) {
+      throw new NetConfigError(
+        `IPv6SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMax)}`,
+      );
+    }
+  }
+}
+
+/** Flannel's isSubnetConfigCompat: inside [SubnetMin, SubnetMax] with the configured length. */
+export function isSubnetCompatible(cfg: NetConfig, sn: CIDR | null): boolean {
+  if (!cfg.enableIPv4) return sn === null;
+  if (!sn || !cfg.subnetMin || !cfg.subnetMax) return false;
+  if (sn.ip.value < cfg.subnetMin.value || sn.ip.value > cfg.subnetMax.value) return false;
+  return sn.prefix === cfg.subnetLen;
+}
+
+export function isIPv6SubnetCompatible(cfg: NetConfig, sn6: CIDR | null): boolean {
+  if (!cfg.enableIPv6) return sn6 === null;
+  if (!sn6 || !cfg.ipv6SubnetMin || !cfg.ipv6SubnetMax) return false;
+  if (sn6.ip.value < cfg.ipv6SubnetMin.value || sn6.ip.value > cfg.ipv6SubnetMax.value) {
+    return false;
+  }
+  return sn6.prefix === cfg.ipv6SubnetLen;
+}
+
+/** The subnets of the configured length from SubnetMin to SubnetMax, lazily. */
+export function* candidateSubnets(min: IP, max: IP, len: number): Generator<CIDR> {
+  let sn: CIDR = { ip: min, prefix: len };
+  while (sn.ip.value <= max.value) {
+    yield sn;
+    sn = nextSubnet(sn, len);
+  }
+}

@@ -1,0 +1,128 @@
+// A subnet lease as Flannel stores it: the key <prefix>/subnets/10.1.2.0-24 (dual stack
+// 10.1.2.0-24&fd00::-64) and the value Flannel's LeaseAttrs JSON, fields in Flannel's order:
+// {"PublicIP":"…","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
+import { type CIDR, formatCIDR, formatIP, parseCIDR, tryParseIP } from "../net/cidr.ts";
+
+export interface LeaseAttrs {
+  publicIP: string;
+  publicIPv6: string | null;
+  backendType: string;
+  /** Raw backend data, kept as parsed JSON (vxlan: {VNI, VtepMAC}). */
+  backendData?: unknown;
+  backendV6Data?: unknown;
+}
+
+export interface Lease {
+  subnet: CIDR | null;
+  ipv6Subnet: CIDR | null;
+  attrs: LeaseAttrs;
+  /** The store key's mod revision (for fenced renewals), 0n when unknown. */
+  modRevision: bigint;
+  /** The store lease id holding the key; 0n = no TTL (a reservation). */
+  storeLease: bigint;
+  /** Milliseconds since the epoch when the lease expires; null for a reservation. */
+  expiresAt: number | null;
+}
+
+/** "10.1.2.0-24" or "10.1.2.0-24&fd00::-64". */
+export function subnetKeyName(sn: CIDR | null, sn6: CIDR | null): string {
+  const v4 = sn ? `${formatIP(sn.ip)}-${sn.prefix}` : "";
+  if (!sn6) return v4;
+  return `${v4}&${formatIP(sn6.ip)}-${sn6.prefix}`;
+}
+
+export function subnetKey(prefix: string, sn: CIDR | null, sn6: CIDR | null): string {
+  return `${trimSlash(prefix)}/subnets/${subnetKeyName(sn, sn6)}`;
+}
+
+export function subnetsPrefix(prefix: string): string {
+  return `${trimSlash(prefix)}/subnets/`;
+}
+
+export function configKey(prefix: string): string {
+  return `${trimSlash(prefix)}/config`;
+}
+
+function trimSlash(p: string): string {
+  return p.endsWith("/") ? p.slice(0, -1) : p;
+}
+
+const KEY_RE = /(\d+\.\d+\.\d+\.\d+)-(\d+)(?:&([a-fA-F\d:]+)-(\d+))?$/;
+
+/** Parses the last path element of a subnet key; null if it is not one. */
+export function parseSubnetKey(key: string): { subnet: CIDR; ipv6Subnet: CIDR | null } | null {
+  const m = KEY_RE.exec(key);
+  if (!m) return null;
+  const ip = tryParseIP(m[1]);
+  const len = Number(m[2]);
+  if (!ip || ip.family !== 4 || len > 32) return null;
+  let sn6: CIDR | null = null;
+  if (m[3]) {
+    const ip6 = tryParseIP(m[3]);
+    const len6 = Number(m[4]);
+    if (!ip6 || ip6.family !== 6 || len6 > 128) return null;
+    sn6 = { ip: ip6, prefix: len6 };
+  }
+  return { subnet: { ip, prefix: len }, ipv6Subnet: sn6 };
+}
+
+/** Flannel's LeaseAttrs JSON, field order and omissions as Go's encoder writes them. */
+export function encodeLeaseAttrs(a: LeaseAttrs): string {
+  const o: Record<string, unknown> = { PublicIP: a.publicIP, PublicIPv6: a.publicIPv6 };
+  if (a.backendType) o.BackendType = a.backendType;
+  if (a.backendData !== undefined && a.backendData !== null) o.BackendData = a.backendData;
+  if (a.backendV6Data !== undefined && a.backendV6Data !== null) o.BackendV6Data = a.backendV6Data;
+  return JSON.stringify(o);
+}
+
+function pick(o: Record<string, unknown>, name: string): unknown {
+  if (Object.hasOwn(o, name)) return o[name];
+  const lower = name.toLowerCase();
+  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
+  return undefined;
+}
+
+export function decodeLeaseAttrs(text: string): LeaseAttrs {
+  const o = JSON.parse(text);
+  if (typeof o !== "object" || o === null) throw new Error("lease value is not a JSON object");
+  const pub = pick(o, "PublicIP");
+  const pub6 = pick(o, "PublicIPv6");
+  return {
+    publicIP: typeof pub === "string" ? pub : "",
+    publicIPv6: typeof pub6 === "string" ? pub6 : null,
+    backendType: String(pick(o, "BackendType") ?? ""),
+    backendData: pick(o, "BackendData") ?? undefined,
+    backendV6Data: pick(o, "BackendV6Data") ?? undefined,
+  };
+}
+
+/** vxlan's BackendData: {"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}. */
+export interface VxlanLeaseData {
+  vni: number;
+  vtepMAC: string;
+}
+
+export function vxlanData(attrs: LeaseAttrs): VxlanLeaseData | null {
+  const d = attrs.backendData;
+  if (typeof d !== "object" || d === null) return null;
+  const vni = pick(d as Record<string, unknown>, "VNI");
+  const mac = pick(d as Record<string, unknown>, "VtepMAC");
+  if (typeof mac !== "string") return null;
+  return { vni: typeof vni === "number" ? vni : 1, vtepMAC: mac.toLowerCase() };
+}
+
+export function sameSubnets(a: Lease, b: Lease): boolean {
+  return eqCIDR(a.subnet, b.subnet) && eqCIDR(a.ipv6Subnet, b.ipv6Subnet);
+}
+
+function eqCIDR(a: CIDR | null, b: CIDR | null): boolean {
+  if (!a || !b) return a === b;
+  return a.prefix === b.prefix && a.ip.value === b.ip.value && a.ip.family === b.ip.family;
+}
+
+export function describeLease(l: Lease): string {
+  const sn = l.subnet ? formatCIDR(l.subnet) : "-";
+  return l.ipv6Subnet ? `${sn}&${formatCIDR(l.ipv6Subnet)}` : sn;
+}
+
+export { parseCIDR };
