@@ -1,0 +1,44 @@
+// Crash-safe file replacement: write a temporary file, fsync it, rename it over the target,
+// fsync the directory. After a crash the target holds either the old or the new content.
+import { basename, dirname, join } from "node:path";
+
+export const TEMP_SUFFIX = ".tmp";
+
+/** fsync a directory so that creations, renames and removals in it are durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const d = await Deno.open(dir, { read: true });
+  try {
+    await d.sync();
+  } finally {
+    d.close();
+  }
+}
+
+/** Write the whole buffer (FsFile.write may write less than asked). */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await file.write(bytes.subarray(at));
+}
+
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}${TEMP_SUFFIX}`);
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    await writeAll(f, bytes);
+    await f.sync();
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, path);
+  await fsyncDir(dir);
+}
+
+/** Remove temporary files a crash may have left behind in `dir`. */
+export async function removeTempFiles(dir: string): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.startsWith(".") && e.name.endsWith(TEMP_SUFFIX)) {
+      await Deno.remove(join(dir, e.name));
+    }
+  }
+}

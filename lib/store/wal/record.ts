@@ -1,0 +1,131 @@
+// The on-disk record framing of the write-ahead log. Pure: bytes in, records out.
+//
+// A record is a 16-byte header followed by its payload:
+//
+//   0  u32 LE  payload length
+//   4  u8      record type
+//   5  3 bytes zero
+//   8  u32 LE  crc32 of bytes 0..8 (so a damaged length is detected before it is trusted)
+//   12 u32 LE  crc32 of the payload
+//   16 payload
+//
+// Scanning a segment ends in one of three ways: clean (the last record ends at the end of the
+// file), torn (the file ends inside a record, or the record that ends exactly at the end of the
+// file fails its checksum, or the rest of the file is zeros — what an interrupted append leaves),
+// or corrupt (damage followed by more data — never the result of a crash, always refused).
+import { crc32 } from "node:zlib";
+
+export const HEADER_BYTES = 16;
+/** No record may be larger than this; a bigger length is damage, not data. */
+export const MAX_RECORD_BYTES = 256 * 1024 * 1024;
+
+export const RecordType = {
+  segmentHeader: 1,
+  entry: 2,
+  hardState: 3,
+  snapshotReset: 4,
+  metadata: 5,
+} as const;
+export type RecordTypeCode = (typeof RecordType)[keyof typeof RecordType];
+const KNOWN_TYPES = new Set<number>(Object.values(RecordType));
+
+export interface WalRecord {
+  /** Byte offset of the record's header within its segment. */
+  offset: number;
+  type: RecordTypeCode;
+  payload: Uint8Array;
+}
+
+export type ScanEnd =
+  | { kind: "clean" }
+  | { kind: "torn"; offset: number; reason: string }
+  | { kind: "corrupt"; offset: number; reason: string };
+
+export interface ScanResult {
+  records: WalRecord[];
+  end: ScanEnd;
+}
+
+function checksum(bytes: Uint8Array): number {
+  return crc32(bytes) >>> 0;
+}
+
+/** Frame one record. */
+export function encodeRecord(type: RecordTypeCode, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_BYTES + payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, payload.length, true);
+  out[4] = type;
+  view.setUint32(8, checksum(out.subarray(0, 8)), true);
+  view.setUint32(12, checksum(payload), true);
+  out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+/** Concatenate framed records into the single buffer one write puts on disk. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function allZero(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0) return false;
+  return true;
+}
+
+/** Split a segment's bytes into records, stopping at the first damaged one. */
+export function scanRecords(bytes: Uint8Array): ScanResult {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const records: WalRecord[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const left = bytes.length - at;
+    if (left < HEADER_BYTES) {
+      return { records, end: { kind: "torn", offset: at, reason: "file ends inside a header" } };
+    }
+    const headerCrc = view.getUint32(at + 8, true);
+    if (checksum(bytes.subarray(at, at + 8)) !== headerCrc) {
+      if (allZero(bytes.subarray(at))) {
+        return { records, end: { kind: "torn", offset: at, reason: "zero-filled tail" } };
+      }
+      return { records, end: { kind: "corrupt", offset: at, reason: "header crc mismatch" } };
+    }
+    const length = view.getUint32(at, true);
+    const type = bytes[at + 4];
+    if (
+      bytes[at + 5] !== 0 || bytes[at + 6] !== 0 || bytes[at + 7] !== 0 || !KNOWN_TYPES.has(type)
+    ) {
+      return {
+        records,
+        end: { kind: "corrupt", offset: at, reason: `unknown record type ${type}` },
+      };
+    }
+    if (length > MAX_RECORD_BYTES) {
+      return { records, end: { kind: "corrupt", offset: at, reason: `record length ${length}` } };
+    }
+    const end = at + HEADER_BYTES + length;
+    if (end > bytes.length) {
+      return { records, end: { kind: "torn", offset: at, reason: "file ends inside a record" } };
+    }
+    const payload = bytes.subarray(at + HEADER_BYTES, end);
+    if (checksum(payload) !== view.getUint32(at + 12, true)) {
+      if (end === bytes.length || allZero(bytes.subarray(end))) {
+        return {
+          records,
+          end: { kind: "torn", offset: at, reason: "crc mismatch in last record" },
+        };
+      }
+      return { records, end: { kind: "corrupt", offset: at, reason: "crc mismatch" } };
+    }
+    records.push({ offset: at, type: type as RecordTypeCode, payload });
+    at = end;
+  }
+  return { records, end: { kind: "clean" } };
+}
