@@ -253,8 +253,6 @@ function unb64(s: string): Uint8Array {
   return out;
 }
 
-const BYTE_FIELDS = new Set(["key", "value", "rangeEnd"]);
-
 function toPlain(v: unknown): unknown {
   if (v instanceof Uint8Array) return { $b: b64(v) };
   if (Array.isArray(v)) return v.map(toPlain);
@@ -269,16 +267,15 @@ function toPlain(v: unknown): unknown {
   return v;
 }
 
-function fromPlain(v: unknown, field = ""): unknown {
+function fromPlain(v: unknown): unknown {
   if (Array.isArray(v)) return v.map((x) => fromPlain(x));
   if (typeof v === "object" && v !== null) {
     const rec = v as Record<string, unknown>;
     if (typeof rec.$b === "string" && Object.keys(rec).length === 1) return unb64(rec.$b);
     const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(rec)) o[k] = fromPlain(x, k);
+    for (const [k, x] of Object.entries(rec)) o[k] = fromPlain(x);
     return o;
   }
-  if (BYTE_FIELDS.has(field) && typeof v === "string") return unb64(v);
   return v;
 }
 

@@ -27,10 +27,10 @@ export class StoreError extends Error {
   }
 }
 
-/** etcd's own messages for the errors it shares with us. */
+/** etcd's own messages for the errors it shares with us, as its JSON gateway shows them. */
 export const ETCD_MESSAGES = {
-  compacted: "mvcc: required revision has been compacted",
-  futureRevision: "mvcc: required revision is a future revision",
+  compacted: "etcdserver: mvcc: required revision has been compacted",
+  futureRevision: "etcdserver: mvcc: required revision is a future revision",
   leaseNotFound: "etcdserver: requested lease not found",
   leaseExists: "etcdserver: lease already exists",
   leaseTtlTooLarge: "etcdserver: too large lease TTL",

@@ -1,0 +1,633 @@
+// The store's replicated state machine: an MVCC key-value store with etcd's semantics (one global
+// revision, per-key create/mod revision and version, history until compaction), leases (granted
+// TTL and attached keys; deadlines live in the leader's lessor, not here), a history of events
+// for watches, and memory of recent request ids so a re-sent command is applied at most once.
+//
+// Pure and deterministic: no clocks, randomness or I/O. The same commands at the same indexes
+// give the same state and the same snapshot bytes on every member.
+
+import {
+  type ApplyError,
+  type ApplyResult,
+  type Command,
+  type Compare,
+  decodeResult,
+  type DeleteRangeRequest,
+  type DeleteRangeResult,
+  encodeResult,
+  type KeyValue,
+  type KvStateMachine,
+  type LeaseInfo,
+  type PutRequest,
+  type PutResult,
+  type RangeRequest,
+  type RangeResult,
+  type RequestOp,
+  type ResponseOp,
+  type RevisionEvents,
+  type TxnRequest,
+  type TxnResult,
+  type WatchEvent,
+} from "./backend.ts";
+import { ETCD_MESSAGES, StoreError } from "./errors.ts";
+import { bytesEqual, compareBytes, fromBin, inRange, lowerBound, toBin } from "./mvcc_keys.ts";
+import { checkPut, checkTxn } from "./mvcc_validate.ts";
+
+/** Leases shorter than this are granted this long (etcd's minimum with default timings). */
+export const MIN_LEASE_TTL = 2;
+/** etcd's MaxLeaseTTL. */
+export const MAX_LEASE_TTL = 9_000_000_000;
+/** How many request ids (with their results) are remembered; the oldest is forgotten first. */
+export const DEDUP_CAPACITY = 4096;
+
+/** One version of one key; `tomb` marks a deletion at `mod`. */
+interface KeyRecord {
+  mod: number;
+  create: number;
+  ver: number;
+  value: Uint8Array;
+  lease: string;
+  tomb: boolean;
+}
+
+interface Lease {
+  ttl: number;
+  keys: Set<string>;
+}
+
+/** The changes one command (or txn) makes; all writes share revision begin + 1. */
+class WriteContext {
+  changed = false;
+  events: WatchEvent[] = [];
+  constructor(readonly begin: number) {}
+  get rev(): number {
+    return this.changed ? this.begin + 1 : this.begin;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class MvccStateMachine implements KvStateMachine {
+  #appliedIndex = 0;
+  #revision = 1; // etcd starts at revision 1 with an empty store
+  #compactRevision = 0;
+  #keys: string[] = []; // sorted binary keys that have history
+  #history = new Map<string, KeyRecord[]>();
+  #leases = new Map<string, Lease>();
+  #events: RevisionEvents[] = [];
+  #dedup = new Map<string, ApplyResult>();
+  #listeners = new Set<(batch: RevisionEvents) => void>();
+  #restoreListeners = new Set<() => void>();
+
+  get appliedIndex(): number {
+    return this.#appliedIndex;
+  }
+  get revision(): number {
+    return this.#revision;
+  }
+  get compactRevision(): number {
+    return this.#compactRevision;
+  }
+
+  // ---------------------------------------------------------------------------------- apply
+
+  apply(index: number, cmd: Command): ApplyResult {
+    if (index <= this.#appliedIndex) {
+      const seen = cmd.requestId ? this.#dedup.get(cmd.requestId) : undefined;
+      return seen ?? errorResult(
+        new StoreError("internal", `store: index ${index} was already applied`),
+      );
+    }
+    this.#appliedIndex = index;
+    if (cmd.requestId) {
+      const seen = this.#dedup.get(cmd.requestId);
+      if (seen) return seen;
+    }
+    let result: ApplyResult;
+    try {
+      result = this.#applyCommand(cmd);
+    } catch (e) {
+      if (!(e instanceof StoreError)) throw e;
+      result = errorResult(e);
+    }
+    if (cmd.requestId) {
+      this.#dedup.set(cmd.requestId, result);
+      if (this.#dedup.size > DEDUP_CAPACITY) {
+        this.#dedup.delete(this.#dedup.keys().next().value!);
+      }
+    }
+    return result;
+  }
+
+  skip(index: number): void {
+    if (index > this.#appliedIndex) this.#appliedIndex = index;
+  }
+
+  #applyCommand(cmd: Command): ApplyResult {
+    switch (cmd.op) {
+      case "put": {
+        checkPut(cmd);
+        const r = this.#txn({ compare: [], success: [{ put: cmd }], failure: [] });
+        return (r.responses[0] as { put: PutResult }).put;
+      }
+      case "deleteRange": {
+        if (cmd.key.length === 0) throw new StoreError("invalidArgument", ETCD_MESSAGES.emptyKey);
+        const r = this.#txn({ compare: [], success: [{ deleteRange: cmd }], failure: [] });
+        return (r.responses[0] as { deleteRange: DeleteRangeResult }).deleteRange;
+      }
+      case "txn":
+        return this.#txn(cmd);
+      case "leaseGrant":
+        return this.#leaseGrant(cmd.id, cmd.ttl, cmd.requestId);
+      case "leaseRevoke": {
+        if (!this.#leases.has(canonId(cmd.id))) {
+          throw new StoreError("leaseNotFound", ETCD_MESSAGES.leaseNotFound);
+        }
+        return { revision: String(this.#revokeLease(canonId(cmd.id))) };
+      }
+      case "leaseExpire": {
+        const expired: string[] = [];
+        for (const raw of cmd.ids) {
+          const id = canonId(raw);
+          if (!this.#leases.has(id)) continue;
+          this.#revokeLease(id);
+          expired.push(id);
+        }
+        return { revision: String(this.#revision), expired };
+      }
+      case "compact":
+        this.#compact(Number(cmd.revision));
+        return { revision: String(this.#revision) };
+      default:
+        throw new StoreError(
+          "invalidArgument",
+          `store: unknown command op ${JSON.stringify((cmd as { op: unknown }).op)}`,
+        );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- reads
+
+  range(req: RangeRequest): RangeResult {
+    const rev = this.#readRevision(req.revision);
+    return this.#rangeAt(req, rev, this.#revision);
+  }
+
+  /** A read-only txn evaluated against the current state (no revision change, no events). */
+  readTxn(req: TxnRequest): TxnResult {
+    const ctx = new WriteContext(this.#revision);
+    const r = this.#runTxn(req, ctx, true);
+    if (ctx.changed) throw new StoreError("internal", "store: a read-only txn tried to write");
+    return r;
+  }
+
+  #readRevision(revision: string): number {
+    const asked = Number(revision || "0");
+    const rev = asked <= 0 ? this.#revision : asked;
+    if (rev > this.#revision) {
+      throw new StoreError("futureRevision", ETCD_MESSAGES.futureRevision);
+    }
+    if (rev < this.#compactRevision) throw new StoreError("compacted", ETCD_MESSAGES.compacted);
+    return rev;
+  }
+
+  #rangeAt(req: RangeRequest, rev: number, headerRev: number): RangeResult {
+    const start = toBin(req.key);
+    const end = toBin(req.rangeEnd);
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    for (const k of this.#keysIn(start, end)) {
+      const rec = this.#at(k, rev);
+      if (!rec) continue;
+      count++;
+      if (req.countOnly) continue;
+      if (req.limit > 0 && kvs.length >= req.limit) continue;
+      const kv = toKv(k, rec);
+      if (req.keysOnly) kv.value = EMPTY;
+      kvs.push(kv);
+    }
+    return {
+      revision: String(headerRev),
+      kvs,
+      more: req.limit > 0 && !req.countOnly && count > req.limit,
+      count: String(count),
+    };
+  }
+
+  *#keysIn(start: string, end: string): Generator<string> {
+    if (end === "") {
+      if (this.#history.has(start)) yield start;
+      return;
+    }
+    for (let i = lowerBound(this.#keys, start); i < this.#keys.length; i++) {
+      const k = this.#keys[i];
+      if (!inRange(k, start, end)) return;
+      yield k;
+    }
+  }
+
+  /** The live record of key k at revision rev, or null. */
+  #at(k: string, rev: number): KeyRecord | null {
+    const recs = this.#history.get(k);
+    if (!recs) return null;
+    for (let i = recs.length - 1; i >= 0; i--) {
+      if (recs[i].mod <= rev) return recs[i].tomb ? null : recs[i];
+    }
+    return null;
+  }
+
+  #current(k: string): KeyRecord | null {
+    const recs = this.#history.get(k);
+    if (!recs || recs.length === 0) return null;
+    const last = recs[recs.length - 1];
+    return last.tomb ? null : last;
+  }
+
+  leases(): LeaseInfo[] {
+    return [...this.#leases.keys()].sort(compareIds).map((id) => this.lease(id)!);
+  }
+
+  lease(id: string): LeaseInfo | null {
+    const l = this.#leases.get(canonId(id));
+    if (!l) return null;
+    return { id: canonId(id), ttl: l.ttl, keys: [...l.keys].sort().map(fromBin) };
+  }
+
+  eventsSince(from: number): RevisionEvents[] {
+    if (from < this.#compactRevision) {
+      throw new StoreError("compacted", ETCD_MESSAGES.compacted);
+    }
+    let lo = 0;
+    let hi = this.#events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#events[mid].revision < from) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.#events.slice(lo);
+  }
+
+  subscribe(listener: (batch: RevisionEvents) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  onRestore(listener: () => void): () => void {
+    this.#restoreListeners.add(listener);
+    return () => this.#restoreListeners.delete(listener);
+  }
+
+  // ---------------------------------------------------------------------------------- txn
+
+  #txn(req: TxnRequest): TxnResult {
+    checkTxn(req);
+    const ctx = new WriteContext(this.#revision);
+    const result = this.#runTxn(req, ctx, false);
+    this.#commit(ctx);
+    return result;
+  }
+
+  /** etcd's order: decide every branch against the state before the txn, validate the chosen
+   *  path, then execute it. */
+  #runTxn(req: TxnRequest, ctx: WriteContext, readOnly: boolean): TxnResult {
+    const path = this.#choosePath(req);
+    this.#validatePath(req, path);
+    const responses = this.#execute(req, path, ctx, readOnly);
+    return { revision: String(ctx.rev), succeeded: path.succeeded, responses };
+  }
+
+  #choosePath(req: TxnRequest): TxnPath {
+    const succeeded = req.compare.every((c) => this.#compare(c));
+    const ops = succeeded ? req.success : req.failure;
+    const nested: (TxnPath | null)[] = ops.map((op) =>
+      "txn" in op ? this.#choosePath(op.txn) : null
+    );
+    return { succeeded, nested };
+  }
+
+  #validatePath(req: TxnRequest, path: TxnPath): void {
+    const ops = path.succeeded ? req.success : req.failure;
+    ops.forEach((op, i) => {
+      if ("put" in op) this.#checkPutTarget(op.put);
+      else if ("range" in op) this.#readRevision(op.range.revision);
+      else if ("txn" in op) this.#validatePath(op.txn, path.nested[i]!);
+    });
+  }
+
+  #checkPutTarget(put: PutRequest): void {
+    const lease = canonId(put.lease);
+    if (lease !== "0" && !this.#leases.has(lease)) {
+      throw new StoreError("leaseNotFound", ETCD_MESSAGES.leaseNotFound);
+    }
+    if ((put.ignoreValue || put.ignoreLease) && !this.#current(toBin(put.key))) {
+      throw new StoreError("invalidArgument", ETCD_MESSAGES.keyNotFound);
+    }
+  }
+
+  #execute(req: TxnRequest, path: TxnPath, ctx: WriteContext, readOnly: boolean): ResponseOp[] {
+    const ops = path.succeeded ? req.success : req.failure;
+    return ops.map((op: RequestOp, i): ResponseOp => {
+      if ("range" in op) {
+        const rev = Number(op.range.revision || "0") > 0 ? Number(op.range.revision) : ctx.rev;
+        return { range: this.#rangeAt(op.range, rev, ctx.rev) };
+      }
+      if ("put" in op) {
+        if (readOnly) throw new StoreError("internal", "store: write in a read-only txn");
+        return { put: this.#put(op.put, ctx) };
+      }
+      if ("deleteRange" in op) {
+        if (readOnly) throw new StoreError("internal", "store: write in a read-only txn");
+        return { deleteRange: this.#deleteRange(op.deleteRange, ctx) };
+      }
+      const inner = path.nested[i]!;
+      const responses = this.#execute(op.txn, inner, ctx, readOnly);
+      // etcd leaves a nested txn's header empty.
+      return { txn: { revision: "0", succeeded: inner.succeeded, responses } };
+    });
+  }
+
+  #put(put: PutRequest, ctx: WriteContext): PutResult {
+    const k = toBin(put.key);
+    const prev = this.#current(k);
+    const rev = ctx.begin + 1;
+    const value = put.ignoreValue ? prev!.value : put.value;
+    const lease = put.ignoreLease ? prev!.lease : canonId(put.lease);
+    const rec: KeyRecord = {
+      mod: rev,
+      create: prev ? prev.create : rev,
+      ver: prev ? prev.ver + 1 : 1,
+      value,
+      lease,
+      tomb: false,
+    };
+    this.#append(k, rec);
+    if (prev && prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
+    if (lease !== "0") this.#leases.get(lease)?.keys.add(k);
+    ctx.changed = true;
+    const event: WatchEvent = { type: "PUT", kv: toKv(k, rec) };
+    if (prev) event.prevKv = toKv(k, prev);
+    ctx.events.push(event);
+    const result: PutResult = { revision: String(ctx.rev) };
+    if (put.prevKv && prev) result.prevKv = toKv(k, prev);
+    return result;
+  }
+
+  #deleteRange(del: DeleteRangeRequest, ctx: WriteContext): DeleteRangeResult {
+    const start = toBin(del.key);
+    const end = toBin(del.rangeEnd);
+    const prevKvs: KeyValue[] = [];
+    let deleted = 0;
+    for (const k of [...this.#keysIn(start, end)]) {
+      const prev = this.#current(k);
+      if (!prev) continue;
+      this.#deleteKey(k, prev, ctx);
+      deleted++;
+      if (del.prevKv) prevKvs.push(toKv(k, prev));
+    }
+    return { revision: String(ctx.rev), deleted: String(deleted), prevKvs };
+  }
+
+  #deleteKey(k: string, prev: KeyRecord, ctx: WriteContext): void {
+    const rev = ctx.begin + 1;
+    this.#append(k, { mod: rev, create: 0, ver: 0, value: EMPTY, lease: "0", tomb: true });
+    if (prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
+    ctx.changed = true;
+    ctx.events.push({
+      type: "DELETE",
+      kv: {
+        key: fromBin(k),
+        value: EMPTY,
+        createRevision: "0",
+        modRevision: String(rev),
+        version: "0",
+        lease: "0",
+      },
+      prevKv: toKv(k, prev),
+    });
+  }
+
+  #append(k: string, rec: KeyRecord): void {
+    let recs = this.#history.get(k);
+    if (!recs) {
+      recs = [];
+      this.#history.set(k, recs);
+      this.#keys.splice(lowerBound(this.#keys, k), 0, k);
+    }
+    recs.push(rec);
+  }
+
+  #commit(ctx: WriteContext): void {
+    if (!ctx.changed) return;
+    this.#revision = ctx.begin + 1;
+    const batch: RevisionEvents = { revision: this.#revision, events: ctx.events };
+    this.#events.push(batch);
+    for (const l of [...this.#listeners]) l(batch);
+  }
+
+  /** etcd's applyCompare: every live key in the range must satisfy the compare; no live key
+   *  compares as a zero key-value (and a VALUE compare on nothing is false). */
+  #compare(c: Compare): boolean {
+    const recs: KeyRecord[] = [];
+    for (const k of this.#keysIn(toBin(c.key), toBin(c.rangeEnd))) {
+      const rec = this.#current(k);
+      if (rec) recs.push(rec);
+    }
+    if (recs.length === 0) return compareRecord(c, null);
+    return recs.every((rec) => compareRecord(c, rec));
+  }
+
+  // ---------------------------------------------------------------------------------- leases
+
+  #leaseGrant(rawId: string, ttl: number, requestId: string): ApplyResult {
+    let id = canonId(rawId);
+    if (id === "0") id = this.#chooseLeaseId(requestId);
+    if (ttl > MAX_LEASE_TTL) {
+      throw new StoreError("leaseTtlTooLarge", ETCD_MESSAGES.leaseTtlTooLarge);
+    }
+    if (this.#leases.has(id)) throw new StoreError("leaseExists", ETCD_MESSAGES.leaseExists);
+    const granted = Math.max(MIN_LEASE_TTL, Math.trunc(ttl));
+    this.#leases.set(id, { ttl: granted, keys: new Set() });
+    return { revision: String(this.#revision), id, ttl: granted };
+  }
+
+  /** A deterministic positive int63 id from the request id (FNV-1a 64), never in use. */
+  #chooseLeaseId(seed: string): string {
+    let h = 0xcbf29ce484222325n;
+    for (let i = 0; i < seed.length; i++) {
+      h ^= BigInt(seed.charCodeAt(i));
+      h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+    }
+    let id = h & 0x7fffffffffffffffn;
+    if (id === 0n) id = 1n;
+    while (this.#leases.has(String(id))) id = id === 0x7fffffffffffffffn ? 1n : id + 1n;
+    return String(id);
+  }
+
+  /** Deletes the lease's keys (in key order, one revision) and the lease. Returns the revision. */
+  #revokeLease(id: string): number {
+    const lease = this.#leases.get(id)!;
+    const ctx = new WriteContext(this.#revision);
+    for (const k of [...lease.keys].sort()) {
+      const prev = this.#current(k);
+      if (prev) this.#deleteKey(k, prev, ctx);
+    }
+    this.#leases.delete(id);
+    this.#commit(ctx);
+    return this.#revision;
+  }
+
+  // ---------------------------------------------------------------------------------- compaction
+
+  #compact(rev: number): void {
+    if (rev > this.#revision) throw new StoreError("futureRevision", ETCD_MESSAGES.futureRevision);
+    if (!(rev > this.#compactRevision)) {
+      throw new StoreError("compacted", ETCD_MESSAGES.compacted);
+    }
+    this.#compactRevision = rev;
+    const keep: string[] = [];
+    for (const k of this.#keys) {
+      const recs = this.#history.get(k)!;
+      // Keep the newest record at or below rev (unless it is a deletion) and everything newer.
+      let cut = 0;
+      for (let i = recs.length - 1; i >= 0; i--) {
+        if (recs[i].mod <= rev) {
+          cut = recs[i].tomb ? i + 1 : i;
+          break;
+        }
+      }
+      const rest = recs.slice(cut);
+      if (rest.length === 0) this.#history.delete(k);
+      else {
+        this.#history.set(k, rest);
+        keep.push(k);
+      }
+    }
+    this.#keys = keep;
+    this.#events = this.#events.filter((b) => b.revision >= rev);
+  }
+
+  // ---------------------------------------------------------------------------------- snapshot
+
+  snapshot(): Uint8Array {
+    const image: SnapshotImage = {
+      format: 1,
+      appliedIndex: this.#appliedIndex,
+      revision: this.#revision,
+      compactRevision: this.#compactRevision,
+      keys: this.#keys.map((k) => [fromBin(k), this.#history.get(k)!]),
+      leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
+        [id, l],
+      ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
+      events: this.#events,
+      dedup: [...this.#dedup.entries()],
+    };
+    return new TextEncoder().encode(encodeResult(image));
+  }
+
+  restore(bytes: Uint8Array): void {
+    const image = decodeResult(new TextDecoder().decode(bytes)) as SnapshotImage;
+    if (image.format !== 1) {
+      throw new Error(`store: snapshot format ${image.format} is not one this version reads`);
+    }
+    this.#appliedIndex = image.appliedIndex;
+    this.#revision = image.revision;
+    this.#compactRevision = image.compactRevision;
+    this.#keys = image.keys.map(([k]) => toBin(k));
+    this.#history = new Map(image.keys.map(([k, recs]) => [toBin(k), recs]));
+    this.#leases = new Map(
+      image.leases.map(([id, ttl, keys]) => [id, { ttl, keys: new Set(keys.map(toBin)) }]),
+    );
+    this.#events = image.events;
+    this.#dedup = new Map(image.dedup);
+    for (const l of [...this.#restoreListeners]) l();
+  }
+
+  static restore(bytes: Uint8Array): MvccStateMachine {
+    const sm = new MvccStateMachine();
+    sm.restore(bytes);
+    return sm;
+  }
+}
+
+interface TxnPath {
+  succeeded: boolean;
+  nested: (TxnPath | null)[];
+}
+
+interface SnapshotImage {
+  format: 1;
+  appliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  keys: [Uint8Array, KeyRecord[]][];
+  leases: [string, number, Uint8Array[]][];
+  events: RevisionEvents[];
+  dedup: [string, ApplyResult][];
+}
+
+function errorResult(e: StoreError): ApplyError {
+  return { error: { code: e.code, message: e.message } };
+}
+
+function toKv(k: string, rec: KeyRecord): KeyValue {
+  return {
+    key: fromBin(k),
+    value: rec.value,
+    createRevision: String(rec.create),
+    modRevision: String(rec.mod),
+    version: String(rec.ver),
+    lease: rec.lease,
+  };
+}
+
+/** Lease ids as canonical decimal strings ("" and "-0" become "0"). */
+export function canonId(id: string): string {
+  if (!id) return "0";
+  try {
+    return BigInt(id).toString();
+  } catch {
+    return id;
+  }
+}
+
+function compareIds(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function compareRecord(c: Compare, rec: KeyRecord | null): boolean {
+  let cmp: number;
+  if (c.target === "VALUE") {
+    if (!rec) return false;
+    cmp = compareBytes(rec.value, c.value ?? EMPTY);
+    if (c.result === "EQUAL" || c.result === "NOT_EQUAL") {
+      const eq = bytesEqual(rec.value, c.value ?? EMPTY);
+      return c.result === "EQUAL" ? eq : !eq;
+    }
+  } else {
+    const have = rec
+      ? BigInt(
+        c.target === "VERSION"
+          ? rec.ver
+          : c.target === "CREATE"
+          ? rec.create
+          : c.target === "MOD"
+          ? rec.mod
+          : rec.lease,
+      )
+      : 0n;
+    const want = BigInt(c.number || "0");
+    cmp = have < want ? -1 : have > want ? 1 : 0;
+  }
+  switch (c.result) {
+    case "EQUAL":
+      return cmp === 0;
+    case "NOT_EQUAL":
+      return cmp !== 0;
+    case "GREATER":
+      return cmp > 0;
+    case "LESS":
+      return cmp < 0;
+  }
+}
