@@ -870,7 +870,11 @@ export class Raft {
       return false;
     }
     const cs = s.metadata.confState;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) {
+    const inSnapshot = cs.voters.includes(this.id) || cs.learners.includes(this.id);
+    // A brand-new node (not in its own configuration yet) accepts a snapshot taken before it was
+    // added: the conf change adding it follows in the log. A member refuses a snapshot that
+    // does not list it.
+    if (!inSnapshot && this.prs.progress.has(this.id)) {
       this.log("snapshotIgnored", { reason: "not a member of the snapshot's configuration" });
       return false;
     }
@@ -882,8 +886,8 @@ export class Raft {
     this.raftLog.restore(s);
     restoreConfState(this.prs, cs, this.raftLog.lastIndex());
     this.isLearner = this.prs.learners.has(this.id);
-    const pr = this.prs.progress.get(this.id)!;
-    pr.maybeUpdate(pr.next - 1);
+    const pr = this.prs.progress.get(this.id);
+    pr?.maybeUpdate(pr.next - 1);
     return true;
   }
 

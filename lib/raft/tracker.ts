@@ -1,7 +1,7 @@
 // The leader's (and every node's) view of the membership: voters, learners, a Progress per
 // member, and the votes of the current election.
 import type { ConfState, NodeId, ProgressStatus } from "./types.ts";
-import { Progress } from "./progress.ts";
+import type { Progress } from "./progress.ts";
 import { committedIndex, type VoteResult, voteResult } from "./quorum.ts";
 
 export class ProgressTracker {
