@@ -1,0 +1,83 @@
+// The leader's membership policy, as a pure function of what it knows: at most one change at a
+// time, chosen in this order:
+//   1. a voter unreachable longer than deadVoterTimeout is replaced: first a caught-up learner is
+//      promoted (the dead voter still counts, so the healthy majority only grows), then, once
+//      there are more voters than wanted, the dead voter is removed;
+//   2. while there are fewer voters than wanted, a caught-up learner is promoted;
+//   3. a learner unreachable longer than deadVoterTimeout is removed (it holds no vote).
+// Nothing is done unless the healthy voters form a quorum of the current voters (otherwise no
+// change could commit anyway), so a change never leaves fewer healthy voters than a quorum.
+import type { NodeId } from "../../raft/types.ts";
+
+export interface MembershipView {
+  now: number;
+  self: NodeId;
+  voters: NodeId[];
+  learners: NodeId[];
+  /** Leader's commit index. */
+  commit: number;
+  /** Replication progress per member (leader's tracker). */
+  match: Map<NodeId, number>;
+  /** When the leader last heard from each member (ms, same clock as now). */
+  lastContact: Map<NodeId, number>;
+  /** When this member became leader: contact before that is not known. */
+  leaderSince: number;
+  desiredVoters: number;
+  deadVoterTimeoutMs: number;
+  /** A learner is caught up when heard from within this many ms... */
+  freshContactMs: number;
+  /** ...and its match index is at most this far behind the commit index. */
+  catchUpSlack: number;
+  pendingConfChange: boolean;
+}
+
+export type MembershipAction =
+  | {
+    type: "promote";
+    id: NodeId;
+    reason: "replace_dead_voter" | "fill_voters";
+    replacing?: NodeId;
+  }
+  | { type: "removeVoter"; id: NodeId; reason: "dead" }
+  | { type: "removeLearner"; id: NodeId; reason: "dead" };
+
+export function quorum(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+export function decideMembership(v: MembershipView): MembershipAction | null {
+  if (v.pendingConfChange) return null;
+  const since = (id: NodeId) =>
+    id === v.self ? 0 : v.now - Math.max(v.lastContact.get(id) ?? 0, v.leaderSince);
+  const dead = (id: NodeId) => since(id) > v.deadVoterTimeoutMs;
+  const deadVoters = v.voters.filter(dead);
+  const healthyVoters = v.voters.length - deadVoters.length;
+  if (healthyVoters < quorum(v.voters.length)) return null;
+  const caughtUp = v.learners
+    .filter((id) =>
+      since(id) <= v.freshContactMs && (v.match.get(id) ?? 0) + v.catchUpSlack >= v.commit
+    )
+    .sort((a, b) => (v.match.get(b) ?? 0) - (v.match.get(a) ?? 0) || a - b);
+
+  if (deadVoters.length > 0) {
+    if (v.voters.length > v.desiredVoters) {
+      const id = deadVoters[0];
+      // Removing a dead voter keeps every healthy voter; the new quorum is never larger.
+      return { type: "removeVoter", id, reason: "dead" };
+    }
+    if (caughtUp.length > 0 && v.voters.length < 7) {
+      return {
+        type: "promote",
+        id: caughtUp[0],
+        reason: "replace_dead_voter",
+        replacing: deadVoters[0],
+      };
+    }
+  }
+  if (v.voters.length < v.desiredVoters && caughtUp.length > 0) {
+    return { type: "promote", id: caughtUp[0], reason: "fill_voters" };
+  }
+  const deadLearner = v.learners.find(dead);
+  if (deadLearner !== undefined) return { type: "removeLearner", id: deadLearner, reason: "dead" };
+  return null;
+}

@@ -1,0 +1,185 @@
+// The member-to-member HTTP routes, mounted under /raft/ next to the client API on the same port:
+//   POST /raft/msg        a batch of Raft messages            (peers)
+//   POST /raft/snapshot   one MsgSnap, on its own request      (peers)
+//   POST /raft/join       a new node asks to join              (joining agents; forwarded to the leader)
+//   POST /raft/status     this member's own view                (ctl, tests)
+//   POST /raft/members    the leader's view of every member     (ctl; forwarded to the leader)
+//   POST /raft/lease/keepalive, /raft/lease/timetolive          (followers forwarding to the leader)
+// Every request carries the cluster token (Bearer); peer messages also carry the cluster id and
+// are refused when it is not ours, so two clusters never mix.
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { Message, NodeId } from "../../raft/types.ts";
+import { decodeMessage, type WireMessage } from "./message_codec.ts";
+import { CLUSTER_HEADER, FROM_HEADER } from "./transport.ts";
+import { StoreError } from "../errors.ts";
+
+export interface JoinRequest {
+  /** The address the new node serves the store API on (its --advertise). */
+  address: string;
+  name: string;
+  /** True when the node must be a store member (--store-only); else it may become a client. */
+  wantMember: boolean;
+  /** Makes a retried join idempotent. */
+  joinId: string;
+}
+
+export interface JoinResponse {
+  clusterId: string;
+  /** 0 when the node is to be a plain client. */
+  nodeId: NodeId;
+  role: "learner" | "client";
+  members: { id: NodeId; address: string; name: string }[];
+}
+
+export interface SelfStatus {
+  id: NodeId;
+  name: string;
+  address: string;
+  clusterId: string;
+  role: string;
+  term: number;
+  leader: NodeId;
+  commit: number;
+  applied: number;
+  revision: number;
+  voters: NodeId[];
+  learners: NodeId[];
+}
+
+export interface MemberView {
+  id: NodeId;
+  name: string;
+  address: string;
+  /** "voter" | "learner" */
+  kind: string;
+  isLeader: boolean;
+  /** Leader's replication progress for this member. */
+  match: number;
+  /** Milliseconds since the leader last heard from it (0 for the leader itself). */
+  lastContactMs: number | null;
+}
+
+export interface MembersResponse {
+  clusterId: string;
+  leader: NodeId;
+  term: number;
+  commit: number;
+  members: MemberView[];
+}
+
+export interface PeerHandler {
+  clusterId(): string;
+  token(): string;
+  receive(from: NodeId, msgs: Message[]): void;
+  join(req: JoinRequest): Promise<JoinResponse>;
+  status(): SelfStatus;
+  members(): Promise<MembersResponse>;
+  keepAlive(id: string): Promise<{ ttl: number }>;
+  timeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | null>;
+}
+
+/** Constant-time comparison of the presented Bearer token with ours. */
+export function tokenMatches(header: string | undefined, token: string): boolean {
+  if (!header || !header.startsWith("Bearer ")) return false;
+  const a = new TextEncoder().encode(header.slice(7));
+  const b = new TextEncoder().encode(token);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  return diff === 0;
+}
+
+function errorResponse(c: Context, e: unknown) {
+  if (e instanceof StoreError) {
+    const status = e.code === "unavailable" ? 503 : e.code === "leaseNotFound" ? 404 : 400;
+    return c.json({ error: e.message, code: e.code }, status);
+  }
+  return c.json({ error: (e as Error).message ?? String(e), code: "internal" }, 500);
+}
+
+export function createPeerApp(h: PeerHandler): Hono {
+  const app = new Hono();
+  app.use("*", async (c, next) => {
+    if (!tokenMatches(c.req.header("authorization"), h.token())) {
+      return c.json(
+        { error: "missing or wrong cluster token (Authorization: Bearer <token>)" },
+        401,
+      );
+    }
+    await next();
+  });
+
+  const receive = async (c: Context) => {
+    const cluster = c.req.header(CLUSTER_HEADER);
+    if (cluster !== h.clusterId()) {
+      return c.json(
+        { error: `message for cluster ${cluster}, this member is in ${h.clusterId()}` },
+        409,
+      );
+    }
+    let msgs: Message[];
+    try {
+      const body = await c.req.json() as { msgs: WireMessage[] };
+      msgs = body.msgs.map(decodeMessage);
+    } catch (e) {
+      return c.json({ error: `bad Raft message batch: ${(e as Error).message}` }, 400);
+    }
+    const from = Number(c.req.header(FROM_HEADER) ?? msgs[0]?.from ?? 0);
+    h.receive(from, msgs);
+    return c.body(null, 204);
+  };
+  app.post("/msg", receive);
+  app.post("/snapshot", receive);
+
+  app.post("/join", async (c) => {
+    let req: JoinRequest;
+    try {
+      const b = await c.req.json();
+      if (typeof b?.address !== "string" || typeof b?.joinId !== "string") {
+        throw new Error("address and joinId are required");
+      }
+      req = {
+        address: b.address,
+        name: String(b.name ?? ""),
+        wantMember: b.wantMember !== false,
+        joinId: b.joinId,
+      };
+    } catch (e) {
+      return c.json({ error: `bad join request: ${(e as Error).message}` }, 400);
+    }
+    try {
+      return c.json(await h.join(req));
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+
+  app.post("/status", (c) => c.json(h.status()));
+
+  app.post("/members", async (c) => {
+    try {
+      return c.json(await h.members());
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+
+  app.post("/lease/keepalive", async (c) => {
+    try {
+      const { id } = await c.req.json();
+      return c.json(await h.keepAlive(String(id)));
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+
+  app.post("/lease/timetolive", async (c) => {
+    try {
+      const { id } = await c.req.json();
+      return c.json({ lease: await h.timeToLive(String(id)) });
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+  return app;
+}
