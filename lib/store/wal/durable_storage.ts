@@ -10,7 +10,8 @@
 // and Raft re-delivers the committed entries after it.
 import { join } from "node:path";
 import { MemoryStorage } from "../../raft/memory_storage.ts";
-import type { InitialState, Storage } from "../../raft/storage.ts";
+import type { InitialState } from "../../raft/storage.ts";
+import type { LogStore } from "../node/log_store.ts";
 import {
   type ConfState,
   type Entry,
@@ -43,7 +44,8 @@ export interface ReadyToPersist {
   mustSync?: boolean;
 }
 
-export class DurableStorage implements Storage {
+/** The durable LogStore (a Raft Storage that can also persist). */
+export class DurableStorage implements LogStore {
   private tail: Promise<unknown> = Promise.resolve();
   private failure: Error | undefined;
 
@@ -211,12 +213,11 @@ export class DurableStorage implements Storage {
     index: number,
     confState: ConfState | undefined,
     data: Uint8Array,
-  ): Promise<Snapshot> {
+  ): Promise<void> {
     return this.exclusive(async () => {
       const snap = this.mem.createSnapshot(index, confState, data);
       await this.io(() => this.snaps.write(snap));
       await this.pruneSnapshotsAndSegments();
-      return snap;
     });
   }
 
