@@ -1,0 +1,26 @@
+// What the agent asks of a backend. A backend never talks to the store: it is handed leases.
+import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
+
+export interface ReconcileResult {
+  /** The device had to be created, recreated or adjusted. */
+  deviceChanged: boolean;
+  deviceRecreated: boolean;
+  added: number;
+  removed: number;
+  /** Peers whose entries are in place after this pass. */
+  peersProgrammed: number;
+  /** stderr of failed batch lines, "" when all applied. */
+  errors: string;
+}
+
+export interface Backend {
+  readonly type: "vxlan" | "host-gw";
+  /** The MTU pods get (FLANNEL_MTU). */
+  readonly mtu: number;
+  /** The attributes this node publishes in its lease. */
+  leaseAttrs(): LeaseAttrs;
+  /** Our own lease (device address follows it). */
+  setOwnLease(lease: Lease): void;
+  /** Makes the kernel match: device (if any), then per-peer entries. Idempotent. */
+  reconcile(peers: Lease[]): Promise<ReconcileResult>;
+}

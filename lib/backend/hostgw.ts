@@ -1,0 +1,67 @@
+// The host-gw backend: per peer a route <subnet> via <PublicIP> dev <iface>. Needs every node on
+// one L2 and PublicIP = the interface address (it cannot work behind NAT).
+import { type CIDR, formatCIDR } from "../net/cidr.ts";
+import { bridgeBatch, ipBatch, ipJson } from "../net/ip_batch.ts";
+import type { ChosenIface } from "../net/iface.ts";
+import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
+import type { Backend, ReconcileResult } from "./backend.ts";
+import { type DataPlane, emptyPlan, planDataPlane } from "./dataplane.ts";
+import { type IpRouteJson, ownedRoutes } from "./routes.ts";
+
+export function hostGwDesired(peers: Lease[], iface: string, publicIP: string): DataPlane {
+  const dp: DataPlane = { routes: [], neighs: [], fdbs: [] };
+  for (const p of peers) {
+    if (!p.subnet || !p.attrs.publicIP || p.attrs.publicIP === publicIP) continue;
+    dp.routes.push({ dst: formatCIDR(p.subnet), via: p.attrs.publicIP, dev: iface, onlink: false });
+  }
+  return dp;
+}
+
+export class HostGwBackend implements Backend {
+  readonly type = "host-gw" as const;
+  readonly mtu: number;
+  private own: Lease | null = null;
+
+  constructor(private iface: ChosenIface, private publicIP: string, private network: CIDR) {
+    if (publicIP !== iface.address) {
+      throw new Error(
+        `host-gw cannot work behind NAT: the public IP ${publicIP} is not the address of ` +
+          `${iface.name} (${iface.address}); use the vxlan backend or drop --public-ip`,
+      );
+    }
+    this.mtu = iface.mtu;
+  }
+
+  leaseAttrs(): LeaseAttrs {
+    return { publicIP: this.publicIP, publicIPv6: null, backendType: "host-gw" };
+  }
+
+  setOwnLease(lease: Lease): void {
+    this.own = lease;
+  }
+
+  async reconcile(peers: Lease[]): Promise<ReconcileResult> {
+    const routes = await ipJson<IpRouteJson[]>(["-4", "route", "show", "dev", this.iface.name]);
+    const actual: DataPlane = {
+      routes: ownedRoutes(routes ?? [], this.iface.name, this.network, this.own?.subnet ?? null),
+      neighs: [],
+      fdbs: [],
+    };
+    const want = hostGwDesired(peers, this.iface.name, this.publicIP);
+    const plan = planDataPlane(want, actual);
+    let errors = "";
+    if (!emptyPlan(plan)) {
+      const a = await ipBatch([...plan.ipFirst, ...plan.ipLast]);
+      const b = await bridgeBatch(plan.bridge);
+      errors = [a.errors, b.errors].filter((x) => x).join("; ");
+    }
+    return {
+      deviceChanged: false,
+      deviceRecreated: false,
+      added: plan.added,
+      removed: plan.removed,
+      peersProgrammed: want.routes.length,
+      errors,
+    };
+  }
+}

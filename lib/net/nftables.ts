@@ -1,0 +1,47 @@
+// Masquerade and forward rules in an nftables table of twill's own (`ip twill`), with Flannel's
+// semantics: pod↔pod never NATed; outside → local pods keep the client address; pod → outside
+// masqueraded (fully random, multicast excepted); host → remote pods masqueraded. The whole table
+// is replaced in one `nft -f` transaction, so rules of a previous subnet never linger.
+import { runCommand } from "./ip_batch.ts";
+
+export const TABLE = "twill";
+
+export function renderMasqRuleset(network: string, ownSubnet: string): string {
+  return `table ip ${TABLE} {}
+delete table ip ${TABLE}
+table ip ${TABLE} {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr ${network} ip daddr ${network} return
+    ip saddr != ${network} ip daddr ${ownSubnet} return
+    ip saddr ${network} ip daddr != 224.0.0.0/4 masquerade fully-random
+    ip saddr != ${network} ip daddr ${network} masquerade fully-random
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ip saddr ${network} accept
+    ip daddr ${network} accept
+  }
+}
+`;
+}
+
+/** Applies a ruleset file text atomically. Throws with nft's message on failure. */
+export async function applyRuleset(text: string): Promise<void> {
+  const r = await runCommand("nft", ["-f", "-"], text);
+  if (r.code !== 0) throw new Error(`nft -f failed: ${r.stderr.trim()}`);
+}
+
+/** `nft -j list table ip twill` → true when the table exists. */
+export async function tableExists(): Promise<boolean> {
+  const r = await runCommand("nft", ["list", "table", "ip", TABLE]);
+  return r.code === 0;
+}
+
+/** The rule count of our table's chains (for reconcile: a flushed table is re-applied). */
+export async function ruleCount(): Promise<number> {
+  const r = await runCommand("nft", ["-j", "list", "table", "ip", TABLE]);
+  if (r.code !== 0) return -1;
+  const j = JSON.parse(r.stdout) as { nftables: Record<string, unknown>[] };
+  return j.nftables.filter((o) => "rule" in o).length;
+}
