@@ -207,6 +207,8 @@ export interface KvStateMachine {
   restore(bytes: Uint8Array): void;
   /** Reads; throws StoreError "compacted" / "futureRevision". */
   range(req: RangeRequest): RangeResult;
+  /** A txn without writes, against the current state (no revision change). */
+  readTxn(req: TxnRequest): TxnResult;
   /** Leases as the state machine knows them (granted TTL and attached keys). */
   leases(): LeaseInfo[];
   lease(id: string): LeaseInfo | null;

@@ -1,0 +1,370 @@
+// The etcd v3 JSON client API (the grpc-gateway subset Flannel and twill use) over a
+// StoreBackend, as a Hono app. The caller serves it (Deno.serve(app.fetch)) and may add routes
+// (e.g. app.route("/raft", peerApp)); every route of the app, added or not, requires
+// `Authorization: Bearer <token>`.
+
+import { type Context, Hono } from "hono";
+import type {
+  Command,
+  CompactResult,
+  DeleteRangeResult,
+  LeaseGrantResult,
+  LeaseRevokeResult,
+  PutResult,
+  RequestOp,
+  StoreBackend,
+  TxnResult,
+} from "../backend.ts";
+import { ETCD_MESSAGES, StoreError } from "../errors.ts";
+import { checkKey, checkPut, checkTxn, isReadOnlyTxn } from "../mvcc_validate.ts";
+import { MAX_LEASE_TTL } from "../state_machine.ts";
+import {
+  ApiError,
+  errorBody,
+  GrpcCode,
+  httpStatusOf,
+  invalidArgument,
+  streamErrorBody,
+  toApiError,
+} from "./errors.ts";
+import {
+  boolField,
+  decodeDeleteRange,
+  decodePut,
+  decodeRange,
+  decodeTxn,
+  encodeBase64,
+  encodeDeleteRange,
+  encodeHeader,
+  encodePut,
+  encodeRange,
+  encodeTxn,
+  int64Field,
+  type JsonObject,
+  parseRequestObject,
+} from "./json_codec.ts";
+import { jsonTexts } from "./json_stream.ts";
+import { WatchSession } from "./watch_session.ts";
+
+/** etcd's default --max-request-bytes. */
+export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+export interface ApiOptions {
+  /** The cluster token every request must carry as `Authorization: Bearer <token>`. */
+  token: string;
+  /** Version reported by /v3/maintenance/status (etcd's API level we speak). */
+  version?: string;
+  /** How often watchers with progress_notify get a progress response (etcd: 10 minutes). */
+  progressNotifyMs?: number;
+  maxRequestBytes?: number;
+}
+
+const encoder = new TextEncoder();
+
+export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
+  const app = new Hono();
+  const maxBytes = opts.maxRequestBytes ?? MAX_REQUEST_BYTES;
+  const expected = encoder.encode(`Bearer ${opts.token}`);
+  const sm = backend.sm;
+  const head = (revision: string | number) => encodeHeader(backend.header(), revision);
+  const current = () => head(sm.revision);
+
+  app.use("*", async (c, next) => {
+    const got = encoder.encode(c.req.header("authorization") ?? "");
+    if (!opts.token || !sameBytes(got, expected)) {
+      const e = new ApiError(
+        GrpcCode.Unauthenticated,
+        "twill: missing or wrong bearer token (send Authorization: Bearer <cluster token>)",
+      );
+      return c.json(errorBody(e), 401);
+    }
+    await next();
+  });
+
+  const unary = (fn: (body: JsonObject) => Promise<JsonObject>) => async (c: Context) => {
+    try {
+      const body = parseRequestObject(await readBody(c.req.raw, maxBytes));
+      return c.json(await fn(body));
+    } catch (e) {
+      const err = toApiError(e);
+      if (err.grpcCode === GrpcCode.Internal) console.error(`store api: ${c.req.path}:`, e);
+      return c.json(errorBody(err), httpStatusOf(err.grpcCode) as 400);
+    }
+  };
+
+  const write = async <T>(cmd: Command): Promise<T> => (await backend.write(cmd)) as T;
+  const rid = () => crypto.randomUUID();
+
+  app.post(
+    "/v3/kv/range",
+    unary(async (o) => {
+      const req = decodeRange(o);
+      checkKey(req.key);
+      if (!req.serializable) await backend.readBarrier();
+      return encodeRange(backend.header(), sm.range(req));
+    }),
+  );
+
+  app.post(
+    "/v3/kv/put",
+    unary(async (o) => {
+      const req = decodePut(o);
+      checkPut(req);
+      const r = await write<PutResult>({ op: "put", requestId: rid(), ...req });
+      return encodePut(backend.header(), r);
+    }),
+  );
+
+  app.post(
+    "/v3/kv/deleterange",
+    unary(async (o) => {
+      const req = decodeDeleteRange(o);
+      checkKey(req.key);
+      const r = await write<DeleteRangeResult>({ op: "deleteRange", requestId: rid(), ...req });
+      return encodeDeleteRange(backend.header(), r);
+    }),
+  );
+
+  app.post(
+    "/v3/kv/txn",
+    unary(async (o) => {
+      const req = decodeTxn(o);
+      checkTxn(req);
+      if (isReadOnlyTxn(req)) {
+        const serializable = allRangesSerializable(req.success) &&
+          allRangesSerializable(req.failure);
+        if (!serializable) await backend.readBarrier();
+        return encodeTxn(backend.header(), sm.readTxn(req));
+      }
+      const r = await write<TxnResult>({ op: "txn", requestId: rid(), ...req });
+      return encodeTxn(backend.header(), r);
+    }),
+  );
+
+  app.post(
+    "/v3/kv/compaction",
+    unary(async (o) => {
+      const revision = int64Field(o, "revision");
+      const r = await write<CompactResult>({ op: "compact", requestId: rid(), revision });
+      return { header: head(r.revision) };
+    }),
+  );
+
+  app.post(
+    "/v3/lease/grant",
+    unary(async (o) => {
+      const ttl = Number(int64Field(o, "TTL"));
+      let id = int64Field(o, "ID");
+      if (ttl > MAX_LEASE_TTL) {
+        throw new StoreError("leaseTtlTooLarge", ETCD_MESSAGES.leaseTtlTooLarge);
+      }
+      if (id === "0") id = randomLeaseId();
+      const r = await write<LeaseGrantResult>({ op: "leaseGrant", requestId: rid(), id, ttl });
+      return { header: head(r.revision), ID: r.id, TTL: String(r.ttl) };
+    }),
+  );
+
+  const revoke = unary(async (o) => {
+    const id = int64Field(o, "ID");
+    const r = await write<LeaseRevokeResult>({ op: "leaseRevoke", requestId: rid(), id });
+    return { header: head(r.revision) };
+  });
+  app.post("/v3/lease/revoke", revoke);
+  app.post("/v3/kv/lease/revoke", revoke);
+
+  const timeToLive = unary(async (o) => {
+    const id = int64Field(o, "ID");
+    const withKeys = boolField(o, "keys");
+    await backend.readBarrier();
+    const t = await backend.leaseTimeToLive(id);
+    if (!t) return { header: current(), ID: id, TTL: "-1" };
+    const out: JsonObject = { header: current(), ID: id, TTL: String(t.ttl) };
+    if (t.grantedTtl) out.grantedTTL = String(t.grantedTtl);
+    const keys = withKeys ? sm.lease(id)?.keys ?? [] : [];
+    if (keys.length) out.keys = keys.map(encodeBase64);
+    return out;
+  });
+  app.post("/v3/lease/timetolive", timeToLive);
+  app.post("/v3/kv/lease/timetolive", timeToLive);
+
+  const leases = unary(async () => {
+    await backend.readBarrier();
+    const list = sm.leases().map((l) => ({ ID: l.id }));
+    return list.length ? { header: current(), leases: list } : { header: current() };
+  });
+  app.post("/v3/lease/leases", leases);
+  app.post("/v3/kv/lease/leases", leases);
+
+  app.post(
+    "/v3/maintenance/status",
+    unary(() => {
+      const h = backend.header();
+      const size = String(sm.snapshot().length);
+      const applied = String(sm.appliedIndex);
+      return Promise.resolve({
+        header: current(),
+        version: opts.version ?? "3.4.0",
+        dbSize: size,
+        leader: h.memberId,
+        raftIndex: applied,
+        raftTerm: h.raftTerm,
+        raftAppliedIndex: applied,
+        dbSizeInUse: size,
+      });
+    }),
+  );
+
+  app.post("/v3/lease/keepalive", async (c) => {
+    const texts = jsonTexts(c.req.raw.body, maxBytes);
+    let first: IteratorResult<string>;
+    try {
+      first = await texts.next();
+    } catch (e) {
+      return streamOpenError(c, e);
+    }
+    return streamResponse(c.req.raw.signal, async (send) => {
+      const one = async (text: string) => {
+        const id = int64Field(parseRequestObject(text), "ID");
+        try {
+          const { ttl } = await backend.leaseKeepAlive(id);
+          send({ result: { header: current(), ID: id, TTL: String(ttl) } });
+        } catch (e) {
+          if (!(e instanceof StoreError) || e.code !== "leaseNotFound") throw e;
+          send({ result: { header: current(), ID: id } });
+        }
+      };
+      if (!first.done) await one(first.value);
+      for await (const text of texts) await one(text);
+      return true;
+    });
+  });
+
+  app.post("/v3/watch", async (c) => {
+    const texts = jsonTexts(c.req.raw.body, maxBytes);
+    let first: IteratorResult<string>;
+    try {
+      first = await texts.next();
+    } catch (e) {
+      return streamOpenError(c, e);
+    }
+    let session: WatchSession | undefined;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    return streamResponse(
+      c.req.raw.signal,
+      async (send) => {
+        session = new WatchSession(sm, () => backend.header(), (result) => send({ result }));
+        timer = setInterval(() => session?.tick(), opts.progressNotifyMs ?? 600_000);
+        if (!first.done) session.handle(parseRequestObject(first.value));
+        for await (const text of texts) session.handle(parseRequestObject(text));
+        return false; // the client closed its side; watches stay open until it goes away
+      },
+      () => {
+        session?.close();
+        if (timer !== undefined) clearInterval(timer);
+      },
+    );
+  });
+
+  return app;
+}
+
+/** etcd answers a stream whose first message does not parse with 500 and gRPC code 2. */
+function streamOpenError(c: Context, e: unknown): Response {
+  const err = toApiError(e);
+  const unknown = new ApiError(GrpcCode.Unknown, err.message);
+  return c.json(errorBody(unknown), 500);
+}
+
+/**
+ * A newline-delimited JSON streaming response. `run` sends messages; when it resolves true the
+ * response ends, false keeps it open until the client goes away; when it throws, an in-stream
+ * error is sent and the response ends. `cleanup` runs exactly once at the end.
+ */
+function streamResponse(
+  signal: AbortSignal,
+  run: (send: (msg: unknown) => void) => Promise<boolean>,
+  cleanup: () => void = () => {},
+): Response {
+  let closed = false;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    signal.removeEventListener("abort", finish);
+    cleanup();
+    try {
+      controller.close();
+    } catch { /* already closed or cancelled */ }
+  };
+  const send = (msg: unknown) => {
+    if (closed) return;
+    controller.enqueue(encoder.encode(JSON.stringify(msg) + "\n"));
+  };
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+      signal.addEventListener("abort", finish);
+      run(send).then(
+        (end) => end && finish(),
+        (e) => {
+          if (!closed && !signal.aborted) send(streamErrorBody(toApiError(e)));
+          finish();
+        },
+      );
+    },
+    cancel() {
+      finish();
+    },
+  });
+  return new Response(stream, { headers: { "content-type": "application/json" } });
+}
+
+async function readBody(req: Request, maxBytes: number): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw invalidArgument(ETCD_MESSAGES.requestTooLarge);
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw invalidArgument(ETCD_MESSAGES.requestTooLarge);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const ch of chunks) {
+    all.set(ch, at);
+    at += ch.length;
+  }
+  return new TextDecoder().decode(all);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i];
+  return diff === 0;
+}
+
+function allRangesSerializable(ops: RequestOp[]): boolean {
+  return ops.every((op) =>
+    "range" in op
+      ? op.range.serializable
+      : "txn" in op
+      ? allRangesSerializable(op.txn.success) && allRangesSerializable(op.txn.failure)
+      : true
+  );
+}
+
+/** A random positive int63 lease id (chosen before proposing, so every member agrees). */
+function randomLeaseId(): string {
+  const b = new BigUint64Array(1);
+  crypto.getRandomValues(b);
+  const id = b[0] & 0x7fffffffffffffffn;
+  return String(id === 0n ? 1n : id);
+}

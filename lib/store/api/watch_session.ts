@@ -1,0 +1,190 @@
+// One watch stream (one POST /v3/watch): its watchers, their catch-up from history and live
+// events, in etcd's order and shapes. Every watcher delivers each revision at most once and in
+// order: `next` is the first revision it has not delivered yet.
+
+import type { KvStateMachine, RevisionEvents, WatchEvent } from "../backend.ts";
+import { StoreError } from "../errors.ts";
+import { inRange, toBin } from "../mvcc_keys.ts";
+import {
+  boolField,
+  bytesField,
+  encodeEvent,
+  encodeHeader,
+  type Header,
+  int64Field,
+  type JsonObject,
+} from "./json_codec.ts";
+
+interface Watcher {
+  id: string;
+  start: string; // binary key
+  end: string;
+  prevKv: boolean;
+  noPut: boolean;
+  noDelete: boolean;
+  progressNotify: boolean;
+  next: number;
+  sentSinceTick: boolean;
+}
+
+export class WatchSession {
+  readonly #sm: KvStateMachine;
+  readonly #header: () => Header;
+  readonly #send: (result: JsonObject) => void;
+  readonly #watchers = new Map<string, Watcher>();
+  #nextId = 0n;
+  #unsubscribe: () => void;
+  #unrestore: () => void;
+  #closed = false;
+
+  constructor(sm: KvStateMachine, header: () => Header, send: (result: JsonObject) => void) {
+    this.#sm = sm;
+    this.#header = header;
+    this.#send = send;
+    this.#unsubscribe = sm.subscribe((batch) => this.#onBatch(batch));
+    this.#unrestore = sm.onRestore(() => this.#onRestore());
+  }
+
+  get size(): number {
+    return this.#watchers.size;
+  }
+
+  /** One WatchRequest (create_request, cancel_request or progress_request). */
+  handle(req: JsonObject): void {
+    if (this.#closed) return;
+    const create = req.create_request ?? req.createRequest;
+    const cancel = req.cancel_request ?? req.cancelRequest;
+    const progress = req.progress_request ?? req.progressRequest;
+    if (create && typeof create === "object") this.#create(create as JsonObject);
+    else if (cancel && typeof cancel === "object") this.#cancel(cancel as JsonObject);
+    else if (progress && typeof progress === "object") {
+      this.#send({ header: this.#head(this.#sm.revision), watch_id: "-1" });
+    }
+  }
+
+  /** Progress notifications for watchers that asked and had nothing to send since last tick. */
+  tick(): void {
+    for (const w of this.#watchers.values()) {
+      if (w.progressNotify && !w.sentSinceTick && w.next > this.#sm.revision) {
+        this.#send(this.#withId(w, { header: this.#head(this.#sm.revision) }));
+      }
+      w.sentSinceTick = false;
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#unsubscribe();
+    this.#unrestore();
+    this.#watchers.clear();
+  }
+
+  #head(revision: number): JsonObject {
+    return encodeHeader(this.#header(), revision);
+  }
+
+  #withId(w: Watcher, body: JsonObject): JsonObject {
+    const { header, ...rest } = body;
+    return w.id === "0" ? { header, ...rest } : { header, watch_id: w.id, ...rest };
+  }
+
+  #create(o: JsonObject): void {
+    const asked = int64Field(o, "watch_id");
+    let id: string;
+    if (asked !== "0") {
+      if (this.#watchers.has(asked)) {
+        this.#send({
+          header: this.#head(this.#sm.revision),
+          watch_id: "-1",
+          created: true,
+          canceled: true,
+          cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream",
+        });
+        return;
+      }
+      id = asked;
+    } else {
+      while (this.#watchers.has(String(this.#nextId))) this.#nextId++;
+      id = String(this.#nextId++);
+    }
+    const filters = Array.isArray(o.filters) ? o.filters.map(String) : [];
+    const startRev = Number(int64Field(o, "start_revision"));
+    const w: Watcher = {
+      id,
+      start: toBin(bytesField(o, "key")),
+      end: toBin(bytesField(o, "range_end")),
+      prevKv: boolField(o, "prev_kv"),
+      noPut: filters.includes("NOPUT") || filters.includes("0"),
+      noDelete: filters.includes("NODELETE") || filters.includes("1"),
+      progressNotify: boolField(o, "progress_notify"),
+      next: startRev > 0 ? startRev : this.#sm.revision + 1,
+      sentSinceTick: false,
+    };
+    this.#watchers.set(id, w);
+    this.#send(this.#withId(w, { header: this.#head(this.#sm.revision), created: true }));
+    this.#catchUp(w);
+  }
+
+  #cancel(o: JsonObject): void {
+    const id = int64Field(o, "watch_id");
+    const w = this.#watchers.get(id);
+    if (!w) return;
+    this.#watchers.delete(id);
+    this.#send(this.#withId(w, { header: this.#head(this.#sm.revision), canceled: true }));
+  }
+
+  /** Sends everything from history the watcher has not seen, or cancels it if compacted. */
+  #catchUp(w: Watcher): void {
+    if (w.next > this.#sm.revision) return;
+    let batches: RevisionEvents[];
+    try {
+      batches = this.#sm.eventsSince(w.next);
+    } catch (e) {
+      if (!(e instanceof StoreError) || e.code !== "compacted") throw e;
+      this.#watchers.delete(w.id);
+      // etcd leaves the revision out of this header.
+      this.#send(this.#withId(w, {
+        header: this.#head(0),
+        canceled: true,
+        compact_revision: String(this.#sm.compactRevision),
+      }));
+      return;
+    }
+    const events = batches.flatMap((b) => this.#filter(w, b.events));
+    w.next = this.#sm.revision + 1;
+    if (events.length) this.#deliver(w, this.#sm.revision, events);
+  }
+
+  #onBatch(batch: RevisionEvents): void {
+    for (const w of [...this.#watchers.values()]) {
+      if (batch.revision < w.next) continue;
+      if (batch.revision > w.next) {
+        // Missed revisions (cannot happen while subscribed, but never skip silently).
+        this.#catchUp(w);
+        continue;
+      }
+      w.next = batch.revision + 1;
+      const events = this.#filter(w, batch.events);
+      if (events.length) this.#deliver(w, batch.revision, events);
+    }
+  }
+
+  #onRestore(): void {
+    for (const w of [...this.#watchers.values()]) this.#catchUp(w);
+  }
+
+  #filter(w: Watcher, events: WatchEvent[]): WatchEvent[] {
+    return events.filter((e) =>
+      inRange(toBin(e.kv.key), w.start, w.end) &&
+      !(e.type === "PUT" && w.noPut) && !(e.type === "DELETE" && w.noDelete)
+    );
+  }
+
+  #deliver(w: Watcher, revision: number, events: WatchEvent[]): void {
+    w.sentSinceTick = true;
+    this.#send(this.#withId(w, {
+      header: this.#head(revision),
+      events: events.map((e) => encodeEvent(e, w.prevKv)),
+    }));
+  }
+}
