@@ -3,6 +3,9 @@
 // member (lib/store/node/) and the network agent (lib/agent/) together.
 import { parseArgs } from "node:util";
 import { parseDuration } from "../lib/store/node/duration.ts";
+import { splitHostPort } from "../lib/store/node/address.ts";
+
+export { splitHostPort };
 
 export interface AgentFlags {
   init: boolean;
@@ -259,16 +262,6 @@ function validate(f: AgentFlags): void {
   if (f.tickMs < 1) throw new Error("--tick must be at least 1ms");
 }
 
-/** "host:port" or "[v6]:port" → [host, port]. Throws a one-line error when malformed. */
-export function splitHostPort(addr: string): [string, number] {
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(addr.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) {
-    throw new Error(`"${addr}" is not HOST:PORT (e.g. 10.0.0.1:8473)`);
-  }
-  return [m[1] ?? m[2], port];
-}
-
 export async function runAgent(args: string[], env: Record<string, string>): Promise<number> {
   let flags: AgentFlags;
   try {
@@ -282,5 +275,17 @@ export async function runAgent(args: string[], env: Record<string, string>): Pro
     return 0;
   }
   const { runAgentWithFlags } = await import("../lib/store/node/agent_main.ts");
-  return await runAgentWithFlags(flags, env);
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    return await runAgentWithFlags(flags, abort.signal);
+  } catch (e) {
+    console.error(`twill agent: ${(e as Error).message}`);
+    return 1;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
 }

@@ -574,7 +574,7 @@ export class RaftBackend implements StoreBackend {
       });
       // A member added with an empty log can only accept a snapshot whose configuration
       // includes it, so take one now (on every member: any of them may be the leader).
-      if (cc.type !== "removeNode") this.forceSnapshot = true;
+      if (cc.type === "addLearner") this.forceSnapshot = true;
       this.opts.onConfChange?.(cc, this.conf, this.members);
       if (
         this.pendingConf && this.pendingConf.cc.nodeId === cc.nodeId &&

@@ -1,0 +1,270 @@
+// What `twill agent` does once its flags are parsed: decide from the data dir and the flags
+// whether this node creates a cluster (--init), enters one (--join) or restarts (neither), start
+// the store member, then run the network agent against it (unless --store-only). With
+// --etcd-endpoints there is no embedded store: the network agent talks to that etcd.
+import { join } from "node:path";
+import type { AgentFlags } from "../../../cmd/agent.ts";
+import { createApiApp } from "../api/app.ts";
+import { StoreMember } from "./member.ts";
+import {
+  generateClusterId,
+  generateToken,
+  type MemberIdentity,
+  readIdentity,
+  readToken,
+  writeIdentity,
+  writeToken,
+} from "./identity.ts";
+import { requestJoin } from "./join.ts";
+import { type EventLogger, stderrLogger } from "./log.ts";
+import { joinHostPort, splitHostPort } from "./address.ts";
+
+export async function runAgentWithFlags(f: AgentFlags, signal: AbortSignal): Promise<number> {
+  const logger = stderrLogger(f.name);
+  if (f.etcdEndpoints.length > 0) {
+    const token = f.token ?? (f.tokenFile ? await readTokenFile(f.tokenFile) : undefined);
+    logger("info", "external_etcd", { endpoints: f.etcdEndpoints.join(","), prefix: f.etcdPrefix });
+    await runNetwork(f, f.etcdEndpoints, token, signal, logger);
+    return 0;
+  }
+
+  const identity = await readIdentity(f.dataDir);
+  let member: StoreMember | undefined;
+  let token: string;
+  let clientEndpoints: string[] = [];
+
+  if (f.init) {
+    if (identity) {
+      throw new Error(
+        `${f.dataDir} already holds cluster ${identity.clusterId} (this node is member ${identity.nodeId}); ` +
+          `run without --init to restart it, or remove ${f.dataDir} to start over`,
+      );
+    }
+    if (await hasRaftLog(f.dataDir)) {
+      throw new Error(
+        `${f.dataDir} holds a Raft log but no member.json; refusing to create a second cluster — remove ${f.dataDir} to start over`,
+      );
+    }
+    const given = f.token ?? (f.tokenFile ? await readTokenFile(f.tokenFile) : undefined);
+    token = given ?? generateToken();
+    const netConfig = await readNetConfig(f);
+    const id: MemberIdentity = {
+      clusterId: generateClusterId(),
+      nodeId: 1,
+      name: f.name,
+      advertise: resolveAdvertise(f),
+    };
+    await writeToken(f.dataDir, token);
+    member = await startMember(f, id, token, logger, { bootstrap: true });
+    await writeIdentity(f.dataDir, id);
+    if (!given) {
+      console.log(`twill: generated cluster token ${token} (kept in ${join(f.dataDir, "token")})`);
+    }
+    logger("info", "cluster_created", {
+      cluster: id.clusterId,
+      node: id.nodeId,
+      advertise: id.advertise,
+    });
+    await member.ready();
+    if (netConfig !== undefined) {
+      const enc = new TextEncoder();
+      await member.backend.write({
+        op: "put",
+        requestId: `init-config-${id.clusterId}`,
+        key: enc.encode(`${f.etcdPrefix}/config`),
+        value: enc.encode(netConfig),
+        lease: "0",
+        prevKv: false,
+      });
+      logger("info", "network_config_written", {
+        key: `${f.etcdPrefix}/config`,
+        from: f.netConfigPath,
+      });
+    }
+  } else if (identity) {
+    if (f.join.length > 0) {
+      logger("info", "join_ignored", {
+        detail: `${f.dataDir} already holds member ${identity.nodeId}; restarting it`,
+      });
+    }
+    const kept = await readToken(f.dataDir);
+    const given = f.token ?? (f.tokenFile ? await readTokenFile(f.tokenFile) : undefined);
+    if (kept && given && kept !== given) {
+      throw new Error(
+        `the token given differs from the one kept in ${
+          join(f.dataDir, "token")
+        }; drop --token to restart with the kept one`,
+      );
+    }
+    const t = kept ?? given;
+    if (!t) {
+      throw new Error(
+        `no token in ${join(f.dataDir, "token")}; give the cluster token with --token`,
+      );
+    }
+    token = t;
+    member = await startMember(f, identity, token, logger, {});
+  } else if (f.join.length > 0) {
+    const given = f.token ?? (f.tokenFile ? await readTokenFile(f.tokenFile) : undefined);
+    if (!given) throw new Error("--join needs the cluster token: give --token T or --token-file F");
+    token = given;
+    const advertise = resolveAdvertise(f);
+    const resp = await requestJoin(f.join, token, {
+      address: advertise,
+      name: f.name,
+      wantMember: f.storeOnly,
+      joinId: crypto.randomUUID(),
+    }, logger);
+    if (resp.role === "client") {
+      clientEndpoints = resp.members.map((m) => m.address).filter((a) => a !== "");
+      logger("info", "joined_as_client", {
+        cluster: resp.clusterId,
+        endpoints: clientEndpoints.join(","),
+      });
+    } else {
+      const id: MemberIdentity = {
+        clusterId: resp.clusterId,
+        nodeId: resp.nodeId,
+        name: f.name,
+        advertise,
+      };
+      await writeToken(f.dataDir, token);
+      await writeIdentity(f.dataDir, id);
+      member = await startMember(f, id, token, logger, { initialMembers: resp.members });
+      logger("info", "joined", { cluster: resp.clusterId, node: resp.nodeId, role: resp.role });
+    }
+  } else {
+    throw new Error(
+      `${f.dataDir} holds no cluster: run with --init to start one, or --join HOST:PORT --token T to enter one`,
+    );
+  }
+
+  try {
+    if (f.storeOnly) {
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      return 0;
+    }
+    const endpoints = member ? [member.opts.identity.advertise] : clientEndpoints;
+    await runNetwork(f, endpoints, token, signal, logger, member);
+    return 0;
+  } finally {
+    if (member) {
+      await member.close();
+      logger("info", "store_member_stopped", {});
+    }
+  }
+}
+
+function startMember(
+  f: AgentFlags,
+  identity: MemberIdentity,
+  token: string,
+  logger: EventLogger,
+  extra: Partial<Parameters<typeof StoreMember.start>[0]>,
+): Promise<StoreMember> {
+  return StoreMember.start({
+    dataDir: f.dataDir,
+    listen: f.listen,
+    identity,
+    token,
+    voters: f.voters,
+    deadVoterTimeoutMs: f.deadVoterTimeoutMs,
+    snapshotCount: f.snapshotCount,
+    tickMs: f.tickMs,
+    logger,
+    createApiApp: (backend, t) => createApiApp(backend, { token: t }),
+    ...extra,
+  });
+}
+
+async function runNetwork(
+  f: AgentFlags,
+  endpoints: string[],
+  token: string | undefined,
+  signal: AbortSignal,
+  logger: EventLogger,
+  member?: StoreMember,
+): Promise<void> {
+  const { runNetworkAgent, withDefaults } = await import("../../agent/run.ts");
+  const { EtcdClient } = await import("../client.ts");
+  const urls = endpoints.map((e) => (e.includes("://") ? e : `http://${e}`));
+  const kv = new EtcdClient({ endpoints: urls, token });
+  const opts = withDefaults({
+    prefix: f.etcdPrefix,
+    iface: f.iface,
+    publicIp: f.publicIp ?? "",
+    ipMasq: f.ipMasq,
+    subnetFile: f.subnetFile,
+    healthzIp: f.healthzIp,
+    healthzPort: f.healthzPort,
+    subnetLeaseRenewMarginMinutes: f.subnetLeaseRenewMarginMinutes,
+    subnetLeaseTtlSeconds: Math.round(f.subnetLeaseTtlMs / 1000),
+    dataDir: f.dataDir,
+    nodeName: f.name,
+    storeStatus: member
+      ? () => {
+        const s = member.status();
+        return { role: s.role, term: s.term, commitIndex: s.commit, appliedIndex: s.applied };
+      }
+      : undefined,
+  });
+  logger("info", "network_agent_starting", { endpoints: urls.join(",") });
+  await runNetworkAgent(opts, kv, signal);
+}
+
+async function readTokenFile(path: string): Promise<string> {
+  try {
+    const t = (await Deno.readTextFile(path)).trim();
+    if (t === "") throw new Error("it is empty");
+    return t;
+  } catch (e) {
+    throw new Error(`cannot read the token from ${path}: ${(e as Error).message}`);
+  }
+}
+
+async function readNetConfig(f: AgentFlags): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(f.netConfigPath);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound && !f.netConfigPathGiven) return undefined;
+    throw new Error(`cannot read the network config ${f.netConfigPath}: ${(e as Error).message}`);
+  }
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    throw new Error(
+      `${f.netConfigPath} is not valid JSON (${(e as Error).message}); fix it and run --init again`,
+    );
+  }
+  return text.trim();
+}
+
+async function hasRaftLog(dataDir: string): Promise<boolean> {
+  try {
+    for await (const _ of Deno.readDir(join(dataDir, "raft", "wal"))) return true;
+  } catch {
+    // no such dir
+  }
+  return false;
+}
+
+/** The address other members reach this one at. */
+export function resolveAdvertise(f: AgentFlags): string {
+  if (f.advertise) return f.advertise;
+  const [host, port] = splitHostPort(f.listen);
+  if (host !== "0.0.0.0" && host !== "::") return joinHostPort(host, port);
+  if (f.publicIp) return joinHostPort(f.publicIp, port);
+  const ifs = Deno.networkInterfaces().filter((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.")
+  );
+  if (ifs.length === 0) {
+    throw new Error(
+      `cannot tell which address peers reach this node at; give --advertise HOST:PORT`,
+    );
+  }
+  return joinHostPort(ifs[0].address, port);
+}

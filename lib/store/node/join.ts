@@ -1,0 +1,59 @@
+// The joining side of `twill agent --join`: ask any member (POST /raft/join; a follower forwards
+// to the leader) until one answers, retrying through the list while the cluster has no leader or
+// a membership change is in progress. A wrong token or a refused request ends it at once.
+import type { JoinRequest, JoinResponse } from "./peer_routes.ts";
+import type { EventLogger } from "./log.ts";
+
+export class JoinRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "JoinRefused";
+  }
+}
+
+export async function requestJoin(
+  seeds: string[],
+  token: string,
+  req: JoinRequest,
+  logger: EventLogger,
+  timeoutMs = 60_000,
+): Promise<JoinResponse> {
+  const end = Date.now() + timeoutMs;
+  let attempt = 0;
+  let lastError = "";
+  while (Date.now() < end) {
+    const seed = seeds[attempt % seeds.length];
+    attempt++;
+    try {
+      const res = await fetch(`http://${seed}/raft/join`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify(req),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const text = await res.text();
+      if (res.ok) return JSON.parse(text) as JoinResponse;
+      let msg = text.slice(0, 300);
+      try {
+        msg = JSON.parse(text).error ?? msg;
+      } catch { /* not JSON */ }
+      if (res.status === 401) {
+        throw new JoinRefused(
+          `${seed} refused the cluster token (401); check --token or --token-file`,
+        );
+      }
+      if (res.status >= 400 && res.status < 500) {
+        throw new JoinRefused(`${seed} refused the join: ${msg}`);
+      }
+      lastError = `${seed}: ${res.status} ${msg}`;
+    } catch (e) {
+      if (e instanceof JoinRefused) throw e;
+      lastError = `${seed}: ${(e as Error).message}`;
+    }
+    logger("info", "join_retry", { seed, attempt, error: lastError });
+    await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
+  }
+  throw new Error(
+    `could not join through ${seeds.join(",")} within ${timeoutMs / 1000}s (last: ${lastError})`,
+  );
+}
