@@ -47,7 +47,7 @@ export function seededRand(seed: number): (n: number) => number {
   let s = seed >>> 0 || 1;
   return (n: number) => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s % n;
+    return (s >>> 8) % n;
   };
 }
 
