@@ -1,0 +1,435 @@
+// The network agent's runtime over a SubnetRegistry: lease, backend, subnet.env, masquerade,
+// lease watch, renewal and a periodic reconcile. Data flows one way: store → lease watcher →
+// backend → kernel. Nothing is torn down when `signal` aborts.
+import { formatCIDR } from "../net/cidr.ts";
+import { findInterface } from "../net/iface.ts";
+import { applyRuleset, renderMasqRuleset, ruleCount } from "../net/nftables.ts";
+import type { Backend } from "../backend/backend.ts";
+import { HostGwBackend } from "../backend/hostgw.ts";
+import { VxlanBackend } from "../backend/vxlan.ts";
+import { randomVtepMac } from "../backend/vxlan_device.ts";
+import { type NetConfig, NetConfigError } from "../subnet/config.ts";
+import {
+  decodeLeaseAttrs,
+  describeLease,
+  type Lease,
+  parseSubnetKey,
+  sameSubnets,
+  subnetKeyName,
+  subnetsPrefix,
+} from "../subnet/lease.ts";
+import { LeaseLostError, LeaseManager, leaseFromKv, renewDelayMs } from "../subnet/manager.ts";
+import type { SubnetRegistry } from "../subnet/registry.ts";
+import { readPreviousSubnets, renderSubnetEnv, writeSubnetEnv } from "../subnet/subnet_env.ts";
+import { LeaseWatcher, type PeerEvent } from "../subnet/watcher.ts";
+import { healthHandler, serveHealth } from "./health.ts";
+import { type Logger, makeLogger } from "./log.ts";
+import type { NetworkAgentOptions } from "./options.ts";
+import { AgentState } from "./state.ts";
+
+const MASQ_RULES = 6;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Loads the VTEP MAC kept in the data dir, or chooses one and keeps it. */
+export async function loadVtepMac(dataDir: string): Promise<string> {
+  const path = `${dataDir}/vtep-mac`;
+  try {
+    const text = (await Deno.readTextFile(path)).trim().toLowerCase();
+    if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(text)) return text;
+  } catch { /* first start */ }
+  const mac = randomVtepMac(crypto.getRandomValues(new Uint8Array(6)));
+  await Deno.mkdir(dataDir, { recursive: true });
+  const tmp = `${path}.tmp`;
+  await Deno.writeTextFile(tmp, mac + "\n");
+  await Deno.rename(tmp, path);
+  return mac;
+}
+
+export interface AgentHandle {
+  state: AgentState;
+}
+
+export async function runAgentOnRegistry(
+  opts: NetworkAgentOptions,
+  reg: SubnetRegistry,
+  signal: AbortSignal,
+  log: Logger = makeLogger(opts.nodeName),
+  state = new AgentState(),
+): Promise<void> {
+  const now = () => Date.now();
+  const interval = opts.reconcileIntervalMs ?? 5000;
+
+  const iface = await findInterface(opts.iface);
+  const publicIP = opts.publicIp || iface.address;
+  log("info", "interface_chosen", {
+    iface: iface.name,
+    address: iface.address,
+    mtu: iface.mtu,
+    public_ip: publicIP,
+    how: opts.iface.length ? "--iface" : "default route",
+  });
+
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  const server = serveHealth(
+    opts.healthzIp,
+    opts.healthzPort,
+    healthHandler(state, {
+      now,
+      storeThresholdMs: 30_000,
+      reconcileStuckMs: Math.max(3 * interval, 30_000),
+      storeStatus: opts.storeStatus,
+    }),
+    stop.signal,
+  );
+
+  try {
+    const manager = new LeaseManager(reg, {
+      prefix: opts.prefix,
+      ttlSeconds: opts.subnetLeaseTtlSeconds,
+      now,
+      randomInt: (n) => Math.floor(Math.random() * n),
+      log,
+    });
+
+    // Config: wait while the store is unreachable or the key absent; a bad config is fatal.
+    let cfg: NetConfig | null = null;
+    let lastErr = "";
+    while (!cfg) {
+      if (signal.aborted) return;
+      try {
+        cfg = await manager.getNetworkConfig();
+        state.storeOk(now());
+      } catch (e) {
+        if (e instanceof NetConfigError && !/^no network config/.test(e.message)) throw e;
+        state.storeFailed(now(), e);
+        if (msg(e) !== lastErr) log("warn", "config_unavailable", { error: msg(e) });
+        lastErr = msg(e);
+        await sleep(1000, signal);
+      }
+    }
+    if (cfg.backendDefaulted) {
+      log("info", "backend_defaulted", { type: "vxlan", reason: "no Backend in net-conf" });
+    }
+    if (!cfg.enableIPv4 || !cfg.network) {
+      throw new Error("IPv6-only networks are not supported by twill's backends yet; enable IPv4");
+    }
+    const network = cfg.network;
+    let backend: Backend;
+    if (cfg.backend.type === "vxlan") {
+      const mac = await loadVtepMac(opts.dataDir);
+      backend = new VxlanBackend(cfg.backend, iface, publicIP, mac, network);
+      log("info", "backend_chosen", { type: "vxlan", vni: cfg.backend.vni, vtep_mac: mac, mtu: backend.mtu });
+    } else {
+      backend = new HostGwBackend(iface, publicIP, network);
+      log("info", "backend_chosen", { type: "host-gw", mtu: backend.mtu });
+    }
+
+    // Lease.
+    const previous = await readPreviousSubnets(opts.subnetFile);
+    let own: Lease | null = null;
+    while (!own) {
+      if (signal.aborted) return;
+      try {
+        own = await manager.acquire(cfg, backend.leaseAttrs(), previous);
+        state.storeOk(now());
+      } catch (e) {
+        if (/^out of subnets|^Max retries/.test(msg(e))) throw e;
+        state.storeFailed(now(), e);
+        log("warn", "lease_acquire_failed", { error: msg(e) });
+        await sleep(1000, signal);
+      }
+    }
+    backend.setOwnLease(own);
+    state.leaseHeld = true;
+    state.subnet = describeLease(own);
+    state.leaseExpiresAt = own.expiresAt;
+    const watcher = new LeaseWatcher(own);
+
+    // Peers: list once, program, then watch from the listed revision.
+    let listed = await listWithRetry();
+    for (const ev of watcher.reset(listed.leases)) logPeer(ev);
+
+    let reconcileWanted = true;
+    let wake: (() => void) | null = null;
+    const pendingSince: number[] = [];
+    const kick = (eventAt?: number) => {
+      reconcileWanted = true;
+      if (eventAt !== undefined) pendingSince.push(eventAt);
+      wake?.();
+    };
+
+    await reconcileOnce("startup");
+    await writeEnv();
+    await applyMasq();
+    log("info", "agent_ready", { subnet: state.subnet, peers: watcher.peers.size });
+
+    async function listWithRetry(): Promise<{ leases: Lease[]; revision: bigint }> {
+      for (;;) {
+        try {
+          const r = await manager.listLeases();
+          state.storeOk(now());
+          return r;
+        } catch (e) {
+          state.storeFailed(now(), e);
+          log("warn", "lease_list_failed", { error: msg(e) });
+          if (signal.aborted) throw e;
+          await sleep(1000, signal);
+        }
+      }
+    }
+
+    function logPeer(ev: PeerEvent) {
+      log("info", ev.type === "added" ? "peer_added" : "peer_removed", {
+        subnet: describeLease(ev.lease),
+        public_ip: ev.lease.attrs.publicIP,
+      });
+    }
+
+    async function writeEnv() {
+      const text = renderSubnetEnv(cfg!, own!.subnet, own!.ipv6Subnet, backend.mtu, opts.ipMasq);
+      await writeSubnetEnv(opts.subnetFile, text);
+      state.subnetEnvWritten = true;
+      log("info", "subnet_env_written", { path: opts.subnetFile, subnet: state.subnet });
+    }
+
+    async function applyMasq() {
+      if (!opts.ipMasq) return;
+      await applyRuleset(renderMasqRuleset(formatCIDR(network), formatCIDR(own!.subnet!)));
+      log("info", "masquerade_applied", { network: formatCIDR(network), subnet: state.subnet });
+    }
+
+    async function reconcileOnce(why: string) {
+      const t0 = performance.now();
+      const waiting = pendingSince.splice(0);
+      reconcileWanted = false;
+      try {
+        const r = await backend.reconcile([...watcher.peers.values()]);
+        const secs = (performance.now() - t0) / 1000;
+        state.reconcileCount++;
+        state.lastReconcileSeconds = secs;
+        state.reconcileSecondsSum += secs;
+        state.peersProgrammed = r.peersProgrammed;
+        state.backendProgrammed = true;
+        if (waiting.length) {
+          state.lastEventToProgrammedSeconds = (performance.now() - Math.min(...waiting)) / 1000;
+        }
+        if (r.errors) {
+          state.reconcileErrors++;
+          log("warn", "reconcile_partial", { why, errors: r.errors });
+        }
+        if (why === "periodic" && (r.added || r.removed || r.deviceChanged)) {
+          state.reconcileRepairs += r.added + r.removed + (r.deviceChanged ? 1 : 0);
+          log("info", "reconcile_repaired", {
+            added: r.added,
+            removed: r.removed,
+            device: r.deviceRecreated ? "recreated" : r.deviceChanged ? "adjusted" : "ok",
+          });
+        } else if (r.deviceChanged) {
+          log("info", "device_ready", { recreated: r.deviceRecreated });
+        }
+        if (opts.ipMasq && why === "periodic" && state.subnetEnvWritten) {
+          if ((await ruleCount()) !== MASQ_RULES) {
+            await applyMasq();
+            state.reconcileRepairs++;
+            log("info", "reconcile_repaired", { masquerade: "reapplied" });
+          }
+        }
+      } catch (e) {
+        state.reconcileErrors++;
+        log("error", "reconcile_failed", { why, error: msg(e) });
+      } finally {
+        state.lastReconcileAt = now();
+      }
+    }
+
+    let reacquiring = false;
+    async function reacquire(reason: string) {
+      if (reacquiring) return;
+      reacquiring = true;
+      try {
+        await reacquireLoop(reason);
+      } finally {
+        reacquiring = false;
+      }
+    }
+
+    async function reacquireLoop(reason: string) {
+      log("warn", "lease_lost", { subnet: state.subnet, reason });
+      state.leaseHeld = false;
+      for (;;) {
+        if (stop.signal.aborted) return;
+        try {
+          const next = await manager.acquire(cfg!, backend.leaseAttrs(), {
+            subnet: own!.subnet,
+            ipv6Subnet: own!.ipv6Subnet,
+          });
+          const changed = !sameSubnets(next, own!);
+          own = next;
+          watcher.own = next;
+          watcher.peers.delete(subnetKeyName(next.subnet, next.ipv6Subnet));
+          backend.setOwnLease(next);
+          state.leaseHeld = true;
+          state.leaseReacquired++;
+          state.subnet = describeLease(next);
+          state.leaseExpiresAt = next.expiresAt;
+          state.storeOk(now());
+          if (changed) {
+            await writeEnv();
+            await applyMasq();
+          }
+          kick();
+          return;
+        } catch (e) {
+          state.storeFailed(now(), e);
+          log("error", "lease_reacquire_failed", { error: msg(e) });
+          await sleep(5000, stop.signal);
+        }
+      }
+    }
+
+    const reconcileLoop = async () => {
+      let last = now();
+      while (!stop.signal.aborted) {
+        if (!reconcileWanted) {
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(done, Math.max(0, last + interval - now()));
+            function done() {
+              clearTimeout(t);
+              wake = null;
+              stop.signal.removeEventListener("abort", done);
+              resolve();
+            }
+            wake = done;
+            stop.signal.addEventListener("abort", done, { once: true });
+          });
+        }
+        if (stop.signal.aborted) return;
+        const periodic = !reconcileWanted;
+        await reconcileOnce(periodic ? "periodic" : "event");
+        if (periodic) last = now();
+      }
+    };
+
+    const watchLoop = async () => {
+      let from = listed.revision + 1n;
+      while (!stop.signal.aborted) {
+        try {
+          for await (const item of reg.watch(subnetsPrefix(opts.prefix), from, stop.signal)) {
+            state.storeOk(now());
+            if (item.kind === "compacted") {
+              log("warn", "watch_compacted", { compact_revision: item.compactRevision });
+              listed = await listWithRetry();
+              for (const ev of watcher.reset(listed.leases)) logPeer(ev);
+              from = listed.revision + 1n;
+              kick(performance.now());
+              break;
+            }
+            const at = performance.now();
+            let changed = false;
+            for (const e of item.events) {
+              const key = e.type === "put" ? e.kv.key : e.key;
+              const parsed = parseSubnetKey(key);
+              if (!parsed) continue;
+              const isOwn = own && sameSubnets(own, { ...own, ...parsed });
+              if (isOwn) {
+                if (e.type === "delete") void reacquire("our lease key was deleted or expired");
+                else if (!ourValue(e.kv.value)) {
+                  void reacquire("our lease key was overwritten");
+                }
+                continue;
+              }
+              const lease = e.type === "put"
+                ? leaseFromKv(e.kv)
+                : leaseFromKv({ key, value: "{}", modRevision: e.modRevision, lease: 0n });
+              if (!lease) continue;
+              const ev = watcher.update(e.type, lease);
+              if (ev) {
+                logPeer(ev);
+                changed = true;
+              }
+            }
+            state.watchRevision = item.revision;
+            from = item.revision + 1n;
+            if (changed) kick(at);
+          }
+        } catch (e) {
+          if (stop.signal.aborted) return;
+          state.storeFailed(now(), e);
+          log("warn", "watch_failed", { error: msg(e), resume_from: from });
+          await sleep(1000, stop.signal);
+        }
+      }
+    };
+
+    function ourValue(v: string): boolean {
+      try {
+        return decodeLeaseAttrs(v).publicIP === publicIP;
+      } catch {
+        return false;
+      }
+    }
+
+    const renewLoop = async () => {
+      while (!stop.signal.aborted) {
+        const delay = renewDelayMs(
+          own!,
+          now(),
+          opts.subnetLeaseRenewMarginMinutes,
+          opts.subnetLeaseTtlSeconds,
+        );
+        if (delay === null) {
+          await sleep(60_000, stop.signal);
+          continue;
+        }
+        await sleep(delay, stop.signal);
+        if (stop.signal.aborted) return;
+        if (!state.leaseHeld) continue;
+        try {
+          const renewed = await manager.renew(own!);
+          own = renewed;
+          watcher.own = renewed;
+          state.leaseRenewals++;
+          state.leaseExpiresAt = renewed.expiresAt;
+          state.storeOk(now());
+          log("info", "lease_renewed", {
+            subnet: state.subnet,
+            expires: new Date(renewed.expiresAt ?? 0).toISOString(),
+          });
+        } catch (e) {
+          if (e instanceof LeaseLostError) {
+            await reacquire(e.message);
+            continue;
+          }
+          state.storeFailed(now(), e);
+          log("warn", "lease_renew_failed", { error: msg(e), retry_in: "60s" });
+          await sleep(60_000, stop.signal);
+        }
+      }
+    };
+
+    await Promise.all([reconcileLoop(), watchLoop(), renewLoop()]);
+    log("info", "agent_stopped", { subnet: state.subnet });
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    stop.abort();
+    await server?.finished;
+  }
+}

@@ -1,0 +1,59 @@
+// Starts a throwaway etcd 3.4 (Debian's etcd-server) for agent tests; killed by the caller.
+export interface EtcdProc {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function startEtcd(
+  clientAddr: string,
+  peerAddr: string,
+  netns?: string,
+): Promise<EtcdProc> {
+  const dir = await Deno.makeTempDir({ prefix: "twa-etcd-" });
+  const args = [
+    "--name",
+    "twa",
+    "--data-dir",
+    dir,
+    "--listen-client-urls",
+    `http://${clientAddr}`,
+    "--advertise-client-urls",
+    `http://${clientAddr}`,
+    "--listen-peer-urls",
+    `http://${peerAddr}`,
+    "--initial-advertise-peer-urls",
+    `http://${peerAddr}`,
+    "--initial-cluster",
+    `twa=http://${peerAddr}`,
+  ];
+  const cmd = netns ? "ip" : "etcd";
+  const full = netns ? ["netns", "exec", netns, "etcd", ...args] : args;
+  const child = new Deno.Command(cmd, { args: full, stdout: "null", stderr: "null" }).spawn();
+  const endpoint = `http://${clientAddr}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${endpoint}/v3/kv/range`, {
+        method: "POST",
+        body: JSON.stringify({ key: btoa("x") }),
+      });
+      await r.body?.cancel();
+      if (r.ok) break;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`etcd on ${clientAddr} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    endpoint,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
