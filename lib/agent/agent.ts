@@ -18,7 +18,7 @@ import {
   subnetKeyName,
   subnetsPrefix,
 } from "../subnet/lease.ts";
-import { LeaseLostError, LeaseManager, leaseFromKv, renewDelayMs } from "../subnet/manager.ts";
+import { leaseFromKv, LeaseLostError, LeaseManager, renewDelayMs } from "../subnet/manager.ts";
 import type { SubnetRegistry } from "../subnet/registry.ts";
 import { readPreviousSubnets, renderSubnetEnv, writeSubnetEnv } from "../subnet/subnet_env.ts";
 import { LeaseWatcher, type PeerEvent } from "../subnet/watcher.ts";
@@ -100,7 +100,7 @@ export async function runAgentOnRegistry(
     stop.signal,
   );
 
-  try {
+  const main = async () => {
     const manager = new LeaseManager(reg, {
       prefix: opts.prefix,
       ttlSeconds: opts.subnetLeaseTtlSeconds,
@@ -136,7 +136,12 @@ export async function runAgentOnRegistry(
     if (cfg.backend.type === "vxlan") {
       const mac = await loadVtepMac(opts.dataDir);
       backend = new VxlanBackend(cfg.backend, iface, publicIP, mac, network);
-      log("info", "backend_chosen", { type: "vxlan", vni: cfg.backend.vni, vtep_mac: mac, mtu: backend.mtu });
+      log("info", "backend_chosen", {
+        type: "vxlan",
+        vni: cfg.backend.vni,
+        vtep_mac: mac,
+        mtu: backend.mtu,
+      });
     } else {
       backend = new HostGwBackend(iface, publicIP, network);
       log("info", "backend_chosen", { type: "host-gw", mtu: backend.mtu });
@@ -427,6 +432,10 @@ export async function runAgentOnRegistry(
 
     await Promise.all([reconcileLoop(), watchLoop(), renewLoop()]);
     log("info", "agent_stopped", { subnet: state.subnet });
+  };
+
+  try {
+    await main();
   } finally {
     signal.removeEventListener("abort", onAbort);
     stop.abort();

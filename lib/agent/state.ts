@@ -51,13 +51,17 @@ export class AgentState {
     if (this.storeErrorSince !== null && now - this.storeErrorSince > storeThresholdMs) {
       return {
         ok: false,
-        reason: `store unreachable for ${Math.round((now - this.storeErrorSince) / 1000)}s: ${this.storeError}`,
+        reason: `store unreachable for ${
+          Math.round((now - this.storeErrorSince) / 1000)
+        }s: ${this.storeError}`,
       };
     }
     if (this.lastReconcileAt && now - this.lastReconcileAt > reconcileStuckMs) {
       return {
         ok: false,
-        reason: `reconcile loop stuck: last pass ${Math.round((now - this.lastReconcileAt) / 1000)}s ago`,
+        reason: `reconcile loop stuck: last pass ${
+          Math.round((now - this.lastReconcileAt) / 1000)
+        }s ago`,
       };
     }
     return { ok: true, reason: "ok" };
@@ -68,7 +72,12 @@ export class AgentState {
     const g = (name: string, help: string, type: string, value: number | string, labels = "") => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
     };
-    g("twill_lease_held", "1 when this node holds its subnet lease", "gauge", this.leaseHeld ? 1 : 0);
+    g(
+      "twill_lease_held",
+      "1 when this node holds its subnet lease",
+      "gauge",
+      this.leaseHeld ? 1 : 0,
+    );
     g(
       "twill_lease_expiry_timestamp_seconds",
       "When the subnet lease expires (0 = reservation or none)",
@@ -76,31 +85,61 @@ export class AgentState {
       this.leaseExpiresAt ? this.leaseExpiresAt / 1000 : 0,
     );
     g("twill_lease_renewals_total", "Successful lease renewals", "counter", this.leaseRenewals);
-    g("twill_lease_reacquired_total", "Times the lease was lost and taken again", "counter", this.leaseReacquired);
-    g("twill_peers_programmed", "Peers whose kernel entries are in place", "gauge", this.peersProgrammed);
+    g(
+      "twill_lease_reacquired_total",
+      "Times the lease was lost and taken again",
+      "counter",
+      this.leaseReacquired,
+    );
+    g(
+      "twill_peers_programmed",
+      "Peers whose kernel entries are in place",
+      "gauge",
+      this.peersProgrammed,
+    );
     g("twill_reconcile_total", "Reconcile passes", "counter", this.reconcileCount);
-    g("twill_reconcile_errors_total", "Reconcile passes that failed", "counter", this.reconcileErrors);
+    g(
+      "twill_reconcile_errors_total",
+      "Reconcile passes that failed",
+      "counter",
+      this.reconcileErrors,
+    );
     g(
       "twill_reconcile_repairs_total",
       "Kernel entries restored or removed by periodic reconcile",
       "counter",
       this.reconcileRepairs,
     );
-    g("twill_reconcile_duration_seconds", "Duration of the last reconcile pass", "gauge", this.lastReconcileSeconds);
+    g(
+      "twill_reconcile_duration_seconds",
+      "Duration of the last reconcile pass",
+      "gauge",
+      this.lastReconcileSeconds,
+    );
     g(
       "twill_reconcile_duration_seconds_sum",
       "Total time spent reconciling",
       "counter",
       this.reconcileSecondsSum,
     );
-    g("twill_watch_revision", "Last store revision seen by the lease watch", "gauge", this.watchRevision.toString());
+    g(
+      "twill_watch_revision",
+      "Last store revision seen by the lease watch",
+      "gauge",
+      this.watchRevision.toString(),
+    );
     g(
       "twill_watch_lag_seconds",
       "From a lease event arriving to its kernel entries programmed (last event)",
       "gauge",
       this.lastEventToProgrammedSeconds,
     );
-    g("twill_store_reachable", "1 when the store answered the last request", "gauge", this.storeErrorSince === null ? 1 : 0);
+    g(
+      "twill_store_reachable",
+      "1 when the store answered the last request",
+      "gauge",
+      this.storeErrorSince === null ? 1 : 0,
+    );
     if (store) {
       g("twill_store_role", "This node's role in the store", "gauge", 1, `{role="${store.role}"}`);
       g("twill_store_term", "Raft term", "gauge", store.term);

@@ -69,7 +69,9 @@ export class EtcdHttpRegistry implements SubnetRegistry {
   private endpoints: string[];
   private current = 0;
   constructor(private o: EtcdHttpOptions) {
-    this.endpoints = o.endpoints.map((e) => (e.includes("://") ? e : `http://${e}`).replace(/\/$/, ""));
+    this.endpoints = o.endpoints.map((e) =>
+      (e.includes("://") ? e : `http://${e}`).replace(/\/$/, "")
+    );
     if (!this.endpoints.length) throw new Error("no store endpoints given");
   }
 
@@ -101,7 +103,10 @@ export class EtcdHttpRegistry implements SubnetRegistry {
       try {
         j = JSON.parse(text);
       } catch {
-        throw new EtcdError(`store ${ep}${path} answered ${res.status}: ${text.slice(0, 200)}`, null);
+        throw new EtcdError(
+          `store ${ep}${path} answered ${res.status}: ${text.slice(0, 200)}`,
+          null,
+        );
       }
       if (!res.ok || j.error) {
         const m = String(j.message ?? j.error ?? res.statusText);
@@ -133,7 +138,11 @@ export class EtcdHttpRegistry implements SubnetRegistry {
   }
 
   async grant(ttlSeconds: number): Promise<bigint> {
-    const r = await this.post<{ ID: string }>("/v3/lease/grant", { TTL: String(ttlSeconds) }, false);
+    const r = await this.post<{ ID: string }>(
+      "/v3/lease/grant",
+      { TTL: String(ttlSeconds) },
+      false,
+    );
     return BigInt(r.ID);
   }
 
@@ -184,7 +193,11 @@ export class EtcdHttpRegistry implements SubnetRegistry {
     await this.post("/v3/kv/deleterange", { key: b64(key) }, false);
   }
 
-  async *watch(prefix: string, fromRevision: bigint, signal: AbortSignal): AsyncIterable<WatchItem> {
+  async *watch(
+    prefix: string,
+    fromRevision: bigint,
+    signal: AbortSignal,
+  ): AsyncIterable<WatchItem> {
     const ep = this.endpoints[this.current];
     const ac = new AbortController();
     const onAbort = () => ac.abort();
@@ -205,7 +218,10 @@ export class EtcdHttpRegistry implements SubnetRegistry {
       if (!res.ok || !res.body) {
         const t = await res.text();
         this.current = (this.current + 1) % this.endpoints.length;
-        throw new EtcdError(`store ${ep}/v3/watch answered ${res.status}: ${t.slice(0, 200)}`, null);
+        throw new EtcdError(
+          `store ${ep}/v3/watch answered ${res.status}: ${t.slice(0, 200)}`,
+          null,
+        );
       }
       for await (const obj of jsonObjects(res.body)) {
         const r = (obj as { result?: Record<string, unknown>; error?: unknown }).result;
@@ -221,7 +237,11 @@ export class EtcdHttpRegistry implements SubnetRegistry {
         if (!evs.length) continue;
         const events: RegistryEvent[] = evs.map((e) =>
           e.type === "DELETE"
-            ? { type: "delete", key: unb64(e.kv.key), modRevision: BigInt(e.kv.mod_revision ?? "0") }
+            ? {
+              type: "delete",
+              key: unb64(e.kv.key),
+              modRevision: BigInt(e.kv.mod_revision ?? "0"),
+            }
             : { type: "put", kv: kvOf(e.kv) }
         );
         const header = r.header as { revision?: string } | undefined;

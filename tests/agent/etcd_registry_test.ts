@@ -45,7 +45,9 @@ Deno.test("etcd registry: acquire, fenced renew, watch events, compaction, again
     const watching = (async () => {
       for await (const item of reg.watch(`${P}/subnets/`, revision + 1n, ac.signal)) {
         if (item.kind !== "events") continue;
-        for (const e of item.events) seen.push(e.type === "put" ? `put ${e.kv.key}` : `del ${e.key}`);
+        for (const e of item.events) {
+          seen.push(e.type === "put" ? `put ${e.kv.key}` : `del ${e.key}`);
+        }
         if (seen.length >= 2) return;
       }
     })();
