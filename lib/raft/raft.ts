@@ -105,12 +105,17 @@ export class Raft {
     restoreConfState(this.prs, confState, this.raftLog.lastIndex());
     this.isLearner = this.prs.learners.has(this.id);
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
-    if (c.applied !== undefined && c.applied > 0) {
-      invariant(
-        c.applied <= this.raftLog.committed,
-        `config.applied ${c.applied} is beyond the committed index ${this.raftLog.committed}`,
-      );
-      if (c.applied > this.raftLog.applied) this.raftLog.appliedTo(c.applied);
+    if (c.applied !== undefined && c.applied > this.raftLog.applied) {
+      if (c.applied > this.raftLog.lastIndex()) {
+        throw new Error(
+          `raft: config.applied ${c.applied} is beyond the last log index ${this.raftLog.lastIndex()}: ` +
+            "the storage lost entries the application had applied",
+        );
+      }
+      // Whatever was applied was committed, even if the persisted commit index lags (commit-only
+      // hard state changes need not be synced).
+      this.raftLog.commitTo(c.applied);
+      this.raftLog.appliedTo(c.applied);
     }
     this.becomeFollower(this.term, NONE);
     this.log("newRaft", {
@@ -149,7 +154,8 @@ export class Raft {
   // ---- sending ----------------------------------------------------------------------------
 
   private send(m: Message): void {
-    m.from = this.id;
+    // Forwarded messages (MsgProp, MsgReadIndex, MsgTransferLeader) keep their origin.
+    if (m.from === NONE) m.from = this.id;
     if (
       m.type === "MsgVote" || m.type === "MsgVoteResp" || m.type === "MsgPreVote" ||
       m.type === "MsgPreVoteResp"

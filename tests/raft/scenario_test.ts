@@ -248,6 +248,13 @@ Deno.test("leadership transfer from a follower's request is forwarded to the lea
   assert.equal(net.leader(), 2);
 });
 
+Deno.test("leadership transfer requested on a follower for a third node goes to that node", () => {
+  const net = electedCluster();
+  net.node(2).rn.transferLeadership(3);
+  net.stabilize();
+  assert.equal(net.leader(), 3);
+});
+
 Deno.test("transfer to a learner is ignored", () => {
   const net = electedCluster([1, 2, 3], { learners: [4] });
   net.node(1).rn.transferLeadership(4);

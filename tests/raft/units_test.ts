@@ -269,3 +269,17 @@ Deno.test("Config validation gives a clear error", () => {
   );
   assert.throws(() => newTestRawNode(0, [1]), /id must be a positive integer/);
 });
+
+Deno.test("restart with config.applied beyond the persisted commit index trusts the application", () => {
+  const s = new MemoryStorage();
+  bootstrap(s, { voters: [1, 2, 3], learners: [] });
+  s.append([ent(2, 2), ent(3, 2)]);
+  s.setHardState({ term: 2, vote: 1, commit: 1 });
+  const rn = newTestRawNode(1, [1, 2, 3], { storage: s, applied: 3 });
+  assert.equal(rn.raft.raftLog.committed, 3);
+  assert.equal(rn.status().applied, 3);
+  assert.throws(
+    () => newTestRawNode(1, [1, 2, 3], { storage: s, applied: 9 }),
+    /storage lost entries/,
+  );
+});
