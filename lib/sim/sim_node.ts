@@ -1,0 +1,362 @@
+// One simulated Raft member: a RawNode over a MemoryStorage, the KV state machine, and the
+// application loop around them (persist, send, apply, advance) with a crash model:
+//   - A Ready that must be synced is held "in flight" until the simulator's sync event; until
+//     then the node takes no other input (like a process blocked in fsync), and its messages are
+//     not sent. A crash before the sync loses that Ready entirely (the unsynced suffix).
+//   - A Ready that needs no sync (only the commit index moved) is applied at once, but its
+//     commit index only becomes durable with the next synced Ready or snapshot.
+// A restart is a new RawNode over the same storage with the durable hard state, applied = the
+// snapshot index, and the state machine rebuilt from the snapshot (the log is replayed by Raft).
+import {
+  type ConfChange,
+  type ConfState,
+  decodeConfChange,
+  type HardState,
+  MemoryStorage,
+  type Message,
+  type NodeId,
+  RaftError,
+  RawNode,
+  type Ready,
+} from "../raft/mod.ts";
+import type { KvOutput } from "../linearizability/kv_model.ts";
+import { decodeCommand, KvStateMachine } from "./kv_state_machine.ts";
+import type { Prng } from "./prng.ts";
+import { type SafetyMonitor, SimViolation } from "./safety.ts";
+import { chainHash, hashBytes, type Trace } from "./trace.ts";
+
+export interface NodeTuning {
+  electionTick: number;
+  heartbeatTick: number;
+  maxSizePerMsg: number;
+  maxInflightMsgs: number;
+  /** Take a snapshot and compact once this many entries were applied since the last one. */
+  compactEvery: number;
+  /** Longest simulated fsync, in ms. */
+  maxSyncDelay: number;
+}
+
+/** What a node needs from the simulation around it. */
+export interface NodeHost {
+  readonly now: number;
+  readonly prng: Prng;
+  readonly monitor: SafetyMonitor;
+  readonly trace: Trace;
+  readonly tuning: NodeTuning;
+  send(m: Message): void;
+  /** Deliver a client's result (or a refusal: output null) from node `from`. */
+  respond(
+    from: NodeId,
+    client: number,
+    seq: number,
+    output: KvOutput | null,
+    ackIndex?: number,
+  ): void;
+  /** The sync of this node's held Ready completes after `delay` ms. */
+  scheduleSync(node: SimNode, delay: number): void;
+  confChangeApplied(node: SimNode, index: number, cc: ConfChange, cs: ConfState): void;
+}
+
+export type NodeState = "running" | "crashed" | "removed";
+
+interface PendingRead {
+  client: number;
+  seq: number;
+  key: string;
+  /** The read index, once Raft has confirmed it; -1 before. */
+  index: number;
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+const EMPTY_CONF: ConfState = { voters: [], learners: [] };
+
+export class SimNode {
+  state: NodeState = "running";
+  raw: RawNode | null = null;
+  incarnation = 0;
+  frozenUntil = 0;
+  /** A Ready waiting for its sync. */
+  held: Ready | null = null;
+  sm = new KvStateMachine();
+  applied = 0;
+  confState: ConfState = EMPTY_CONF;
+  role = "follower";
+  /** Hard state as last persisted (live) and as durable (survives a crash). */
+  hs: HardState = { term: 0, vote: 0, commit: 0 };
+  durable: HardState = { term: 0, vote: 0, commit: 0 };
+  /** Chain hash of this node's log at each index >= chainBase. */
+  chain = new Map<number, number>();
+  chainBase = 0;
+  readonly pendingWrites = new Map<string, number>();
+  readonly pendingReads = new Map<string, PendingRead>();
+
+  constructor(
+    readonly id: NodeId,
+    private readonly host: NodeHost,
+    readonly storage: MemoryStorage = new MemoryStorage(),
+  ) {}
+
+  /** Starts (or restarts) the RawNode over the durable state. */
+  start(): void {
+    const h = this.host;
+    this.storage.setHardState(this.durable);
+    const snap = this.storage.snapshot();
+    this.sm = KvStateMachine.restore(snap.data);
+    this.applied = snap.metadata.index;
+    this.confState = snap.metadata.confState;
+    this.hs = { ...this.durable };
+    this.role = "follower";
+    this.raw = new RawNode({
+      id: this.id,
+      electionTick: h.tuning.electionTick,
+      heartbeatTick: h.tuning.heartbeatTick,
+      storage: this.storage,
+      applied: this.applied,
+      maxSizePerMsg: h.tuning.maxSizePerMsg,
+      maxInflightMsgs: h.tuning.maxInflightMsgs,
+      checkQuorum: true,
+      preVote: true,
+      rand: (n) => h.prng.int(n),
+    });
+    const st = this.raw.basicStatus().hardState;
+    if (st.term !== this.durable.term || st.vote !== this.durable.vote) {
+      throw new SimViolation(
+        "term/vote durability",
+        `node ${this.id} restarted with term ${st.term} vote ${st.vote}, but its durable state says term ${this.durable.term} vote ${this.durable.vote}`,
+      );
+    }
+    this.state = "running";
+  }
+
+  /** Loses everything not synced: the held Ready, in-memory state, pending client requests. */
+  crash(): void {
+    this.raw = null;
+    this.held = null;
+    this.incarnation++;
+    this.pendingWrites.clear();
+    this.pendingReads.clear();
+    this.role = "follower";
+    if (this.state === "running") this.state = "crashed";
+  }
+
+  remove(): void {
+    this.crash();
+    this.state = "removed";
+  }
+
+  get isUp(): boolean {
+    return this.raw !== null;
+  }
+
+  tick(): void {
+    this.raw!.tick();
+    this.pump();
+  }
+
+  step(m: Message): void {
+    try {
+      this.raw!.step(m);
+    } catch (e) {
+      if (!(e instanceof RaftError) || e.code !== "StepPeerNotFound") throw e;
+    }
+    this.pump();
+  }
+
+  /** A client write arrives. */
+  submitWrite(client: number, seq: number, data: Uint8Array): void {
+    const key = client + ":" + seq;
+    this.pendingWrites.set(key, client);
+    try {
+      this.raw!.propose(data);
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      this.pendingWrites.delete(key);
+      this.host.respond(this.id, client, seq, null);
+    }
+    this.pump();
+  }
+
+  /** A client linearizable read arrives; `attempt` makes the ReadIndex context unique. */
+  submitRead(client: number, seq: number, attempt: number, key: string): void {
+    const ctx = client + ":" + seq + ":" + attempt;
+    this.pendingReads.set(ctx, { client, seq, key, index: -1 });
+    try {
+      this.raw!.readIndex(textEncoder.encode(ctx));
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      this.pendingReads.delete(ctx);
+      this.host.respond(this.id, client, seq, null);
+    }
+    this.pump();
+  }
+
+  /** Handles Readies until one must wait for a sync (or none is left). */
+  pump(): void {
+    while (this.raw !== null && this.held === null && this.raw.hasReady()) {
+      const rd = this.raw.ready();
+      if (rd.softState !== undefined) this.#roleChanged(rd);
+      if (rd.mustSync || rd.snapshot !== undefined) {
+        this.held = rd;
+        const d = this.host.tuning.maxSyncDelay;
+        this.host.scheduleSync(
+          this,
+          this.host.prng.chance(0.05) ? d * 4 : this.host.prng.range(0, d),
+        );
+        return;
+      }
+      this.#handle(rd, false);
+    }
+  }
+
+  /** The held Ready's sync completed. */
+  synced(): void {
+    const rd = this.held!;
+    this.held = null;
+    this.#handle(rd, true);
+    this.pump();
+  }
+
+  #roleChanged(rd: Ready): void {
+    const ss = rd.softState!;
+    this.role = ss.role;
+    if (ss.role !== "leader") return;
+    const term = this.raw!.basicStatus().hardState.term;
+    this.host.trace.log(this.host.now, () => `node ${this.id} became leader of term ${term}`);
+    this.host.monitor.observeLeader(
+      this.id,
+      term,
+      (i) => this.chain.get(i),
+      this.chainBase,
+      this.storage.lastIndex(),
+    );
+  }
+
+  #handle(rd: Ready, synced: boolean): void {
+    const h = this.host;
+    const mon = h.monitor;
+    // 1. Persist snapshot, entries, hard state.
+    const snap = rd.snapshot;
+    if (snap !== undefined) {
+      const idx = snap.metadata.index;
+      this.storage.applySnapshot(snap);
+      const c = mon.committed.get(idx);
+      if (c === undefined) {
+        throw new SimViolation(
+          "snapshot safety",
+          `node ${this.id} received a snapshot at uncommitted index ${idx}`,
+        );
+      }
+      this.chain.clear();
+      this.chain.set(idx, c);
+      this.chainBase = idx;
+    }
+    if (rd.entries.length > 0) {
+      const first = rd.entries[0].index;
+      const oldLast = this.storage.lastIndex();
+      this.storage.append(rd.entries);
+      for (let i = first; i <= oldLast; i++) this.chain.delete(i);
+      for (const e of rd.entries) {
+        const prev = this.chain.get(e.index - 1);
+        if (prev === undefined) {
+          throw new SimViolation(
+            "log matching",
+            `node ${this.id} appended entry ${e.index} after a gap in its log`,
+          );
+        }
+        const c = chainHash(prev, e.index, e.term, e.type === "normal" ? 1 : 2, hashBytes(e.data));
+        this.chain.set(e.index, c);
+        mon.observePersisted(this.id, e.index, e.term, c, this.hs.commit);
+      }
+    }
+    if (rd.hardState !== undefined) {
+      const hs = rd.hardState;
+      const old = this.hs;
+      if (hs.term < old.term || (hs.term === old.term && old.vote !== 0 && hs.vote !== old.vote)) {
+        throw new SimViolation(
+          "term/vote monotonic",
+          `node ${this.id} went from term ${old.term} vote ${old.vote} to term ${hs.term} vote ${hs.vote}`,
+        );
+      }
+      if (hs.commit < old.commit) {
+        throw new SimViolation(
+          "commit monotonic",
+          `node ${this.id} commit index went from ${old.commit} back to ${hs.commit}`,
+        );
+      }
+      this.storage.setHardState(hs);
+      mon.observeCommit(
+        this.id,
+        hs.term,
+        old.commit,
+        hs.commit,
+        (i) => this.chain.get(i),
+        this.chainBase,
+      );
+      this.hs = { ...hs };
+      this.durable = synced
+        ? { ...hs }
+        : { term: hs.term, vote: hs.vote, commit: this.durable.commit };
+    }
+    // 2. Send.
+    for (const m of rd.messages) h.send(m);
+    // 3. Apply.
+    if (snap !== undefined) {
+      this.sm = KvStateMachine.restore(snap.data);
+      this.applied = snap.metadata.index;
+      this.confState = snap.metadata.confState;
+    }
+    for (const e of rd.committedEntries) {
+      if (e.index !== this.applied + 1) {
+        throw new SimViolation(
+          "applied monotonic",
+          `node ${this.id} was handed entry ${e.index} to apply after applying ${this.applied}`,
+        );
+      }
+      if (e.index > this.hs.commit) {
+        throw new SimViolation(
+          "apply beyond commit",
+          `node ${this.id} applied ${e.index} beyond its commit ${this.hs.commit}`,
+        );
+      }
+      mon.observeApply(this.id, e.index, this.chain.get(e.index));
+      this.applied = e.index;
+      if (e.type === "confChange") {
+        const cc = decodeConfChange(e.data);
+        this.confState = this.raw!.applyConfChange(cc);
+        h.confChangeApplied(this, e.index, cc, this.confState);
+      } else {
+        const cmd = decodeCommand(e.data);
+        if (cmd === null) continue;
+        const result = this.sm.apply(cmd);
+        const key = cmd.client + ":" + cmd.seq;
+        if (result !== null && this.pendingWrites.has(key)) {
+          this.pendingWrites.delete(key);
+          h.respond(this.id, cmd.client, cmd.seq, result, e.index);
+        }
+      }
+    }
+    for (const rs of rd.readStates) {
+      const pr = this.pendingReads.get(textDecoder.decode(rs.requestCtx));
+      if (pr !== undefined && pr.index < 0) pr.index = rs.index;
+    }
+    this.raw!.advance(rd);
+    // 4. Serve reads whose index is applied.
+    if (this.pendingReads.size > 0) {
+      for (const [ctx, pr] of this.pendingReads) {
+        if (pr.index >= 0 && pr.index <= this.applied) {
+          this.pendingReads.delete(ctx);
+          h.respond(this.id, pr.client, pr.seq, { value: this.sm.get(pr.key) });
+        }
+      }
+    }
+    // 5. Snapshot and compact when enough was applied.
+    const snapIndex = this.storage.snapshot().metadata.index;
+    if (this.applied - snapIndex >= h.tuning.compactEvery) {
+      this.storage.createSnapshot(this.applied, this.confState, this.sm.snapshot());
+      const to = this.applied - h.prng.int(3);
+      if (to > this.storage.firstIndex() - 1) this.storage.compact(to);
+      this.durable = { ...this.hs }; // the snapshot write is a sync point
+    }
+  }
+}
