@@ -56,7 +56,7 @@ export function parseRequestObject(text: string): JsonObject {
 }
 
 function jsonKind(v: unknown): string {
-  if (v instanceof JsonNumber) return `number ${v.source}`;
+  if (v instanceof JsonNumber) return "number";
   if (Array.isArray(v)) return "array";
   if (v === null) return "null";
   return typeof v === "object" ? "object" : typeof v === "boolean" ? "bool" : "string";
