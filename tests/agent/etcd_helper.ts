@@ -32,14 +32,34 @@ export async function startEtcd(
   const endpoint = `http://${clientAddr}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    try {
-      const r = await fetch(`${endpoint}/v3/kv/range`, {
-        method: "POST",
-        body: JSON.stringify({ key: btoa("x") }),
-      });
-      await r.body?.cancel();
-      if (r.ok) break;
-    } catch { /* not yet */ }
+    if (netns) {
+      const o = await new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          netns,
+          "curl",
+          "-s",
+          "-m",
+          "1",
+          `${endpoint}/v3/kv/range`,
+          "-d",
+          '{"key":"eA=="}',
+        ],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      if (o.code === 0 && new TextDecoder().decode(o.stdout).includes("header")) break;
+    } else {
+      try {
+        const r = await fetch(`${endpoint}/v3/kv/range`, {
+          method: "POST",
+          body: JSON.stringify({ key: btoa("x") }),
+        });
+        await r.body?.cancel();
+        if (r.ok) break;
+      } catch { /* not yet */ }
+    }
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`etcd on ${clientAddr} did not start`);

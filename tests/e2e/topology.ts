@@ -1,0 +1,271 @@
+// Test topology in network namespaces this test creates (prefix twa-), removed by exact name:
+//   <p>ul   the underlay: bridge br0 10.99.0.254/24 (+ 203.0.113.1/24 playing "internet"),
+//           etcd on 10.99.0.254:22379
+//   <p>nN   node N: eth0 10.99.0.N/24 (veth to br0), default route via 10.99.0.254
+//   <p>pN   a pod on node N: eth0 <subnet>.2 on the node's cni0 bridge (<subnet>.1)
+// Nothing here touches the root namespace.
+
+export async function sh(
+  args: string[],
+  opts: { allowFail?: boolean; stdin?: string } = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const c = new Deno.Command(args[0], {
+    args: args.slice(1),
+    stdin: opts.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = c.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const o = await c.output();
+  const r = {
+    code: o.code,
+    out: new TextDecoder().decode(o.stdout),
+    err: new TextDecoder().decode(o.stderr),
+  };
+  if (r.code !== 0 && !opts.allowFail) {
+    throw new Error(`${args.join(" ")} failed (${r.code}): ${r.err.trim()}`);
+  }
+  return r;
+}
+
+export function inNs(ns: string, args: string[]): string[] {
+  return ["ip", "netns", "exec", ns, ...args];
+}
+
+export class Topology {
+  readonly ul: string;
+  readonly namespaces: string[] = [];
+  readonly dir: string;
+  constructor(readonly prefix: string, readonly nodes: number, dir: string) {
+    this.ul = `${prefix}ul`;
+    this.dir = dir;
+  }
+
+  node(n: number): string {
+    return `${this.prefix}n${n}`;
+  }
+  pod(n: number): string {
+    return `${this.prefix}p${n}`;
+  }
+  nodeIp(n: number): string {
+    return `10.99.0.${n}`;
+  }
+
+  private async addNs(name: string) {
+    await sh(["ip", "netns", "del", name], { allowFail: true });
+    await sh(["ip", "netns", "add", name]);
+    this.namespaces.push(name);
+    await sh(["ip", "-n", name, "link", "set", "lo", "up"]);
+  }
+
+  async create(): Promise<void> {
+    await this.addNs(this.ul);
+    const ul = this.ul;
+    await sh(["ip", "-n", ul, "link", "add", "br0", "type", "bridge"]);
+    await sh(["ip", "-n", ul, "addr", "add", "10.99.0.254/24", "dev", "br0"]);
+    await sh(["ip", "-n", ul, "addr", "add", "203.0.113.1/24", "dev", "br0"]);
+    await sh(["ip", "-n", ul, "link", "set", "br0", "up"]);
+    for (let n = 1; n <= this.nodes; n++) {
+      const ns = this.node(n);
+      await this.addNs(ns);
+      await sh([
+        "ip",
+        "-n",
+        ul,
+        "link",
+        "add",
+        `vn${n}`,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ns,
+      ]);
+      await sh(["ip", "-n", ul, "link", "set", `vn${n}`, "master", "br0", "up"]);
+      await sh(["ip", "-n", ns, "addr", "add", `${this.nodeIp(n)}/24`, "dev", "eth0"]);
+      await sh(["ip", "-n", ns, "link", "set", "eth0", "up"]);
+      await sh(["ip", "-n", ns, "route", "add", "default", "via", "10.99.0.254"]);
+      await sh(inNs(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+    }
+  }
+
+  /** A pod on node n: cni0 bridge with <subnet>.1, pod eth0 <subnet>.2, MTU from subnet.env. */
+  async addPod(n: number, subnetEnv: string): Promise<string> {
+    const vars = Object.fromEntries(
+      subnetEnv.trim().split("\n").map((l) => l.split("=") as [string, string]),
+    );
+    const [gw, len] = vars.FLANNEL_SUBNET.split("/");
+    const mtu = vars.FLANNEL_MTU;
+    const podIp = gw.replace(/\.1$/, ".2");
+    const node = this.node(n);
+    const pod = this.pod(n);
+    await this.addNs(pod);
+    await sh(["ip", "-n", node, "link", "add", "cni0", "type", "bridge"], { allowFail: true });
+    await sh(["ip", "-n", node, "addr", "replace", `${gw}/${len}`, "dev", "cni0"]);
+    await sh(["ip", "-n", node, "link", "set", "cni0", "mtu", mtu, "up"]);
+    await sh([
+      "ip",
+      "-n",
+      node,
+      "link",
+      "add",
+      `vp${n}`,
+      "mtu",
+      mtu,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      pod,
+    ]);
+    await sh(["ip", "-n", node, "link", "set", `vp${n}`, "master", "cni0", "up"]);
+    await sh(["ip", "-n", pod, "link", "set", "eth0", "mtu", mtu, "up"]);
+    await sh(["ip", "-n", pod, "addr", "add", `${podIp}/${len}`, "dev", "eth0"]);
+    await sh(["ip", "-n", pod, "route", "add", "default", "via", gw]);
+    return podIp;
+  }
+
+  async destroy(): Promise<void> {
+    for (const ns of [...this.namespaces].reverse()) {
+      await sh(["ip", "netns", "del", ns], { allowFail: true });
+    }
+  }
+}
+
+export interface AgentProc {
+  node: number;
+  child: Deno.ChildProcess;
+  log: () => string;
+  stop(sig?: Deno.Signal): Promise<number>;
+}
+
+const ENTRY = new URL("./agent_entry.ts", import.meta.url).pathname;
+
+export function startAgent(t: Topology, n: number, extra: string[] = []): AgentProc {
+  const dir = `${t.dir}/n${n}`;
+  const args = [
+    "netns",
+    "exec",
+    t.node(n),
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--no-check",
+    ENTRY,
+    "--etcd-endpoints",
+    "http://10.99.0.254:22379",
+    "--subnet-file",
+    `${dir}/subnet.env`,
+    "--data-dir",
+    `${dir}/data`,
+    "--healthz-ip",
+    "127.0.0.1",
+    "--healthz-port",
+    "9099",
+    "--name",
+    `n${n}`,
+    "--reconcile-ms",
+    "1000",
+    ...extra,
+  ];
+  const child = new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).spawn();
+  let text = "";
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    const d = new TextDecoder();
+    for await (const c of s) text += d.decode(c);
+  };
+  const done = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  return {
+    node: n,
+    child,
+    log: () => text,
+    async stop(sig: Deno.Signal = "SIGTERM") {
+      try {
+        child.kill(sig);
+      } catch { /* exited */ }
+      const st = await child.status;
+      await done;
+      return st.code;
+    },
+  };
+}
+
+export async function httpStatus(ns: string, path: string): Promise<number> {
+  const r = await sh(
+    inNs(ns, [
+      "curl",
+      "-s",
+      "-o",
+      "/dev/null",
+      "-m",
+      "2",
+      "-w",
+      "%{http_code}",
+      `http://127.0.0.1:9099${path}`,
+    ]),
+    { allowFail: true },
+  );
+  return Number(r.out) || 0;
+}
+
+export async function httpBody(ns: string, path: string): Promise<string> {
+  return (await sh(inNs(ns, ["curl", "-s", "-m", "2", `http://127.0.0.1:9099${path}`]))).out;
+}
+
+export async function waitFor(
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+  stepMs = 100,
+): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < timeoutMs) {
+    if (await fn()) return performance.now() - t0;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** etcd v3 JSON calls made from inside the underlay namespace (where etcd listens). */
+export async function etcdCall(t: Topology, path: string, body: unknown): Promise<unknown> {
+  const r = await sh(
+    inNs(t.ul, [
+      "curl",
+      "-s",
+      "-m",
+      "5",
+      `http://10.99.0.254:22379${path}`,
+      "-d",
+      JSON.stringify(body),
+    ]),
+  );
+  return JSON.parse(r.out);
+}
+
+export function b64(s: string): string {
+  return btoa(s);
+}
+
+export async function etcdPut(t: Topology, key: string, value: string): Promise<void> {
+  await etcdCall(t, "/v3/kv/put", { key: b64(key), value: b64(value) });
+}
+
+export async function etcdDel(t: Topology, key: string): Promise<void> {
+  await etcdCall(t, "/v3/kv/deleterange", { key: b64(key) });
+}
+
+export async function etcdList(t: Topology, prefix: string): Promise<Map<string, string>> {
+  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+  const r = await etcdCall(t, "/v3/kv/range", { key: b64(prefix), range_end: b64(end) }) as {
+    kvs?: { key: string; value: string }[];
+  };
+  return new Map((r.kvs ?? []).map((kv) => [atob(kv.key), atob(kv.value)]));
+}
