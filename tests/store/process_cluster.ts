@@ -1,0 +1,290 @@
+// Real `twill agent --store-only` processes on loopback (127.0.7.x, store-raft's range), for
+// multi-process tests: start/init/join, SIGKILL, SIGSTOP/SIGCONT, restart from the data dir, and a
+// no-retry HTTP client (node:http, a fresh connection per request) so a write is never sent twice.
+import http from "node:http";
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+
+export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+export const TOKEN = "store-test-token";
+
+export interface HttpResult {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** Thrown when the request certainly never reached the server (connection refused). */
+export class NotSent extends Error {}
+
+/** One POST over a fresh connection, never retried. Rejects NotSent on ECONNREFUSED. */
+export function post(
+  address: string,
+  path: string,
+  body: unknown,
+  timeoutMs = 3000,
+  token = TOKEN,
+): Promise<HttpResult> {
+  const [host, port] = address.split(":");
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host,
+      port: Number(port),
+      path,
+      method: "POST",
+      agent: false,
+      headers: {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(payload),
+        authorization: `Bearer ${token}`,
+      },
+    }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (text += c));
+      res.on("end", () => {
+        clearTimeout(timer);
+        let parsed: Record<string, unknown> = {};
+        try {
+          parsed = text ? JSON.parse(text) : {};
+        } catch {
+          parsed = { raw: text };
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+      res.on("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new Error("client timeout")), timeoutMs);
+    req.on("error", (e: Error & { code?: string }) => {
+      clearTimeout(timer);
+      reject(e.code === "ECONNREFUSED" ? new NotSent(e.message) : e);
+    });
+    req.end(payload);
+  });
+}
+
+export const b64 = (s: string) => Buffer.from(s).toString("base64");
+export const unb64 = (
+  s: unknown,
+) => (typeof s === "string" ? Buffer.from(s, "base64").toString() : "");
+
+export function prefixEnd(prefix: string): string {
+  const b = Buffer.from(prefix);
+  b[b.length - 1]++;
+  return b.toString("base64");
+}
+
+export interface Member {
+  index: number;
+  address: string;
+  dataDir: string;
+  child?: Deno.ChildProcess;
+  log: string[];
+  stopped: boolean;
+}
+
+export interface ClusterOptions {
+  /** Third octet base: member i listens on 127.0.7.(base+i):8473. */
+  base: number;
+  size: number;
+  extraArgs?: string[];
+  /** Start only these many initially (others joined later by the test). */
+  initial?: number;
+}
+
+export class ProcessCluster {
+  members: Member[] = [];
+  root = "";
+
+  constructor(readonly opts: ClusterOptions) {}
+
+  async setup(): Promise<void> {
+    this.root = await Deno.makeTempDir({ prefix: "twill-store-test-" });
+    for (let i = 0; i < this.opts.size; i++) {
+      this.members.push({
+        index: i,
+        address: `127.0.7.${this.opts.base + i + 1}:8473`,
+        dataDir: join(this.root, `m${i + 1}`),
+        log: [],
+        stopped: true,
+      });
+    }
+  }
+
+  /** --init the first member, --join the rest one after another, wait for `voters` voters. */
+  async start(voters = Math.min(this.opts.size, 3)): Promise<void> {
+    await this.setup();
+    const n = this.opts.initial ?? this.opts.size;
+    this.spawn(this.members[0], ["--init", "--token", TOKEN, "--voters", String(voters)]);
+    await this.waitReady(this.members[0]);
+    for (let i = 1; i < n; i++) {
+      this.spawn(this.members[i], [
+        "--join",
+        this.members[0].address,
+        "--token",
+        TOKEN,
+        "--voters",
+        String(voters),
+      ]);
+    }
+    await this.waitFor(
+      async () => {
+        const m = await this.membersView();
+        return m !== undefined &&
+          m.members.filter((x) => x.kind === "voter").length === Math.min(voters, n) &&
+          m.members.length === n;
+      },
+      30_000,
+      `${n} members with ${Math.min(voters, n)} voters`,
+    );
+  }
+
+  spawn(m: Member, args: string[]): void {
+    const cmd = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "agent",
+        "--store-only",
+        "--listen",
+        m.address,
+        "--data-dir",
+        m.dataDir,
+        "--name",
+        `m${m.index + 1}`,
+        ...(this.opts.extraArgs ?? []),
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    });
+    const child = cmd.spawn();
+    m.child = child;
+    m.stopped = false;
+    const pump = async (s: ReadableStream<Uint8Array>) => {
+      const dec = new TextDecoder();
+      let buf = "";
+      try {
+        for await (const chunk of s) {
+          buf += dec.decode(chunk, { stream: true });
+          let i;
+          while ((i = buf.indexOf("\n")) >= 0) {
+            m.log.push(buf.slice(0, i));
+            if (m.log.length > 5000) m.log.splice(0, 1000);
+            buf = buf.slice(i + 1);
+          }
+        }
+      } catch { /* process gone */ }
+    };
+    void pump(child.stdout);
+    void pump(child.stderr);
+  }
+
+  /** Restart from the data dir alone. */
+  restart(m: Member, extra: string[] = []): void {
+    this.spawn(m, extra);
+  }
+
+  async kill(m: Member, signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    if (!m.child || m.stopped) return;
+    try {
+      m.child.kill(signal);
+    } catch { /* already gone */ }
+    await m.child.status;
+    m.stopped = true;
+  }
+
+  signal(m: Member, signal: Deno.Signal): void {
+    m.child?.kill(signal);
+  }
+
+  async teardown(): Promise<void> {
+    for (const m of this.members) {
+      if (m.child && !m.stopped) {
+        try {
+          m.child.kill("SIGCONT");
+        } catch { /* gone */ }
+        await this.kill(m, "SIGKILL");
+      }
+    }
+    if (this.root) await Deno.remove(this.root, { recursive: true }).catch(() => {});
+  }
+
+  async status(m: Member): Promise<Record<string, unknown> | undefined> {
+    try {
+      const r = await post(m.address, "/raft/status", {}, 1000);
+      return r.status === 200 ? r.body : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async membersView(): Promise<
+    | { leader: number; members: { id: number; kind: string; address: string; match: number }[] }
+    | undefined
+  > {
+    for (const m of this.members) {
+      if (m.stopped) continue;
+      try {
+        const r = await post(m.address, "/raft/members", {}, 1500);
+        if (r.status === 200) return r.body as never;
+      } catch { /* next */ }
+    }
+    return undefined;
+  }
+
+  async leader(): Promise<Member | undefined> {
+    for (const m of this.members) {
+      if (m.stopped) continue;
+      const s = await this.status(m);
+      if (s?.role === "leader") return m;
+    }
+    return undefined;
+  }
+
+  async waitLeader(timeoutMs = 10_000): Promise<Member> {
+    let found: Member | undefined;
+    await this.waitFor(
+      async () => (found = await this.leader()) !== undefined,
+      timeoutMs,
+      "a leader",
+    );
+    return found!;
+  }
+
+  async waitReady(m: Member, timeoutMs = 20_000): Promise<void> {
+    await this.waitFor(
+      async () => {
+        const s = await this.status(m);
+        return s !== undefined && Number(s.leader) > 0;
+      },
+      timeoutMs,
+      `${m.address} to serve with a leader`,
+    );
+  }
+
+  async waitFor(
+    cond: () => Promise<boolean> | boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!(await cond())) {
+      if (Date.now() > end) {
+        throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}\n${this.logTail()}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  logTail(lines = 15): string {
+    return this.members.map((m) =>
+      `--- m${m.index + 1} (${m.address})\n${m.log.slice(-lines).join("\n")}`
+    ).join("\n");
+  }
+}
