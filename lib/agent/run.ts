@@ -3,17 +3,13 @@ import type { NetworkAgentOptions } from "./options.ts";
 import { runAgentOnRegistry } from "./agent.ts";
 import type { SubnetRegistry } from "../subnet/registry.ts";
 import { EtcdHttpRegistry } from "../subnet/etcd_http.ts";
+import { EtcdClientRegistry } from "../subnet/etcd_client_registry.ts";
+import { EtcdClient } from "../store/client.ts";
 import { AgentState } from "./state.ts";
 import { makeLogger } from "./log.ts";
 export type { NetworkAgentOptions, StoreStatus } from "./options.ts";
 export { NETWORK_AGENT_DEFAULTS, withDefaults } from "./options.ts";
 export { AgentState } from "./state.ts";
-
-/** Something that can reach the store: an EtcdClient-like object with endpoints, or a registry. */
-export type AgentStore =
-  | SubnetRegistry
-  | { endpoints: string[]; token?: string }
-  | { getEndpoints(): string[]; token?: string };
 
 function isRegistry(x: unknown): x is SubnetRegistry {
   return typeof (x as SubnetRegistry).createIfAbsent === "function" &&
@@ -23,6 +19,7 @@ function isRegistry(x: unknown): x is SubnetRegistry {
 /** Builds the registry the agent uses from whatever store handle the caller has. */
 export function registryFor(kv: unknown): SubnetRegistry {
   if (isRegistry(kv)) return kv;
+  if (kv instanceof EtcdClient) return new EtcdClientRegistry(kv);
   const o = kv as { endpoints?: string[]; getEndpoints?: () => string[]; token?: string };
   const endpoints = o.getEndpoints ? o.getEndpoints() : o.endpoints;
   if (!endpoints?.length) {
@@ -36,12 +33,12 @@ export function registryFor(kv: unknown): SubnetRegistry {
  * masquerade, health server, reconcile loop. Resolves when stopped (nothing is torn down);
  * rejects with an Error whose message is one clear line on a fatal error (bad config, out of
  * subnets, unknown --iface, host-gw behind NAT), which the caller prints and exits non-zero with.
- * `kv` is the store client (lib/store/client.ts's EtcdClient: its endpoints and token are used),
- * or a SubnetRegistry.
+ * `kv` is the store client (lib/store/client.ts's EtcdClient), a SubnetRegistry, or plain
+ * endpoints (+ token) for the agent's own etcd JSON registry.
  */
 export async function runNetworkAgent(
   opts: NetworkAgentOptions,
-  kv: unknown,
+  kv: EtcdClient | SubnetRegistry | { endpoints: string[]; token?: string },
   signal: AbortSignal,
   state: AgentState = new AgentState(),
 ): Promise<void> {

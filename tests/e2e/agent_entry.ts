@@ -2,6 +2,7 @@
 // cmd/agent.ts does with --etcd-endpoints. Flags mirror twill's names.
 import { parseArgs } from "node:util";
 import { runNetworkAgent, withDefaults } from "../../lib/agent/run.ts";
+import { EtcdClient } from "../../lib/store/client.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -43,7 +44,7 @@ try {
       reconcileIntervalMs: values["reconcile-ms"] ? Number(values["reconcile-ms"]) : undefined,
       nodeName: values.name ?? "",
     }),
-    { endpoints: (values["etcd-endpoints"] ?? "").split(",").filter((x) => x) },
+    new EtcdClient({ endpoints: (values["etcd-endpoints"] ?? "").split(",").filter((x) => x) }),
     ac.signal,
   );
   Deno.exit(0);
