@@ -13,6 +13,7 @@ import {
   IFA_FLAGS,
   IFA_LOCAL,
   IFF_UP,
+  IFLA_ADDRESS,
   IFLA_BRPORT_MODE,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
@@ -149,9 +150,14 @@ export function createVeth(s: NetlinkSocket, v: VethSpec): void {
 export function setLink(
   s: NetlinkSocket,
   index: number,
-  change: { up?: boolean; mtu?: number; master?: number },
+  change: { up?: boolean; mtu?: number; master?: number; mac?: string },
 ): void {
   const attrs = [];
+  if (change.mac) {
+    attrs.push(
+      attr.bytes(IFLA_ADDRESS, Uint8Array.from(change.mac.split(":"), (h) => parseInt(h, 16))),
+    );
+  }
   if (change.mtu) attrs.push(attr.u32(IFLA_MTU, change.mtu));
   if (change.master !== undefined) attrs.push(attr.u32(IFLA_MASTER, change.master));
   const hdr = change.up === undefined

@@ -1,0 +1,93 @@
+// host-local's on-disk reservations, read and written the way the reference plugin does, so both
+// can share /var/lib/cni/networks/<network>: one file per address named by the address, holding
+// "<container id>\r\n<ifname>"; last_reserved_ip.<range index>; and a "lock" file that every
+// writer flock()s for the whole read-modify-write.
+import { formatIP, type IP, parseIP, tryParseIP } from "../../net/cidr.ts";
+
+export const LINE_BREAK = "\r\n";
+
+export interface Reservation {
+  ip: IP;
+  containerId: string;
+  ifname: string;
+}
+
+export class ReservationStore {
+  constructor(readonly dir: string) {}
+
+  /** Takes the directory's lock, creating the directory as needed; call the result to unlock. */
+  async lock(): Promise<() => void> {
+    await Deno.mkdir(this.dir, { recursive: true, mode: 0o755 });
+    const f = await Deno.open(`${this.dir}/lock`, { read: true, write: true, create: true });
+    await f.lock(true);
+    return () => {
+      try {
+        f.unlockSync();
+      } finally {
+        f.close();
+      }
+    };
+  }
+
+  /** Every reservation in the directory (files that do not parse as an address are skipped). */
+  async list(): Promise<Reservation[]> {
+    const out: Reservation[] = [];
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(this.dir)];
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return out;
+      throw e;
+    }
+    for (const e of entries) {
+      if (!e.isFile) continue;
+      const ip = tryParseIP(e.name);
+      if (!ip) continue;
+      let text: string;
+      try {
+        text = await Deno.readTextFile(`${this.dir}/${e.name}`);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) continue;
+        throw err;
+      }
+      const [containerId, ifname = ""] = text.trim().split(/\r?\n/);
+      out.push({ ip, containerId: containerId.trim(), ifname: ifname.trim() });
+    }
+    return out;
+  }
+
+  /** Writes the reservation file; false when the address is already taken. */
+  async reserve(r: Reservation): Promise<boolean> {
+    try {
+      await Deno.writeTextFile(
+        `${this.dir}/${formatIP(r.ip)}`,
+        `${r.containerId}${LINE_BREAK}${r.ifname}`,
+        { createNew: true, mode: 0o644 },
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) return false;
+      throw e;
+    }
+  }
+
+  async release(ip: IP): Promise<void> {
+    try {
+      await Deno.remove(`${this.dir}/${formatIP(ip)}`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+
+  async lastReserved(index: number): Promise<IP | undefined> {
+    try {
+      return parseIP((await Deno.readTextFile(`${this.dir}/last_reserved_ip.${index}`)).trim());
+    } catch {
+      return undefined;
+    }
+  }
+
+  async setLastReserved(index: number, ip: IP): Promise<void> {
+    await Deno.writeTextFile(`${this.dir}/last_reserved_ip.${index}`, formatIP(ip));
+  }
+}
