@@ -34,8 +34,10 @@ export interface AgentFlags {
   deadVoterTimeoutMs: number;
   /** Take a state-machine snapshot and compact the log every this many applied entries. */
   snapshotCount: number;
-  /** Raft tick length in milliseconds (election timeout = 10 ticks). */
+  /** Raft tick length in milliseconds. */
   tickMs: number;
+  /** Election timeout in ticks (randomised in [n, 2n)); heartbeats go every tick. */
+  electionTicks: number;
   help: boolean;
 }
 
@@ -123,6 +125,13 @@ export const AGENT_FLAGS: FlagSpec[] = [
     hidden: true,
   },
   { name: "tick", kind: "duration", default: "100ms", help: "Raft tick", hidden: true },
+  {
+    name: "election-ticks",
+    kind: "int",
+    default: "7",
+    help: "election timeout in ticks (randomised in [n, 2n))",
+    hidden: true,
+  },
   { name: "help", kind: "boolean", help: "show this help" },
 ];
 
@@ -235,6 +244,7 @@ export function parseAgentFlags(args: string[], env: Record<string, string>): Ag
     deadVoterTimeoutMs: dur("dead-voter-timeout"),
     snapshotCount: int("snapshot-count", 1, 1e9),
     tickMs: dur("tick"),
+    electionTicks: int("election-ticks", 3, 1000),
     help: (get("help") as boolean | undefined) ?? false,
   };
   validate(flags);

@@ -174,6 +174,7 @@ function startMember(
     deadVoterTimeoutMs: f.deadVoterTimeoutMs,
     snapshotCount: f.snapshotCount,
     tickMs: f.tickMs,
+    electionTick: f.electionTicks,
     logger,
     createApiApp: (backend, t) => createApiApp(backend, { token: t }),
     ...extra,

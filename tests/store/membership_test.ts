@@ -1,0 +1,149 @@
+// Membership by address with real processes: joiners become learners, the leader promotes
+// caught-up learners one at a time up to --voters, and replaces a voter that stays unreachable
+// longer than --dead-voter-timeout with a caught-up learner (then removes the dead voter).
+import assert from "node:assert/strict";
+import { b64, post, ProcessCluster, TOKEN } from "./process_cluster.ts";
+
+Deno.test({
+  name: "joiners are promoted up to --voters; a dead voter is replaced by a learner and removed",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const c = new ProcessCluster({ base: 20, size: 5, extraArgs: ["--dead-voter-timeout", "3s"] });
+    try {
+      await c.start(3);
+      let view = (await c.membersView())!;
+      const voters = () => view.members.filter((m) => m.kind === "voter").map((m) => m.id).sort();
+      const learners = () =>
+        view.members.filter((m) => m.kind === "learner").map((m) => m.id).sort();
+      assert.equal(voters().length, 3);
+      assert.equal(learners().length, 2);
+      // Ids are handed out in join order and never reused.
+      assert.deepEqual([...voters(), ...learners()].sort(), [1, 2, 3, 4, 5]);
+
+      const r = await post(c.members[0].address, "/v3/kv/put", {
+        key: b64("/m/x"),
+        value: b64("1"),
+      });
+      assert.equal(r.status, 200);
+
+      // Kill a voter that is not the leader.
+      const leader = await c.waitLeader();
+      const leaderId = view.leader;
+      const victimId = voters().find((id) => id !== leaderId)!;
+      const victim = c.members.find((m) =>
+        view.members.find((x) => x.id === victimId)!.address === m.address
+      )!;
+      await c.kill(victim);
+      const t0 = Date.now();
+      await c.waitFor(
+        async () => {
+          view = (await c.membersView()) ?? view;
+          return !view.members.some((m) => m.id === victimId) && voters().length === 3;
+        },
+        20_000,
+        "the dead voter to be replaced and removed",
+      );
+      console.log(
+        `dead voter ${victimId} replaced and removed ${Date.now() - t0} ms after SIGKILL`,
+      );
+      assert.equal(learners().length, 1);
+      const leaderLog = (await c.leader())?.log.join("\n") ?? leader.log.join("\n");
+      assert.match(leaderLog, /event=voter_replaced/);
+      assert.match(leaderLog, new RegExp(`event=dead_voter_removed .*node=${victimId}`));
+
+      // The cluster still takes writes and every live member has them.
+      const w = await post(c.members.find((m) => !m.stopped)!.address, "/v3/kv/put", {
+        key: b64("/m/y"),
+        value: b64("2"),
+      });
+      assert.equal(w.status, 200);
+    } catch (e) {
+      console.error(c.logTail(25));
+      throw e;
+    } finally {
+      await c.teardown();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "wrong token: the API and the peer routes answer 401 and a join is refused with one clear line",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const c = new ProcessCluster({ base: 40, size: 2, initial: 1 });
+    try {
+      await c.start(1);
+      const m = c.members[0];
+      for (
+        const path of ["/v3/kv/put", "/v3/kv/range", "/raft/msg", "/raft/status", "/raft/join"]
+      ) {
+        const r = await post(
+          m.address,
+          path,
+          { key: b64("/secret"), value: b64("x") },
+          3000,
+          "wrong",
+        );
+        assert.equal(r.status, 401, path);
+      }
+      const none = await post(m.address, "/v3/kv/range", { key: b64("/secret") }, 3000, "");
+      assert.equal(none.status, 401);
+      const check = await post(m.address, "/v3/kv/range", { key: b64("/secret") });
+      assert.equal(check.status, 200);
+      assert.equal(check.body.kvs, undefined, "the rejected put changed nothing");
+
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../../main.ts", import.meta.url).pathname,
+          "agent",
+          "--store-only",
+          "--join",
+          m.address,
+          "--token",
+          "wrong",
+          "--listen",
+          c.members[1].address,
+          "--data-dir",
+          c.members[1].dataDir,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 1);
+      const err = new TextDecoder().decode(out.stderr);
+      assert.match(err, /refused the cluster token \(401\)/);
+
+      // --init on a data dir that holds a cluster is refused, never a second cluster.
+      const again = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../../main.ts", import.meta.url).pathname,
+          "agent",
+          "--store-only",
+          "--init",
+          "--token",
+          TOKEN,
+          "--listen",
+          "127.0.7.49:8473",
+          "--data-dir",
+          m.dataDir,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(again.code, 1);
+      assert.match(
+        new TextDecoder().decode(again.stderr),
+        /already holds cluster .* run without --init/,
+      );
+    } finally {
+      await c.teardown();
+    }
+  },
+});
