@@ -218,7 +218,8 @@ export class EtcdClientError extends Error {
 export interface EtcdClientOptions {
   /** Base URLs, e.g. ["http://10.0.0.1:8473"]; "host:port" is taken as http://host:port. */
   endpoints: string[];
-  /** Sent as `Authorization: Bearer <token>` (real etcd without auth ignores it). */
+  /** Sent as `Authorization: Bearer <token>` (twill's cluster token). Leave it out for a real
+   *  etcd without auth: etcd 3.4 refuses any token then ("etcdserver: invalid auth token"). */
   token?: string;
   /** Per unary request (default 30 s). A timed-out write has an unknown outcome. */
   requestTimeoutMs?: number;
@@ -412,7 +413,7 @@ export class EtcdClient {
       } catch (e) {
         last = e;
         if (o.signal?.aborted) throw e;
-        const refused = /refused|os error 111/i.test(errText(e));
+        const refused = /refused|os error 111|are blocked/i.test(errText(e));
         if (o.failover || refused) continue;
         throw new EtcdClientError(
           14,
@@ -455,8 +456,14 @@ function onceStream(data: Uint8Array): ReadableStream<Uint8Array> {
   });
 }
 
+/** The message of an error and of its causes (Deno's fetch puts the OS error in `cause`). */
 function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  const parts: string[] = [];
+  for (let x: unknown = e, n = 0; x !== undefined && n < 5; n++) {
+    parts.push(x instanceof Error ? x.message : String(x));
+    x = x instanceof Error ? x.cause : undefined;
+  }
+  return parts.join(": ");
 }
 
 async function errorOf(res: Response): Promise<EtcdClientError> {

@@ -222,7 +222,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
     } catch (e) {
       return streamOpenError(c, e);
     }
-    return streamResponse(c.req.raw.signal, async (send) => {
+    return streamResponse(async (send) => {
       const one = async (text: string) => {
         const id = int64Field(parseRequestObject(text), "ID");
         try {
@@ -250,7 +250,6 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
     let session: WatchSession | undefined;
     let timer: ReturnType<typeof setInterval> | undefined;
     return streamResponse(
-      c.req.raw.signal,
       async (send) => {
         session = new WatchSession(sm, () => backend.header(), (result) => send({ result }));
         timer = setInterval(() => session?.tick(), opts.progressNotifyMs ?? 600_000);
@@ -278,10 +277,10 @@ function streamOpenError(c: Context, e: unknown): Response {
 /**
  * A newline-delimited JSON streaming response. `run` sends messages; when it resolves true the
  * response ends, false keeps it open until the client goes away; when it throws, an in-stream
- * error is sent and the response ends. `cleanup` runs exactly once at the end.
+ * error is sent and the response ends. `cleanup` runs exactly once at the end, including when
+ * the client goes away (Deno.serve cancels the body stream).
  */
 function streamResponse(
-  signal: AbortSignal,
   run: (send: (msg: unknown) => void) => Promise<boolean>,
   cleanup: () => void = () => {},
 ): Response {
@@ -290,7 +289,6 @@ function streamResponse(
   const finish = () => {
     if (closed) return;
     closed = true;
-    signal.removeEventListener("abort", finish);
     cleanup();
     try {
       controller.close();
@@ -303,11 +301,10 @@ function streamResponse(
   const stream = new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
-      signal.addEventListener("abort", finish);
       run(send).then(
         (end) => end && finish(),
         (e) => {
-          if (!closed && !signal.aborted) send(streamErrorBody(toApiError(e)));
+          if (!closed) send(streamErrorBody(toApiError(e)));
           finish();
         },
       );
