@@ -1,7 +1,7 @@
 // Small JSON files in the data dir (node identity, cluster id, token, VTEP MAC), replaced
 // atomically so that a crash never leaves a half-written one.
 import { join } from "node:path";
-import { writeFileAtomic } from "./fs_atomic.ts";
+import { ensureDir, writeFileAtomic } from "./fs_atomic.ts";
 
 /** The parsed content of `dir/name`, or undefined when the file does not exist. */
 export async function readJson<T = unknown>(dir: string, name: string): Promise<T | undefined> {
@@ -24,6 +24,6 @@ export async function readJson<T = unknown>(dir: string, name: string): Promise<
 
 /** Write `obj` as JSON to `dir/name` (temp file, fsync, rename, directory fsync). Creates dir. */
 export async function writeJsonAtomic(dir: string, name: string, obj: unknown): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensureDir(dir);
   await writeFileAtomic(join(dir, name), new TextEncoder().encode(JSON.stringify(obj, null, 2)));
 }

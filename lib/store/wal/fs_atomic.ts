@@ -1,6 +1,6 @@
 // Crash-safe file replacement: write a temporary file, fsync it, rename it over the target,
 // fsync the directory. After a crash the target holds either the old or the new content.
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 
 export const TEMP_SUFFIX = ".tmp";
 
@@ -40,5 +40,26 @@ export async function removeTempFiles(dir: string): Promise<void> {
     if (e.isFile && e.name.startsWith(".") && e.name.endsWith(TEMP_SUFFIX)) {
       await Deno.remove(join(dir, e.name));
     }
+  }
+}
+
+/** Create `dir` (and missing parents, mode 0700) so that its existence is durable. */
+export async function ensureDir(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !(await isDir(d)); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  if (missing.length === 0) return;
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const d of missing) await fsyncDir(dirname(d));
+}
+
+async function isDir(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
   }
 }

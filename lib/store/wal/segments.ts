@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { encodeHardState, encodeJson, type SegmentHeader } from "./codec.ts";
 import { WalCorruptError, WalInconsistentError } from "./errors.ts";
-import { fsyncDir, removeTempFiles, writeAll, writeFileAtomic } from "./fs_atomic.ts";
+import { ensureDir, fsyncDir, removeTempFiles, writeAll, writeFileAtomic } from "./fs_atomic.ts";
 import { concatBytes, encodeRecord, RecordType, scanRecords } from "./record.ts";
 import type { ScannedSegment } from "./replay.ts";
 import type { HardState } from "../../raft/types.ts";
@@ -46,7 +46,7 @@ export class SegmentLog {
     dir: string,
     warn: (line: string) => void,
   ): Promise<{ log: SegmentLog; scanned: ScannedSegment[] }> {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await ensureDir(dir);
     await removeTempFiles(dir);
     const log = new SegmentLog(dir);
     const found: { seq: number; path: string }[] = [];

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Snapshot } from "../../raft/types.ts";
 import { decodeSnapshotMetadata, encodeJson } from "./codec.ts";
 import { WalCorruptError } from "./errors.ts";
-import { fsyncDir, removeTempFiles, writeFileAtomic } from "./fs_atomic.ts";
+import { ensureDir, fsyncDir, removeTempFiles, writeFileAtomic } from "./fs_atomic.ts";
 
 const MAGIC = new TextEncoder().encode("TWSNAP1\n");
 const NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
@@ -65,7 +65,7 @@ export class SnapshotDir {
   constructor(readonly dir: string) {}
 
   async init(): Promise<void> {
-    await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await ensureDir(this.dir);
     await removeTempFiles(this.dir);
   }
 
