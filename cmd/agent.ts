@@ -179,16 +179,33 @@ export function parseAgentFlags(args: string[], env: Record<string, string>): Ag
       ? { type: "boolean" }
       : { type: "string", multiple: f.kind === "list" };
   }
+  // Go's flag package (Flannel's) accepts --ip-masq=false; node's parseArgs does not.
+  const explicitBools: Record<string, boolean> = {};
+  const rest: string[] = [];
+  for (const a of args) {
+    const m = /^--([a-z-]+)=(.*)$/.exec(a);
+    const spec = m && AGENT_FLAGS.find((f) => f.name === m[1]);
+    if (m && spec && spec.kind === "boolean") {
+      const v = m[2].toLowerCase();
+      if (!["true", "false", "1", "0"].includes(v)) {
+        throw new Error(`--${m[1]}=${m[2]}: use true or false`);
+      }
+      explicitBools[m[1]] = v === "true" || v === "1";
+    } else rest.push(a);
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   } catch (e) {
     throw new Error(`${(e as Error).message.split("\n")[0]}; run 'twill agent --help'`);
   }
   if (parsed.positionals.length > 0) {
     throw new Error(`unexpected argument "${parsed.positionals[0]}"; run 'twill agent --help'`);
   }
-  const cli = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const cli = {
+    ...parsed.values,
+    ...explicitBools,
+  } as Record<string, string | boolean | string[] | undefined>;
   const raw = (f: FlagSpec): string | boolean | string[] | undefined => {
     if (cli[f.name] !== undefined) return cli[f.name];
     const e = env[envName(f.name)];

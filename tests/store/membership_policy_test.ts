@@ -1,0 +1,84 @@
+// The leader's membership policy (lib/store/node/membership.ts), decision by decision.
+import assert from "node:assert/strict";
+import { decideMembership, type MembershipView } from "../../lib/store/node/membership.ts";
+
+function view(over: Partial<MembershipView>): MembershipView {
+  return {
+    now: 100_000,
+    self: 1,
+    voters: [1, 2, 3],
+    learners: [],
+    commit: 500,
+    match: new Map([[1, 500], [2, 500], [3, 500], [4, 500], [5, 500]]),
+    lastContact: new Map([[2, 99_900], [3, 99_900], [4, 99_900], [5, 99_900]]),
+    leaderSince: 0,
+    desiredVoters: 3,
+    deadVoterTimeoutMs: 30_000,
+    freshContactMs: 2000,
+    catchUpSlack: 100,
+    pendingConfChange: false,
+    ...over,
+  };
+}
+
+Deno.test("a caught-up learner is promoted while voters are fewer than wanted", () => {
+  assert.deepEqual(decideMembership(view({ voters: [1], learners: [2, 3] })), {
+    type: "promote",
+    id: 2,
+    reason: "fill_voters",
+  });
+});
+
+Deno.test("a lagging or silent learner is not promoted", () => {
+  const match = new Map([[1, 500], [2, 10]]);
+  assert.equal(decideMembership(view({ voters: [1], learners: [2], match })), null);
+  const lastContact = new Map([[2, 90_000]]);
+  assert.equal(decideMembership(view({ voters: [1], learners: [2], lastContact })), null);
+});
+
+Deno.test("nothing happens while a change is pending or at the wanted size", () => {
+  assert.equal(
+    decideMembership(view({ voters: [1], learners: [2], pendingConfChange: true })),
+    null,
+  );
+  assert.equal(decideMembership(view({ learners: [4] })), null);
+});
+
+Deno.test("a dead voter is replaced: promote a learner first, then remove the dead voter", () => {
+  const lastContact = new Map([[2, 99_900], [3, 50_000], [4, 99_900]]);
+  assert.deepEqual(decideMembership(view({ learners: [4], lastContact })), {
+    type: "promote",
+    id: 4,
+    reason: "replace_dead_voter",
+    replacing: 3,
+  });
+  assert.deepEqual(decideMembership(view({ voters: [1, 2, 3, 4], lastContact })), {
+    type: "removeVoter",
+    id: 3,
+    reason: "dead",
+  });
+});
+
+Deno.test("a dead voter without a learner to replace it stays (no shrinking below --voters)", () => {
+  const lastContact = new Map([[2, 99_900], [3, 50_000]]);
+  assert.equal(decideMembership(view({ lastContact })), null);
+});
+
+Deno.test("no change without a healthy quorum", () => {
+  const lastContact = new Map([[2, 10_000], [3, 10_000], [4, 99_900]]);
+  assert.equal(decideMembership(view({ learners: [4], lastContact })), null);
+});
+
+Deno.test("contact before this leader's term counts from when it became leader", () => {
+  const lastContact = new Map<number, number>();
+  assert.equal(decideMembership(view({ lastContact, leaderSince: 90_000 })), null);
+});
+
+Deno.test("a dead learner is removed", () => {
+  const lastContact = new Map([[2, 99_900], [3, 99_900], [5, 10_000]]);
+  assert.deepEqual(decideMembership(view({ learners: [5], lastContact })), {
+    type: "removeLearner",
+    id: 5,
+    reason: "dead",
+  });
+});
