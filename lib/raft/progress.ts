@@ -11,6 +11,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from recently (reset every election timeout by CheckQuorum). */
   recentActive = false;
+  /** Leader ticks spent in snapshot state (a safety net when the outcome is never reported). */
+  snapshotElapsed = 0;
   /** In probe state: one append has been sent and not yet answered; pause until then. */
   probeSent = false;
   inflights: Inflights;
@@ -25,6 +27,7 @@ export class Progress {
   private resetState(state: ProgressState): void {
     this.probeSent = false;
     this.pendingSnapshot = 0;
+    this.snapshotElapsed = 0;
     this.state = state;
     this.inflights.reset();
   }

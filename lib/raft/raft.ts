@@ -116,6 +116,9 @@ export class Raft {
       // hard state changes need not be synced).
       this.raftLog.commitTo(c.applied);
       this.raftLog.appliedTo(c.applied);
+      // The storage's configuration is the snapshot's; membership changes applied after it are
+      // in the log up to `applied`, and will not be handed out again: replay them here.
+      this.replayConfChanges(this.raftLog.firstIndex(), c.applied);
     }
     this.becomeFollower(this.term, NONE);
     this.log("newRaft", {
@@ -126,6 +129,15 @@ export class Raft {
       voters: confState.voters,
       learners: confState.learners,
     });
+  }
+
+  private replayConfChanges(lo: number, hi: number): void {
+    if (lo > hi) return;
+    for (const e of this.raftLog.slice(lo, hi + 1, Infinity)) {
+      if (e.type !== "confChange") continue;
+      applySimpleChange(this.prs, decodeConfChange(e.data), this.raftLog.lastIndex());
+    }
+    this.isLearner = this.prs.learners.has(this.id);
   }
 
   private log(event: string, fields: Record<string, unknown>): void {
@@ -365,10 +377,26 @@ export class Raft {
       if (this.state === "leader" && this.leadTransferee !== NONE) this.abortLeaderTransfer();
     }
     if (this.state !== "leader") return;
+    this.expireSnapshots();
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
       this.step(newMessage({ type: "MsgBeat", from: this.id }));
     }
+  }
+
+  /**
+   * A snapshot whose outcome was never reported (lost message, crashed receiver, transport that
+   * does not call reportSnapshot) would pause the follower forever: after two election timeouts
+   * treat it as failed, so the follower is probed again (and sent a fresh snapshot if needed).
+   */
+  private expireSnapshots(): void {
+    this.prs.visit((id, pr) => {
+      if (id === this.id || pr.state !== "snapshot") return;
+      if (++pr.snapshotElapsed < 2 * this.electionTimeout) return;
+      this.log("snapshotExpired", { to: id, index: pr.pendingSnapshot });
+      pr.pendingSnapshot = 0;
+      pr.becomeProbe();
+    });
   }
 
   pastElectionTimeout(): boolean {
@@ -662,7 +690,9 @@ export class Raft {
           if (pr.maybeUpdate(m.index)) {
             if (pr.state === "probe") {
               pr.becomeReplicate();
-            } else if (pr.state === "snapshot" && pr.match >= pr.pendingSnapshot) {
+            } else if (pr.state === "snapshot" && pr.match + 1 >= this.raftLog.firstIndex()) {
+              // The follower can continue from our log (it caught up through the snapshot or
+              // otherwise): resume appends without waiting for reportSnapshot.
               pr.becomeProbe();
               pr.becomeReplicate();
             } else if (pr.state === "replicate") {

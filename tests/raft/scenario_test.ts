@@ -464,3 +464,31 @@ Deno.test("restart without config.applied re-delivers committed entries after th
     "a",
   ]);
 });
+
+Deno.test("restart with config.applied replays membership changes applied after the snapshot", () => {
+  const net = electedCluster([1, 2, 3], { learners: [4] });
+  net.node(1).rn.proposeConfChange({ type: "addNode", nodeId: 4 });
+  net.stabilize();
+  net.propose(1, "x");
+  assert.deepEqual(net.node(2).confState.voters, [1, 2, 3, 4]);
+  // The storage still holds the bootstrap snapshot (voters 1-3); applied is past the change.
+  assert.deepEqual(net.node(2).storage.initialState().confState.voters, [1, 2, 3]);
+  const n2 = net.restart(2);
+  assert.deepEqual(n2.rn.status().config, { voters: [1, 2, 3, 4], learners: [] });
+  assert.equal(n2.rn.hasReady(), false, "nothing is handed out again");
+});
+
+Deno.test("a snapshot whose outcome is never reported expires and is retried", () => {
+  const net = electedCluster();
+  net.isolate(3);
+  for (let i = 0; i < 5; i++) net.propose(1, `v${i}`);
+  net.compact(1);
+  net.heal();
+  let dropped = 0;
+  net.filter = (m) => !(m.type === "MsgSnap" && dropped++ === 0);
+  net.tick(2);
+  assert.equal(net.raft(1).prs.progress.get(3)!.state, "snapshot");
+  net.tick(25);
+  assert.equal(net.node(3).applied.length, 5);
+  assert.ok(net.trace.filter((m) => m.type === "MsgSnap").length >= 1);
+});
