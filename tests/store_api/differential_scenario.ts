@@ -363,6 +363,18 @@ export async function runDifferentialScenario(
   await call("unknown enum", "/v3/kv/txn", { compare: [{ key: b64("a"), target: "BLAH" }] });
   await call("array instead of object", "/v3/kv/range", "[]");
   await call("empty key in delete", "/v3/kv/deleterange", {});
+  await call("txn with an empty operation", "/v3/kv/txn", { success: [{}] });
+  await call("compaction to a negative revision", "/v3/kv/compaction", { revision: -5 });
+  await call("wrong type for a lease TTL", "/v3/lease/grant", { TTL: true });
+  await call("a string instead of an object", "/v3/kv/range", '"string"');
+  await call("a request over 1.5 MiB", "/v3/kv/put", {
+    key: b64("big"),
+    value: btoa("A".repeat(1.6 * 1024 * 1024)),
+  });
+  await call("a large request under 1.5 MiB", "/v3/kv/put", {
+    key: b64("big"),
+    value: btoa("A".repeat(1.4 * 1024 * 1024)),
+  });
 
   return replaceString(steps, chosenId, "<chosen>") as Step[];
 }

@@ -46,8 +46,12 @@ import {
 import { jsonTexts } from "./json_stream.ts";
 import { WatchSession } from "./watch_session.ts";
 
-/** etcd's default --max-request-bytes. */
+/** etcd's default --max-request-bytes: the size of a decoded write (keys, values...). */
 export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+/** JSON carries bytes as base64 (4/3 larger) plus field names: the body may be this much
+ *  larger than the request it encodes before we refuse to read further. */
+const BODY_ALLOWANCE = 4 / 3;
+const BODY_SLACK = 64 * 1024;
 
 export interface ApiOptions {
   /** The cluster token every request must carry as `Authorization: Bearer <token>`. */
@@ -56,6 +60,7 @@ export interface ApiOptions {
   version?: string;
   /** How often watchers with progress_notify get a progress response (etcd: 10 minutes). */
   progressNotifyMs?: number;
+  /** Largest decoded write accepted (default etcd's 1.5 MiB); larger: "request is too large". */
   maxRequestBytes?: number;
 }
 
@@ -63,7 +68,8 @@ const encoder = new TextEncoder();
 
 export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
   const app = new Hono();
-  const maxBytes = opts.maxRequestBytes ?? MAX_REQUEST_BYTES;
+  const maxRequest = opts.maxRequestBytes ?? MAX_REQUEST_BYTES;
+  const maxBytes = Math.ceil(maxRequest * BODY_ALLOWANCE) + BODY_SLACK;
   const expected = encoder.encode(`Bearer ${opts.token}`);
   const sm = backend.sm;
   const head = (revision: string | number) => encodeHeader(backend.header(), revision);
@@ -92,7 +98,10 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
     }
   };
 
-  const write = async <T>(cmd: Command): Promise<T> => (await backend.write(cmd)) as T;
+  const write = async <T>(cmd: Command): Promise<T> => {
+    if (requestSize(cmd) > maxRequest) throw invalidArgument(ETCD_MESSAGES.requestTooLarge);
+    return (await backend.write(cmd)) as T;
+  };
   const rid = () => crypto.randomUUID();
 
   app.post(
@@ -340,6 +349,16 @@ async function readBody(req: Request, maxBytes: number): Promise<string> {
     at += ch.length;
   }
   return new TextDecoder().decode(all);
+}
+
+/** Roughly the protobuf size of a request: its byte strings plus a little per field. */
+function requestSize(v: unknown): number {
+  if (v instanceof Uint8Array) return v.length + 4;
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + requestSize(x), 0);
+  if (v && typeof v === "object") {
+    return Object.values(v).reduce((n: number, x) => n + requestSize(x), 0);
+  }
+  return typeof v === "string" ? v.length + 2 : 2;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -20,6 +20,7 @@ import type {
   TxnResult,
   WatchEvent,
 } from "../backend.ts";
+import { ETCD_MESSAGES } from "../errors.ts";
 import { invalidArgument } from "./errors.ts";
 
 /** A JSON number with its exact source text (int64 values exceed double precision). */
@@ -244,10 +245,8 @@ function decodeRequestOp(v: unknown): RequestOp {
   if (del) return { deleteRange: decodeDeleteRange(del) };
   const txn = objectField(o, "request_txn");
   if (txn) return { txn: decodeTxn(txn) };
-  // etcd answers an empty RequestOp with an empty response; a no-op range of nothing is closest.
-  throw invalidArgument(
-    "etcdserver: a txn operation names none of request_range, request_put, request_delete_range, request_txn",
-  );
+  // etcd 3.4 refuses an operation that names no request this way.
+  throw invalidArgument(ETCD_MESSAGES.keyNotFound);
 }
 
 export function decodeTxn(o: JsonObject): TxnRequest {
