@@ -1,104 +1,51 @@
-// A minimal deterministic KvStateMachine for driver tests that must not depend on the real one:
-// puts and deletes of single keys, request-id dedup, snapshot/restore as JSON.
-import type {
-  ApplyResult,
-  Command,
-  KvStateMachine,
-  LeaseInfo,
-  RangeRequest,
-  RangeResult,
-  RevisionEvents,
-} from "../../lib/store/backend.ts";
+// The real state machine, instrumented for driver tests: records each command that changed the
+// store (so tests can check exactly-once application) and reads keys as strings.
+import type { ApplyResult, Command } from "../../lib/store/backend.ts";
+import { MvccStateMachine } from "../../lib/store/state_machine.ts";
 
-const dec = new TextDecoder();
 const enc = new TextEncoder();
+const dec = new TextDecoder();
 
-export class FakeStateMachine implements KvStateMachine {
-  appliedIndex = 0;
-  revision = 1;
-  compactRevision = 0;
-  kv = new Map<string, string>();
-  seen = new Map<string, ApplyResult>();
-  /** Every (index, requestId) applied, in order: tests check exactly-once application. */
+export class CountingStateMachine extends MvccStateMachine {
+  /** Every (index, requestId) whose application changed the revision, in order. */
   appliedLog: { index: number; requestId: string }[] = [];
-  private listeners = new Set<(b: RevisionEvents) => void>();
-  private restoreListeners = new Set<() => void>();
 
-  apply(index: number, cmd: Command): ApplyResult {
-    if (index <= this.appliedIndex) throw new Error(`apply ${index} after ${this.appliedIndex}`);
-    this.appliedIndex = index;
-    const seen = this.seen.get(cmd.requestId);
-    if (seen) return seen;
-    this.appliedLog.push({ index, requestId: cmd.requestId });
-    let r: ApplyResult;
-    if (cmd.op === "put") {
-      this.revision++;
-      this.kv.set(dec.decode(cmd.key), dec.decode(cmd.value));
-      r = { revision: String(this.revision) };
-    } else if (cmd.op === "deleteRange") {
-      this.revision++;
-      const had = this.kv.delete(dec.decode(cmd.key));
-      r = { revision: String(this.revision), deleted: had ? "1" : "0", prevKvs: [] };
-    } else {
-      r = { revision: String(this.revision) };
-    }
-    this.seen.set(cmd.requestId, r);
+  override apply(index: number, cmd: Command): ApplyResult {
+    const before = this.revision;
+    const r = super.apply(index, cmd);
+    if (this.revision !== before) this.appliedLog.push({ index, requestId: cmd.requestId });
     return r;
   }
-  skip(index: number): void {
-    if (index > this.appliedIndex) this.appliedIndex = index;
+
+  /** The current value of a key, or undefined. */
+  value(key: string): string | undefined {
+    const r = this.range({
+      key: enc.encode(key),
+      rangeEnd: new Uint8Array(),
+      limit: 0,
+      revision: "0",
+      keysOnly: false,
+      countOnly: false,
+      serializable: true,
+    });
+    return r.kvs.length > 0 ? dec.decode(r.kvs[0].value) : undefined;
   }
-  snapshot(): Uint8Array {
-    return enc.encode(JSON.stringify({
-      appliedIndex: this.appliedIndex,
-      revision: this.revision,
-      kv: [...this.kv],
-      seen: [...this.seen],
-      log: this.appliedLog,
-    }));
-  }
-  restore(bytes: Uint8Array): void {
-    const v = JSON.parse(dec.decode(bytes));
-    this.appliedIndex = v.appliedIndex;
-    this.revision = v.revision;
-    this.kv = new Map(v.kv);
-    this.seen = new Map(v.seen);
-    this.appliedLog = v.log;
-    for (const l of this.restoreListeners) l();
-  }
-  range(req: RangeRequest): RangeResult {
-    const k = dec.decode(req.key);
-    const v = this.kv.get(k);
-    return {
-      revision: String(this.revision),
-      kvs: v === undefined ? [] : [{
-        key: req.key,
-        value: enc.encode(v),
-        createRevision: "0",
-        modRevision: "0",
-        version: "1",
-        lease: "0",
-      }],
-      more: false,
-      count: v === undefined ? "0" : "1",
-    };
-  }
-  leases(): LeaseInfo[] {
-    return [];
-  }
-  lease(_id: string): LeaseInfo | null {
-    return null;
-  }
-  eventsSince(_from: number): RevisionEvents[] {
-    return [];
-  }
-  subscribe(listener: (batch: RevisionEvents) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  onRestore(listener: () => void): () => void {
-    this.restoreListeners.add(listener);
-    return () => this.restoreListeners.delete(listener);
+
+  /** How many keys start with `prefix`. */
+  count(prefix: string): number {
+    const end = enc.encode(prefix);
+    end[end.length - 1]++;
+    return Number(
+      this.range({
+        key: enc.encode(prefix),
+        rangeEnd: end,
+        limit: 0,
+        revision: "0",
+        keysOnly: false,
+        countOnly: true,
+        serializable: true,
+      }).count,
+    );
   }
 }
 

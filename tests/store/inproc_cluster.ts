@@ -6,12 +6,12 @@ import { MemberTable } from "../../lib/store/node/members.ts";
 import { encodeSnapshotData } from "../../lib/store/node/snapshot_envelope.ts";
 import { bootstrapSnapshot } from "../../lib/raft/bootstrap.ts";
 import type { Message, NodeId } from "../../lib/raft/types.ts";
-import { FakeStateMachine, noLessor } from "./fake_state_machine.ts";
+import { CountingStateMachine, noLessor } from "./counting_state_machine.ts";
 
 export interface InprocNode {
   id: NodeId;
   backend: RaftBackend;
-  sm: FakeStateMachine;
+  sm: CountingStateMachine;
   storage: MemoryLogStore;
   timer: ReturnType<typeof setInterval>;
 }
@@ -50,7 +50,7 @@ export class InprocCluster {
   }
 
   start(id: NodeId, storage: MemoryLogStore, members: MemberTable): InprocNode {
-    const sm = new FakeStateMachine();
+    const sm = new CountingStateMachine();
     const snap = storage.snapshot();
     const backend = new RaftBackend({
       id,
@@ -65,7 +65,7 @@ export class InprocCluster {
       tickMs: this.tickMs,
       electionTick: 10,
       heartbeatTick: 1,
-      writeTimeoutMs: 3000,
+      writeTimeoutMs: 1000,
       readTimeoutMs: 3000,
       snapshotCount: this.snapshotCount,
       snapshotCatchUpEntries: 5,

@@ -16,7 +16,7 @@ Deno.test("a write through a follower is applied exactly once on every member", 
     // The same request id again (a client retry) is not applied twice.
     await leader.backend.write(put("a", "1", "req-1"));
     await c.waitFor(
-      () => [...c.nodes.values()].every((n) => n.sm.kv.get("a") === "1"),
+      () => [...c.nodes.values()].every((n) => n.sm.value("a") === "1"),
       3000,
       "replication",
     );
@@ -35,7 +35,7 @@ Deno.test("after readBarrier a follower's state machine holds every acknowledged
     const follower = [...c.nodes.values()].find((n) => n !== leader)!;
     for (let i = 0; i < 20; i++) await leader.backend.write(put(`k${i}`, `v${i}`));
     await follower.backend.readBarrier();
-    for (let i = 0; i < 20; i++) assert.equal(follower.sm.kv.get(`k${i}`), `v${i}`);
+    for (let i = 0; i < 20; i++) assert.equal(follower.sm.value(`k${i}`), `v${i}`);
   } finally {
     c.stopAll();
   }
@@ -58,7 +58,7 @@ Deno.test("an isolated leader is replaced and writes continue through the new on
     // The isolated leader's reads must not be served.
     c.heal();
     await c.waitFor(
-      () => [...c.nodes.values()].every((n) => n.sm.kv.get("x") === "2"),
+      () => [...c.nodes.values()].every((n) => n.sm.value("x") === "2"),
       3000,
       "convergence",
     );
@@ -76,8 +76,8 @@ Deno.test("a member behind the compaction point catches up through a snapshot", 
     for (let i = 0; i < 40; i++) await leader.backend.write(put(`s${i}`, `${i}`));
     assert.ok(leader.storage.firstIndex() > 5, "the leader compacted its log");
     c.heal();
-    await c.waitFor(() => lagging.sm.kv.get("s39") === "39", 5000, "snapshot catch-up");
-    assert.equal(lagging.sm.kv.size, 40);
+    await c.waitFor(() => lagging.sm.value("s39") === "39", 5000, "snapshot catch-up");
+    assert.equal(lagging.sm.count("s"), 40);
   } finally {
     c.stopAll();
   }
@@ -93,7 +93,7 @@ Deno.test("a learner added with an empty log catches up and is promoted to voter
       name: "n4",
     });
     const n4 = c.start(4, new MemoryLogStore(), new MemberTable());
-    await c.waitFor(() => n4.sm.kv.get("m4") === "4", 5000, "learner catch-up");
+    await c.waitFor(() => n4.sm.value("m4") === "4", 5000, "learner catch-up");
     assert.equal(n4.backend.members.get(4)?.address, "node4");
     assert.deepEqual(leader.backend.confState.learners, [4]);
     await leader.backend.changeMembership({ type: "addNode", nodeId: 4 }, {
