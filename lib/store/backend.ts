@@ -209,8 +209,10 @@ export interface KvStateMachine {
   range(req: RangeRequest): RangeResult;
   /** A txn without writes, against the current state (no revision change). */
   readTxn(req: TxnRequest): TxnResult;
-  /** Leases as the state machine knows them (granted TTL and attached keys). */
+  /** Leases as the state machine knows them (granted TTL and attached keys), by id. */
   leases(): LeaseInfo[];
+  /** Just the ids of the existing leases (cheap; for the lessor). */
+  leaseIds(): string[];
   lease(id: string): LeaseInfo | null;
   /** Events with revision >= from (throws "compacted" if from <= compactRevision). */
   eventsSince(from: number): RevisionEvents[];

@@ -370,7 +370,7 @@ export class EtcdClient {
       failover: true,
       timeout: true,
     });
-    if (!stream) return await res.json() as Json;
+    if (!stream) return await jsonOf(res, path, false);
     for await (const msg of ndjson(res)) {
       if (msg.error) throw streamError(msg.error);
       return msg;
@@ -383,7 +383,7 @@ export class EtcdClient {
       failover: false,
       timeout: true,
     });
-    return await res.json() as Json;
+    return await jsonOf(res, path, true);
   }
 
   /** Sends to the preferred endpoint, moving on per the read/write rules in the file header.
@@ -446,6 +446,22 @@ export class EtcdClient {
 }
 
 // ------------------------------------------------------------------------------ helpers
+
+/** The JSON body of an OK response; a failure while reading it is "unavailable" (and, for a
+ *  write, of unknown outcome). */
+async function jsonOf(res: Response, path: string, write: boolean): Promise<Json> {
+  try {
+    return await res.json() as Json;
+  } catch (e) {
+    throw new EtcdClientError(
+      14,
+      503,
+      `etcd client: reading the answer to ${path} failed (${errText(e)})${
+        write ? "; the write may or may not have been applied" : ""
+      }`,
+    );
+  }
+}
 
 function onceStream(data: Uint8Array): ReadableStream<Uint8Array> {
   return new ReadableStream({

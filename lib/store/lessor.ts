@@ -22,10 +22,11 @@ export class Lessor {
   /** Starts the clock for leases granted since the last call; forgets revoked ones. Call after
    *  applying commands (cheap when nothing changed). */
   track(now: number): void {
-    const live = new Set<string>();
-    for (const l of this.#sm.leases()) {
-      live.add(l.id);
-      if (!this.#deadlines.has(l.id)) this.#deadlines.set(l.id, now + l.ttl * 1000);
+    const live = new Set(this.#sm.leaseIds());
+    for (const id of live) {
+      if (this.#deadlines.has(id)) continue;
+      const lease = this.#sm.lease(id);
+      if (lease) this.#deadlines.set(id, now + lease.ttl * 1000);
     }
     for (const id of this.#deadlines.keys()) if (!live.has(id)) this.#deadlines.delete(id);
   }

@@ -247,6 +247,10 @@ export class MvccStateMachine implements KvStateMachine {
     return [...this.#leases.keys()].sort(compareIds).map((id) => this.lease(id)!);
   }
 
+  leaseIds(): string[] {
+    return [...this.#leases.keys()];
+  }
+
   lease(id: string): LeaseInfo | null {
     const l = this.#leases.get(canonId(id));
     if (!l) return null;

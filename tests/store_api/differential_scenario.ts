@@ -5,6 +5,8 @@
 // JSON-parser wording (Go vs JS) is compared by code and status only. Watch responses are
 // compared as their flattened event lists (batching is the server's choice).
 
+import assert from "node:assert/strict";
+
 export interface Step {
   name: string;
   status: number;
@@ -388,4 +390,18 @@ function replaceString(v: unknown, from: string, to: string): unknown {
     );
   }
   return v;
+}
+
+/** Fails with the first differing step spelled out, then the full structural diff. */
+export function assertSameTranscript(twill: Step[], etcd: Step[]): void {
+  let first = "none";
+  for (let i = 0; i < Math.max(twill.length, etcd.length); i++) {
+    const x = JSON.stringify(twill[i]);
+    const y = JSON.stringify(etcd[i]);
+    if (x !== y) {
+      first = `step ${i} (${twill[i]?.name ?? etcd[i]?.name}):\n twill: ${x}\n etcd:  ${y}`;
+      break;
+    }
+  }
+  assert.deepEqual(twill, etcd, `first difference: ${first}`);
 }

@@ -1,15 +1,17 @@
-// Test servers for the store API tests: a real etcd 3.4 on 127.0.0.1:24379/24380 (only one test
-// file, differential_test.ts, may start it, since the ports are fixed) and twill's API over a
-// LocalBackend on 127.0.4.1.
+// Test servers for the store API tests: a real etcd 3.4 on loopback (by default on
+// 127.0.0.1:24379/24380, which only differential_test.ts uses; another test file must pass ports
+// of its own) and twill's API over a LocalBackend on 127.0.4.1.
 
 import { createApiApp } from "../../lib/store/api/app.ts";
 import { LocalBackend } from "../../lib/store/local_backend.ts";
 
-const ETCD_CLIENT = "http://127.0.0.1:24379";
-const ETCD_PEER = "http://127.0.0.1:24380";
-
 /** Starts etcd 3.4 on loopback, runs `fn`, always kills it and removes its data dir. */
-export async function withEtcd<T>(fn: (endpoint: string) => Promise<T>): Promise<T> {
+export async function withEtcd<T>(
+  fn: (endpoint: string) => Promise<T>,
+  ports: { client: number; peer: number } = { client: 24379, peer: 24380 },
+): Promise<T> {
+  const ETCD_CLIENT = `http://127.0.0.1:${ports.client}`;
+  const ETCD_PEER = `http://127.0.0.1:${ports.peer}`;
   const dir = await Deno.makeTempDir({ prefix: "twill-store-api-etcd-" });
   let child: Deno.ChildProcess;
   try {
