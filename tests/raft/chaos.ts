@@ -39,9 +39,26 @@ export function runChaos(
       return `${n.id}:${r.state}/t${r.term}/c${r.raftLog.committed}/l${r.raftLog.lastIndex()}/v${r.prs.voterIds()}`;
     }).join(" ");
 
+  /** For each read request: the highest commit index any node knew when it was issued. */
+  const readFloor = new Map<string, number>();
+  const lastCommit = new Map<NodeId, number>();
   const check = (): string | undefined => {
     for (const n of net.nodes.values()) {
       const r = n.rn.raft;
+      const prevCommit = lastCommit.get(n.id) ?? 0;
+      if (r.raftLog.committed < prevCommit) {
+        return `node ${n.id} commit index went back from ${prevCommit} to ${r.raftLog.committed}`;
+      }
+      lastCommit.set(n.id, r.raftLog.committed);
+      for (const rs of n.readStates) {
+        const key = new TextDecoder().decode(rs.requestCtx);
+        const floor = readFloor.get(key);
+        if (floor === undefined) return `read state for unknown request ${key}`;
+        if (rs.index < floor) {
+          return `stale read ${key} at node ${n.id}: index ${rs.index} < commit ${floor} known when issued`;
+        }
+      }
+      n.readStates = [];
       if (r.state === "leader") {
         const p = leaderOfTerm.get(r.term);
         if (p !== undefined && p !== n.id) return `two leaders in term ${r.term}: ${p} and ${n.id}`;
@@ -135,7 +152,12 @@ export function runChaos(
           net.node(ls[0]).rn.transferLeadership(vs[rand(vs.length)]);
         }
       } else if (r < 30) {
-        net.node(alive[rand(alive.length)]).rn.readIndex(enc(`read-${seed}-${step}`));
+        const key = `read-${seed}-${step}`;
+        readFloor.set(
+          key,
+          Math.max(...[...net.nodes.values()].map((n) => n.rn.raft.raftLog.committed)),
+        );
+        net.node(alive[rand(alive.length)]).rn.readIndex(enc(key));
       } else if (r < 60) {
         try {
           net.node(alive[rand(alive.length)]).rn.propose(enc(`p${propN++}`));
