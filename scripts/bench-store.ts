@@ -45,6 +45,7 @@ class Proc implements Member {
     private readonly cmd: string,
     private readonly args: () => string[],
     private readonly logPath: string,
+    private readonly cwd?: string,
   ) {}
 
   pid(): number | undefined {
@@ -54,6 +55,7 @@ class Proc implements Member {
   start(): Promise<void> {
     const child = new Deno.Command(this.cmd, {
       args: this.args(),
+      cwd: this.cwd,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -174,37 +176,44 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
   const members = [0, 1, 2].map((i) => {
     const name = `t${i + 1}`;
     const dataDir = join(base, name);
-    return new Proc(name, `http://${listen(i)}`, Deno.execPath(), () => {
-      const args = [
-        "run",
-        "-A",
-        mainTs,
-        "agent",
-        "--store-only",
-        "--name",
-        name,
-        "--data-dir",
-        dataDir,
-        "--listen",
-        listen(i),
-        "--advertise",
-        listen(i),
-        "--token",
-        token,
-        "--healthz-ip",
-        "127.0.0.1",
-        "--healthz-port",
-        String(39101 + i),
-      ];
-      // First start only: member 0 creates the cluster, the others join it. A restart needs
-      // neither (the data dir says who the member is).
-      let exists = false;
-      try {
-        exists = Deno.statSync(dataDir).isDirectory;
-      } catch { /* fresh */ }
-      if (!exists) args.push(...(i === 0 ? ["--init"] : ["--join", listen(0)]));
-      return args;
-    }, join(base, `${name}.log`));
+    return new Proc(
+      name,
+      `http://${listen(i)}`,
+      Deno.execPath(),
+      () => {
+        const args = [
+          "run",
+          "-A",
+          mainTs,
+          "agent",
+          "--store-only",
+          "--name",
+          name,
+          "--data-dir",
+          dataDir,
+          "--listen",
+          listen(i),
+          "--advertise",
+          listen(i),
+          "--token",
+          token,
+          "--healthz-ip",
+          "127.0.0.1",
+          "--healthz-port",
+          String(39101 + i),
+        ];
+        // First start only: member 0 creates the cluster, the others join it. A restart needs
+        // neither (the data dir says who the member is).
+        let exists = false;
+        try {
+          exists = Deno.statSync(dataDir).isDirectory;
+        } catch { /* fresh */ }
+        if (!exists) args.push(...(i === 0 ? ["--init"] : ["--join", listen(0)]));
+        return args;
+      },
+      join(base, `${name}.log`),
+      new URL("..", import.meta.url).pathname,
+    );
   });
   const cluster: Cluster = {
     kind: "twill",
