@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import type { AgentFlags } from "../../../cmd/agent.ts";
 import { createApiApp } from "../api/app.ts";
-import { StoreMember } from "./member.ts";
+import { readPeers, StoreMember, writePeers } from "./member.ts";
 import {
   generateClusterId,
   generateToken,
@@ -103,7 +103,18 @@ export async function runAgentWithFlags(f: AgentFlags, signal: AbortSignal): Pro
       );
     }
     token = t;
-    member = await startMember(f, identity, token, logger, {});
+    if (identity.nodeId === 0) {
+      // A plain client of the cluster (admitted when the store had members enough).
+      clientEndpoints = (await readPeers(f.dataDir)).map((m) => m.address).filter((a) => a !== "");
+      if (clientEndpoints.length === 0) {
+        throw new Error(
+          `${f.dataDir} says this node is a client but lists no members; remove it and re-join`,
+        );
+      }
+      logger("info", "restarting_as_client", { endpoints: clientEndpoints.join(",") });
+    } else {
+      member = await startMember(f, identity, token, logger, {});
+    }
   } else if (f.join.length > 0) {
     const given = f.token ?? (f.tokenFile ? await readTokenFile(f.tokenFile) : undefined);
     if (!given) throw new Error("--join needs the cluster token: give --token T or --token-file F");
@@ -117,6 +128,14 @@ export async function runAgentWithFlags(f: AgentFlags, signal: AbortSignal): Pro
     }, logger);
     if (resp.role === "client") {
       clientEndpoints = resp.members.map((m) => m.address).filter((a) => a !== "");
+      await writeToken(f.dataDir, token);
+      await writePeers(f.dataDir, resp.members);
+      await writeIdentity(f.dataDir, {
+        clusterId: resp.clusterId,
+        nodeId: 0,
+        name: f.name,
+        advertise,
+      });
       logger("info", "joined_as_client", {
         cluster: resp.clusterId,
         endpoints: clientEndpoints.join(","),

@@ -482,7 +482,7 @@ export class StoreMember implements PeerHandler {
   }
 }
 
-async function readPeers(dataDir: string): Promise<MemberInfo[]> {
+export async function readPeers(dataDir: string): Promise<MemberInfo[]> {
   try {
     const v = JSON.parse(await Deno.readTextFile(join(dataDir, PEERS_FILE)));
     return Array.isArray(v)
@@ -493,7 +493,7 @@ async function readPeers(dataDir: string): Promise<MemberInfo[]> {
   }
 }
 
-async function writePeers(
+export async function writePeers(
   dataDir: string,
   members: MemberInfo[],
   inMemory?: boolean,
