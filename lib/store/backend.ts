@@ -213,6 +213,8 @@ export interface KvStateMachine {
   leases(): LeaseInfo[];
   /** Just the ids of the existing leases (cheap; for the lessor). */
   leaseIds(): string[];
+  /** Roughly how many bytes the kept keys, values and history take (for status reports). */
+  sizeEstimate(): number;
   lease(id: string): LeaseInfo | null;
   /** Events with revision >= from (throws "compacted" if from <= compactRevision). */
   eventsSince(from: number): RevisionEvents[];

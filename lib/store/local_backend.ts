@@ -3,6 +3,7 @@
 
 import { type Command, type StoreBackend, StoreError, unwrapApplyResult } from "./backend.ts";
 import { ETCD_MESSAGES } from "./errors.ts";
+import { compactionDue, DEFAULT_RETAIN_REVISIONS } from "./auto_compactor.ts";
 import { Lessor } from "./lessor.ts";
 import { MvccStateMachine } from "./state_machine.ts";
 
@@ -13,6 +14,8 @@ export interface LocalBackendOptions {
   expiryCheckMs?: number;
   clusterId?: string;
   memberId?: string;
+  /** Revisions of history kept by auto-compaction (checked with the lease timer); 0: never. */
+  retainRevisions?: number;
 }
 
 export class LocalBackend implements StoreBackend {
@@ -24,15 +27,20 @@ export class LocalBackend implements StoreBackend {
   #index = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #expiring = false;
+  readonly #retain: number;
 
   constructor(opts: LocalBackendOptions = {}) {
     this.#clock = opts.clock ?? Date.now;
     this.#clusterId = opts.clusterId ?? "1";
     this.#memberId = opts.memberId ?? "1";
+    this.#retain = opts.retainRevisions ?? DEFAULT_RETAIN_REVISIONS;
     this.lessor.promote(this.#clock());
     const every = opts.expiryCheckMs ?? 500;
     if (every > 0) {
-      this.#timer = setInterval(() => void this.expireLeases().catch(() => {}), every);
+      this.#timer = setInterval(() => {
+        void this.expireLeases().catch(() => {});
+        void this.autoCompact().catch(() => {});
+      }, every);
     }
   }
 
@@ -81,6 +89,15 @@ export class LocalBackend implements StoreBackend {
     } finally {
       this.#expiring = false;
     }
+  }
+
+  /** Compacts old history when compactionDue says so; returns the revision compacted to. */
+  async autoCompact(): Promise<string | null> {
+    if (this.#retain <= 0) return null;
+    const revision = compactionDue(this.sm, this.#retain);
+    if (revision === null) return null;
+    await this.write({ op: "compact", requestId: crypto.randomUUID(), revision });
+    return revision;
   }
 
   close(): void {

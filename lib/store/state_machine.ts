@@ -247,6 +247,17 @@ export class MvccStateMachine implements KvStateMachine {
     return [...this.#leases.keys()].sort(compareIds).map((id) => this.lease(id)!);
   }
 
+  sizeEstimate(): number {
+    let n = 0;
+    for (const [k, recs] of this.#history) {
+      for (const r of recs) n += k.length + r.value.length + 32;
+    }
+    for (const b of this.#events) {
+      for (const e of b.events) n += e.kv.key.length + e.kv.value.length + 64;
+    }
+    return n;
+  }
+
   leaseIds(): string[] {
     return [...this.#leases.keys()];
   }

@@ -14,6 +14,8 @@ import {
 } from "../../lib/store/backend.ts";
 import { MvccStateMachine } from "../../lib/store/state_machine.ts";
 import { Lessor } from "../../lib/store/lessor.ts";
+import { compactionDue } from "../../lib/store/auto_compactor.ts";
+import { LocalBackend } from "../../lib/store/local_backend.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -313,3 +315,26 @@ const rangeAll: RangeRequest = {
   countOnly: false,
   serializable: false,
 };
+
+Deno.test("auto-compaction keeps `retain` revisions and waits until history doubles", async () => {
+  assert.equal(compactionDue({ revision: 150, compactRevision: 0 }, 100), null);
+  assert.equal(compactionDue({ revision: 201, compactRevision: 0 }, 100), "101");
+  assert.equal(compactionDue({ revision: 250, compactRevision: 101 }, 100), null);
+  const backend = new LocalBackend({ expiryCheckMs: 0, retainRevisions: 10 });
+  for (let i = 0; i < 25; i++) {
+    await backend.write({
+      op: "put",
+      requestId: `ac${i}`,
+      key: b("k"),
+      value: b(String(i)),
+      lease: "0",
+      prevKv: false,
+    });
+  }
+  assert.equal(await backend.autoCompact(), "16");
+  assert.equal(backend.sm.compactRevision, 16);
+  assert.equal(await backend.autoCompact(), null);
+  assert.throws(() => backend.sm.eventsSince(15), /compacted/);
+  assert.equal(backend.sm.eventsSince(16).length, 11);
+  assert.ok(backend.sm.sizeEstimate() > 0);
+});

@@ -208,7 +208,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
     "/v3/maintenance/status",
     unary(() => {
       const h = backend.header();
-      const size = String(sm.snapshot().length);
+      const size = String(sm.sizeEstimate());
       const applied = String(sm.appliedIndex);
       return Promise.resolve({
         header: current(),
