@@ -1,0 +1,35 @@
+// store-api's differential scenario against a 3-member twill cluster (through a follower, so
+// writes are forwarded and reads go through ReadIndex) and against a real etcd 3.4: the
+// normalised transcripts must be identical.
+import assert from "node:assert/strict";
+import {
+  assertSameTranscript,
+  runDifferentialScenario,
+} from "../store_api/differential_scenario.ts";
+import { withEtcd } from "../store_api/servers.ts";
+import { ProcessCluster, TOKEN } from "./process_cluster.ts";
+
+Deno.test({
+  name: "a 3-member cluster answers the differential scenario exactly as etcd 3.4 does",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const c = new ProcessCluster({ base: 55, size: 3 });
+    try {
+      await c.start(3);
+      const leader = await c.waitLeader();
+      const follower = c.members.find((m) => m !== leader)!;
+      const [etcd, twill] = await Promise.all([
+        withEtcd((ep) => runDifferentialScenario(ep), { client: 24779, peer: 24780 }),
+        runDifferentialScenario(`http://${follower.address}`, { token: TOKEN }),
+      ]);
+      assert.ok(etcd.length > 80, `the scenario ran only ${etcd.length} steps`);
+      assertSameTranscript(twill, etcd);
+    } catch (e) {
+      console.error(c.logTail(20));
+      throw e;
+    } finally {
+      await c.teardown();
+    }
+  },
+});
