@@ -1,6 +1,7 @@
 // Behaviour across segment boundaries: overwrites that reach back into older segments, a torn
 // tail only in the newest segment, damage at the end of an older segment.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { DurableStorage } from "../../lib/store/wal/durable_storage.ts";
 import { WalCorruptError } from "../../lib/store/wal/errors.ts";
 import { scanRecords } from "../../lib/store/wal/record.ts";
@@ -61,6 +62,29 @@ Deno.test("damage at the end of an older segment is refused, a torn end of the n
         assert.equal(e.offset, last.offset);
         return true;
       },
+    );
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a log whose older part was dropped for snapshots that are now gone is refused", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const a = await DurableStorage.open(dir, { segmentBytes: 300 });
+    for (let i = 1; i <= 40; i++) await a.save({ entries: [ent(i, 1)] });
+    const cs = { voters: [1], learners: [] };
+    await a.createSnapshot(20, cs, new Uint8Array([1]));
+    await a.createSnapshot(30, cs, new Uint8Array([2]));
+    const start = Number.parseInt(a.segmentPaths()[0].split("/").pop()!, 16);
+    assert.ok(start > 1, "old segments were deleted");
+    await a.close();
+    for (const e of Deno.readDirSync(join(dir, "snap"))) {
+      await Deno.remove(join(dir, "snap", e.name));
+    }
+    await assert.rejects(
+      () => DurableStorage.open(dir),
+      /wal: the log begins after index \d+ but the newest readable snapshot is at index 0, so entries 1\.\.\d+ are missing \(.*wal\); refusing to start/,
     );
   } finally {
     await cleanup();

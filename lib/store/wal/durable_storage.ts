@@ -86,33 +86,38 @@ export class DurableStorage implements LogStore {
       return new DurableStorage(dir, mem, log, snaps, undefined, segmentBytes, keep);
     }
 
-    const replayed = replayLog(scanned);
-    log.setMaxIndexes(replayed.segmentMaxIndex);
-    const entries = entriesAfterSnapshot(replayed, snapshot?.metadata, walDir);
-    if (snapshot && snapshot.metadata.index > 0) mem.applySnapshot(snapshot);
-    mem.append(entries);
-    const hs = { ...replayed.hardState };
-    const snapIndex = snapshot?.metadata.index ?? 0;
-    hs.commit = Math.max(hs.commit, snapIndex);
-    hs.term = Math.max(hs.term, snapshot?.metadata.term ?? 0);
-    if (hs.commit > mem.lastIndex()) {
-      throw new WalInconsistentError(
-        walDir,
-        `the hard state says index ${hs.commit} is committed but the log ends at ${mem.lastIndex()}`,
+    try {
+      const replayed = replayLog(scanned);
+      log.setMaxIndexes(replayed.segmentMaxIndex);
+      const entries = entriesAfterSnapshot(replayed, snapshot?.metadata, walDir);
+      if (snapshot && snapshot.metadata.index > 0) mem.applySnapshot(snapshot);
+      mem.append(entries);
+      const hs = { ...replayed.hardState };
+      const snapIndex = snapshot?.metadata.index ?? 0;
+      hs.commit = Math.max(hs.commit, snapIndex);
+      hs.term = Math.max(hs.term, snapshot?.metadata.term ?? 0);
+      if (hs.commit > mem.lastIndex()) {
+        throw new WalInconsistentError(
+          walDir,
+          `the hard state says index ${hs.commit} is committed but the log ends at ${mem.lastIndex()}`,
+        );
+      }
+      mem.setHardState(hs);
+      const storage = new DurableStorage(
+        dir,
+        mem,
+        log,
+        snaps,
+        replayed.metadata,
+        segmentBytes,
+        keep,
       );
+      await storage.rollIfFull();
+      return storage;
+    } catch (e) {
+      log.close();
+      throw e;
     }
-    mem.setHardState(hs);
-    const storage = new DurableStorage(
-      dir,
-      mem,
-      log,
-      snaps,
-      replayed.metadata,
-      segmentBytes,
-      keep,
-    );
-    await storage.rollIfFull();
-    return storage;
   }
 
   // ---- Storage (what the Raft core reads) ----
