@@ -325,6 +325,8 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.readOnly = new ReadOnly();
+    // Reads waiting on a former leadership are dropped with it (their requesters retry).
+    this.pendingReadIndexMessages = [];
     this.appendPending = false;
   }
 
