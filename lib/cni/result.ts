@@ -54,20 +54,22 @@ export function resultJSON(r: Result, version: string): Record<string, unknown> 
 /** Reads a prevResult of any supported version back into the 1.x shape. */
 export function parseResult(o: Record<string, unknown>): Result {
   try {
-    const interfaces = ((o.interfaces ?? []) as Record<string, unknown>[]).map((i) => ({
-      name: String(i.name ?? ""),
-      mac: String(i.mac ?? ""),
-      sandbox: i.sandbox === undefined ? undefined : String(i.sandbox),
-    }));
-    const ips = ((o.ips ?? []) as Record<string, unknown>[]).map((ip) => ({
-      address: parseCIDR(String(ip.address), true),
-      gateway: ip.gateway ? parseIP(String(ip.gateway)) : undefined,
-      interface: typeof ip.interface === "number" ? ip.interface : undefined,
-    }));
-    const routes = ((o.routes ?? []) as Record<string, unknown>[]).map((r) => ({
-      dst: parseCIDR(String(r.dst)),
-      gw: r.gw ? parseIP(String(r.gw)) : undefined,
-    }));
+    const interfaces = ((o.interfaces ?? []) as Record<string, unknown>[]).map((i) => {
+      const itf: ResultInterface = { name: String(i.name ?? ""), mac: String(i.mac ?? "") };
+      if (i.sandbox !== undefined) itf.sandbox = String(i.sandbox);
+      return itf;
+    });
+    const ips = ((o.ips ?? []) as Record<string, unknown>[]).map((ip) => {
+      const out: ResultIP = { address: parseCIDR(String(ip.address), true) };
+      if (ip.gateway) out.gateway = parseIP(String(ip.gateway));
+      if (typeof ip.interface === "number") out.interface = ip.interface;
+      return out;
+    });
+    const routes = ((o.routes ?? []) as Record<string, unknown>[]).map((r) => {
+      const out: ResultRoute = { dst: parseCIDR(String(r.dst)) };
+      if (r.gw) out.gw = parseIP(String(r.gw));
+      return out;
+    });
     return { interfaces, ips, routes, dns: (o.dns ?? {}) as Record<string, unknown> };
   } catch (e) {
     throw new CniError(

@@ -1,0 +1,99 @@
+// Address management: host-local's choice of address and on-disk format, reuse, exhaustion,
+// release, garbage collection, and the lock under concurrent callers.
+import assert from "node:assert/strict";
+import { formatIP, parseCIDR, parseIP } from "../../lib/net/cidr.ts";
+import { allocate, collectGarbage, releaseAll } from "../../lib/cni/ipam/ipam.ts";
+import { nextFree, rangeFor } from "../../lib/cni/ipam/range.ts";
+import { ReservationStore } from "../../lib/cni/ipam/store.ts";
+import { CniError } from "../../lib/cni/errors.ts";
+
+Deno.test("ranges skip the network, gateway and broadcast; the search resumes after the last", () => {
+  const r = rangeFor(parseCIDR("10.0.0.0/29"), 0);
+  const none = () => false;
+  assert.equal(formatIP(nextFree(r, none)!), "10.0.0.2");
+  assert.equal(formatIP(nextFree(r, none, parseIP("10.0.0.4"))!), "10.0.0.5");
+  // After the end it wraps, past the gateway.
+  assert.equal(formatIP(nextFree(r, none, parseIP("10.0.0.6"))!), "10.0.0.2");
+  const taken = new Set([2n, 3n, 4n, 5n, 6n].map((x) => parseIP("10.0.0.0").value + x));
+  assert.equal(nextFree(r, (v) => taken.has(v)), null);
+  assert.equal(formatIP(rangeFor(parseCIDR("fd00::/64"), 1).end), "fd00::ffff:ffff:ffff:ffff");
+});
+
+async function withStore(fn: (s: ReservationStore, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "twc-ipam" });
+  try {
+    await fn(new ReservationStore(`${dir}/net`), `${dir}/net`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("reservations are host-local's files; a repeated ADD gets the same address", async () => {
+  await withStore(async (s, dir) => {
+    const ranges = [rangeFor(parseCIDR("10.1.0.0/24"), 0)];
+    const unlock = await s.lock();
+    try {
+      const a = await allocate(s, ranges, "ctr-a", "eth0");
+      assert.deepEqual(a.ips.map(formatIP), ["10.1.0.2"]);
+      assert.equal(await Deno.readTextFile(`${dir}/10.1.0.2`), "ctr-a\r\neth0");
+      assert.equal(await Deno.readTextFile(`${dir}/last_reserved_ip.0`), "10.1.0.2");
+      const again = await allocate(s, ranges, "ctr-a", "eth0");
+      assert.deepEqual(again, { ips: a.ips, fresh: [] });
+      const b = await allocate(s, ranges, "ctr-a", "eth1");
+      assert.deepEqual(b.ips.map(formatIP), ["10.1.0.3"]);
+      // A file written by host-local before 0.8 (container id only) is honoured.
+      await Deno.writeTextFile(`${dir}/10.1.0.4`, "old-ctr");
+      const c = await allocate(s, ranges, "ctr-c", "eth0");
+      assert.deepEqual(c.ips.map(formatIP), ["10.1.0.5"]);
+      assert.deepEqual((await releaseAll(s, "old-ctr", "eth0")).map(formatIP), ["10.1.0.4"]);
+      assert.deepEqual((await releaseAll(s, "ctr-a", "eth0")).map(formatIP), ["10.1.0.2"]);
+      assert.deepEqual(await releaseAll(s, "ctr-a", "eth0"), []);
+    } finally {
+      unlock();
+    }
+  });
+});
+
+Deno.test("an exhausted range is code 101 and undoes the other family's reservation", async () => {
+  await withStore(async (s, dir) => {
+    const ranges = [rangeFor(parseCIDR("fd00::/126"), 0), rangeFor(parseCIDR("10.2.0.0/30"), 1)];
+    const unlock = await s.lock();
+    await allocate(s, [ranges[1]], "first", "eth0"); // takes the only IPv4 address
+    await assert.rejects(
+      () => allocate(s, ranges, "second", "eth0"),
+      (e) => e instanceof CniError && e.code === 101 && /10\.2\.0\.0\/30/.test(e.message),
+    );
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.startsWith("l"));
+    assert.deepEqual(files, ["10.2.0.2"]);
+    unlock();
+  });
+});
+
+Deno.test("GC keeps listed attachments and releases the rest", async () => {
+  await withStore(async (s) => {
+    const ranges = [rangeFor(parseCIDR("10.3.0.0/24"), 0)];
+    const unlock = await s.lock();
+    for (const id of ["a", "b", "c"]) await allocate(s, ranges, id, "eth0");
+    const gone = await collectGarbage(s, [{ containerID: "b", ifname: "eth0" }]);
+    assert.deepEqual(gone.map((r) => r.containerId).sort(), ["a", "c"]);
+    assert.deepEqual((await s.list()).map((r) => r.containerId), ["b"]);
+    unlock();
+  });
+});
+
+Deno.test("under the lock, 40 concurrent allocations in one process get 40 distinct addresses", async () => {
+  await withStore(async (dirStore) => {
+    const ranges = [rangeFor(parseCIDR("10.4.0.0/24"), 0)];
+    const got = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      const s = new ReservationStore(dirStore.dir); // each caller opens its own lock file
+      const unlock = await s.lock();
+      try {
+        return formatIP((await allocate(s, ranges, `p${i}`, "eth0")).ips[0]);
+      } finally {
+        unlock();
+      }
+    }));
+    assert.equal(new Set(got).size, 40);
+    assert.equal((await dirStore.list()).length, 40);
+  });
+});
