@@ -53,6 +53,8 @@ export interface DemoPlan {
   stateDir: string;
   stateFile: string;
   netConfFile: string;
+  /** A `twill` launcher (deno run main.ts) in the state dir, what "the binary" is here. */
+  launcher: string;
   underlayNs: string;
   nodes: NodePlan[];
   pods: PodPlan[];
@@ -89,6 +91,7 @@ export function planDemo(stateDir: string, nodeCount: number, podsPerNode: numbe
     stateDir,
     stateFile: join(stateDir, "state.json"),
     netConfFile: join(stateDir, "net-conf.json"),
+    launcher: join(stateDir, "twill"),
     underlayNs: UNDERLAY_NS,
     nodes,
     pods,
@@ -234,6 +237,27 @@ export function renderMatrix(report: DemoReport): string {
   return table(["from \\ to", ...names], rows);
 }
 
+/** What to type to look around a cluster left up by --keep. */
+export function keepHints(plan: DemoPlan, report: DemoReport, token: string): string {
+  const n1 = plan.nodes[0];
+  const n2 = plan.nodes[1] ?? n1;
+  const from = report.pods[0];
+  const to = report.pods[report.pods.length - 1];
+  return [
+    "the cluster is still running; look around:",
+    `  ip netns list | grep ${PREFIX}`,
+    `  ip netns exec ${n1.ns} ip -d link show flannel.1`,
+    `  ip netns exec ${n1.ns} ip route`,
+    `  ip netns exec ${n1.ns} bridge fdb show dev flannel.1`,
+    `  cat ${n1.subnetFile}`,
+    `  ip netns exec ${n1.ns} ${plan.launcher} ctl --server ${n1.address}:${STORE_PORT} --token ${token} status`,
+    `  ip netns exec ${n2.ns} ${plan.launcher} ctl --server ${n2.address}:${STORE_PORT} --token ${token} leases`,
+    ...(from && to ? [`  ip netns exec ${from.ns} ping -c 3 ${to.ip}`] : []),
+    `  tail ${n1.log}`,
+    "remove it all with: npx -y deno@2.9.6 task demo -- --down",
+  ].join("\n");
+}
+
 export function matrixAllGreen(report: DemoReport): boolean {
   const names = report.pods.map((p) => p.name);
   if (names.length < 2) return false;
@@ -375,19 +399,16 @@ async function stopProcess(pid: number): Promise<void> {
 export async function teardown(plan: DemoPlan): Promise<string[]> {
   const removed: string[] = [];
   const state = await readState(plan);
-  for (const a of state.agents) {
-    if (alive(a.pid) && cmdline(a.pid).includes(a.dataDir)) {
-      await stopProcess(a.pid);
-      removed.push(`agent ${a.node} (pid ${a.pid})`);
-    }
-  }
+  const ownAgents = state.agents.filter((a) => alive(a.pid) && cmdline(a.pid).includes(a.dataDir));
+  await Promise.all(ownAgents.map((a) => stopProcess(a.pid)));
+  for (const a of ownAgents) removed.push(`agent ${a.node} (pid ${a.pid})`);
   const planned = [plan.underlayNs, ...plan.nodes.map((n) => n.ns), ...plan.pods.map((p) => p.ns)];
   const ours = new Set([...state.namespaces, ...planned].filter((n) => n.startsWith(PREFIX)));
   const present = new Set(await netnsList());
   for (const ns of ours) {
     if (!present.has(ns)) continue;
     const pids = (await run("ip", ["netns", "pids", ns])).stdout.split(/\s+/).filter(Boolean);
-    for (const pid of pids.map(Number)) await stopProcess(pid);
+    await Promise.all(pids.map(Number).map(stopProcess));
   }
   // Pods first, then nodes, then the underlay: each veth goes with its namespace.
   const order = [...ours].sort((a, b) => b.length - a.length);
@@ -436,7 +457,14 @@ async function ensurePackages(): Promise<string> {
   return `installed ${missing.join(", ")}`;
 }
 
-async function cacheModules(): Promise<string> {
+/** `twill` for this checkout: deno run main.ts from the cache (node namespaces have no internet). */
+export function launcherScript(deno: string, root: string): string {
+  return `#!/bin/sh\nexec ${JSON.stringify(deno)} run -A --cached-only ${
+    JSON.stringify(join(root, "main.ts"))
+  } "$@"\n`;
+}
+
+async function cacheModules(plan: DemoPlan): Promise<string> {
   const faces = [...Deno.readDirSync(join(ROOT, "cmd"))]
     .filter((e) => e.isFile && e.name.endsWith(".ts"))
     .map((e) => join(ROOT, "cmd", e.name));
@@ -444,7 +472,8 @@ async function cacheModules(): Promise<string> {
   if (r.code !== 0) {
     throw new StepError(`deno cache main.ts failed: ${r.stderr.trim().split("\n").pop()}`);
   }
-  return "main.ts and its faces cached (the node namespaces have no internet)";
+  await Deno.writeTextFile(plan.launcher, launcherScript(Deno.execPath(), ROOT), { mode: 0o755 });
+  return `main.ts cached (node namespaces have no internet); ${plan.launcher} runs twill`;
 }
 
 async function addNamespace(plan: DemoPlan, state: DemoState, ns: string): Promise<void> {
@@ -494,10 +523,6 @@ async function buildUnderlay(plan: DemoPlan, state: DemoState): Promise<string> 
 
 function agentArgs(plan: DemoPlan, node: NodePlan, token: string, init: boolean): string[] {
   const args = [
-    "run",
-    "-A",
-    "--cached-only",
-    join(ROOT, "main.ts"),
     "agent",
     ...(init
       ? ["--init", "--net-config-path", plan.netConfFile]
@@ -541,7 +566,7 @@ async function startAgent(
       "netns",
       "exec",
       node.ns,
-      Deno.execPath(),
+      plan.launcher,
       ...agentArgs(plan, node, token, init),
     ],
     stdin: "null",
@@ -619,18 +644,9 @@ async function waitReady(state: DemoState, node: NodePlan, timeoutMs: number): P
   return `${node.name} ready, subnet ${env.FLANNEL_SUBNET ?? "?"}`;
 }
 
-async function cniAdd(node: NodePlan, pod: PodPlan): Promise<string> {
+async function cniAdd(plan: DemoPlan, node: NodePlan, pod: PodPlan): Promise<string> {
   await must("ip", "-n", pod.ns, "link", "set", "lo", "up");
-  const r = await run("ip", [
-    "netns",
-    "exec",
-    node.ns,
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--cached-only",
-    join(ROOT, "main.ts"),
-  ], {
+  const r = await run("ip", ["netns", "exec", node.ns, plan.launcher], {
     stdin: JSON.stringify(cniConfig(node)),
     env: {
       ...Deno.env.toObject(),
@@ -693,11 +709,7 @@ async function storeRoles(plan: DemoPlan, token: string): Promise<Map<string, st
     "netns",
     "exec",
     first.ns,
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--cached-only",
-    join(ROOT, "main.ts"),
+    plan.launcher,
     "ctl",
     "--server",
     `${first.address}:${STORE_PORT}`,
@@ -740,7 +752,8 @@ export async function demo(argv: string[]): Promise<number> {
   let flags;
   try {
     flags = parseArgs({
-      args: argv,
+      // `deno task demo -- --keep` hands the script a literal "--" first.
+      args: argv.filter((a, i) => !(a === "--" && i === 0)),
       options: {
         keep: { type: "boolean", default: false },
         down: { type: "boolean", default: false },
@@ -824,7 +837,7 @@ export async function demo(argv: string[]): Promise<number> {
       return removed.length ? `removed ${removed.length} leftovers` : "none found";
     });
     await writeState(plan, state);
-    await step("cache twill's modules", cacheModules);
+    await step("cache twill's modules", () => cacheModules(plan));
     await step("build underlay and nodes", () => buildUnderlay(plan, state));
     await step(`start agent ${plan.nodes[0].name} (--init)`, async () => {
       await Deno.writeTextFile(plan.netConfFile, netConf());
@@ -845,7 +858,7 @@ export async function demo(argv: string[]): Promise<number> {
     await step(`attach ${plan.pods.length} pods (CNI ADD)`, async () => {
       for (const pod of plan.pods) await addNamespace(plan, state, pod.ns);
       const ips = await Promise.all(
-        plan.pods.map((pod) => cniAdd(plan.nodes.find((x) => x.name === pod.node)!, pod)),
+        plan.pods.map((pod) => cniAdd(plan, plan.nodes.find((x) => x.name === pod.node)!, pod)),
       );
       report.pods = plan.pods.map((pod, i) => ({
         name: pod.name,
@@ -905,22 +918,8 @@ export async function demo(argv: string[]): Promise<number> {
   }
   if (flags.report) await Deno.writeTextFile(flags.report, JSON.stringify(report, null, 2) + "\n");
   if (flags.keep && code === 0) {
-    const n1 = plan.nodes[0];
     for (const c of children.values()) c.unref();
-    console.log(`
-the cluster is still running; look around:
-  ip netns list | grep ${PREFIX}
-  ip netns exec ${n1.ns} ip -d link show flannel.1
-  ip netns exec ${n1.ns} ip route; ip netns exec ${n1.ns} bridge fdb show dev flannel.1
-  cat ${n1.subnetFile}
-  ip netns exec ${n1.ns} ${Deno.execPath()} run -A ${
-      join(ROOT, "main.ts")
-    } ctl --server ${n1.address}:${STORE_PORT} --token ${token} status
-  ip netns exec ${plan.pods[0].ns} ping -c 3 ${
-      report.pods[report.pods.length - 1]?.ip ?? "<pod ip>"
-    }
-  tail ${n1.log}
-remove it all with: npx -y deno@2.9.6 task demo -- --down`);
+    console.log("\n" + keepHints(plan, report, token));
   } else {
     if (flags.keep) console.log("demo: not keeping a cluster that failed");
     const t0 = performance.now();

@@ -5,6 +5,8 @@ import {
   cniConfig,
   type DemoReport,
   displayRole,
+  keepHints,
+  launcherScript,
   matrixAllGreen,
   netConf,
   parseEnvFile,
@@ -127,4 +129,19 @@ Deno.test("demo: the ping matrix is green only when every pair answered", () => 
   assert.equal(matrixAllGreen(red), false);
   assert.match(renderMatrix(red), /n2-p1\s+FAIL\s+-/);
   assert.equal(matrixAllGreen(report({})), false);
+});
+
+Deno.test("demo --keep: hints use the state dir's twill launcher and the real addresses", () => {
+  const plan = planDemo("/run/twill-demo", 2, 1);
+  const hints = keepHints(plan, report({}), "tok");
+  assert.match(
+    hints,
+    /ip netns exec twdemo-n1 \/run\/twill-demo\/twill ctl --server 172\.30\.99\.1:8473 --token tok status/,
+  );
+  assert.match(hints, /ip netns exec twdemo-n1-p1 ping -c 3 10\.244\.9\.2/);
+  assert.match(hints, /remove it all with: npx -y deno@2\.9\.6 task demo -- --down$/);
+  assert.equal(
+    launcherScript("/usr/bin/deno", "/src"),
+    '#!/bin/sh\nexec "/usr/bin/deno" run -A --cached-only "/src/main.ts" "$@"\n',
+  );
 });
