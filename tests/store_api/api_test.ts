@@ -285,3 +285,39 @@ Deno.test("watchers catch up when a snapshot replaces the state machine under th
   const msgs = await reading;
   assert.deepEqual(modRevs(eventsOf(msgs)), [3, 4]);
 });
+
+Deno.test("a slow watcher is not buffered without bound: it falls behind, then catches up in order", async () => {
+  const { post } = setup();
+  const watch = await post("/v3/watch", {
+    create_request: { key: b64("big/"), range_end: b64("big0") },
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  const value = btoa("x".repeat(100 * 1024));
+  for (let i = 0; i < 40; i++) { // 40 × ~135 KiB of JSON, far above the 1 MiB high-water mark
+    const res = await post("/v3/kv/put", { key: b64(`big/${i % 3}`), value });
+    await res.body?.cancel();
+  }
+  const msgs = await readStream(watch, (m) => eventsOf(m).length >= 40);
+  assert.deepEqual(modRevs(eventsOf(msgs)), Array.from({ length: 40 }, (_, i) => i + 2));
+  // It was not fed one response per revision: some revisions came together in a catch-up.
+  assert.ok(results(msgs).length < 41, `${results(msgs).length} responses`);
+});
+
+Deno.test("a watcher that fell behind past a compaction is canceled with compact_revision", async () => {
+  const { post } = setup();
+  const watch = await post("/v3/watch", {
+    create_request: { key: b64("c/"), range_end: b64("c0") },
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  const value = btoa("x".repeat(200 * 1024));
+  for (let i = 0; i < 12; i++) {
+    const res = await post("/v3/kv/put", { key: b64(`c/${i}`), value });
+    await res.body?.cancel();
+  }
+  await (await post("/v3/kv/compaction", { revision: 13 })).body?.cancel();
+  const msgs = results(await readStream(watch, (m) => m.some((x) => (x.result as Json).canceled)));
+  const canceled = msgs.find((r) => r.canceled)!;
+  assert.equal(canceled.compact_revision, "13");
+  const revs = modRevs(msgs.flatMap((r) => (r.events as Json[] | undefined) ?? []));
+  assert.deepEqual(revs, Array.from({ length: revs.length }, (_, i) => i + 2), "in order, no gaps");
+});

@@ -259,8 +259,14 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
     let session: WatchSession | undefined;
     let timer: ReturnType<typeof setInterval> | undefined;
     return streamResponse(
-      async (send) => {
-        session = new WatchSession(sm, () => backend.header(), (result) => send({ result }));
+      async (send, flow) => {
+        session = new WatchSession(
+          sm,
+          () => backend.header(),
+          (result) => send({ result }),
+          flow.canSend,
+        );
+        flow.onDrain(() => session?.resume());
         timer = setInterval(() => session?.tick(), opts.progressNotifyMs ?? 600_000);
         if (!first.done) session.handle(parseRequestObject(first.value));
         for await (const text of texts) session.handle(parseRequestObject(text));
@@ -283,6 +289,18 @@ function streamOpenError(c: Context, e: unknown): Response {
   return c.json(errorBody(unknown), 500);
 }
 
+/** How much a streaming response may hold unread before watchers stop being fed live events
+ *  (they catch up from history once the client has read; see WatchSession). */
+const STREAM_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** Flow control of a streaming response. */
+interface StreamFlow {
+  /** False while the client has more than STREAM_HIGH_WATER_BYTES unread. */
+  canSend(): boolean;
+  /** Called whenever the client has read and there is room again. */
+  onDrain(fn: () => void): void;
+}
+
 /**
  * A newline-delimited JSON streaming response. `run` sends messages; when it resolves true the
  * response ends, false keeps it open until the client goes away; when it throws, an in-stream
@@ -290,11 +308,12 @@ function streamOpenError(c: Context, e: unknown): Response {
  * the client goes away (Deno.serve cancels the body stream).
  */
 function streamResponse(
-  run: (send: (msg: unknown) => void) => Promise<boolean>,
+  run: (send: (msg: unknown) => void, flow: StreamFlow) => Promise<boolean>,
   cleanup: () => void = () => {},
 ): Response {
   let closed = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let drained: () => void = () => {};
   const finish = () => {
     if (closed) return;
     closed = true;
@@ -307,21 +326,31 @@ function streamResponse(
     if (closed) return;
     controller.enqueue(encoder.encode(JSON.stringify(msg) + "\n"));
   };
-  const stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      run(send).then(
-        (end) => end && finish(),
-        (e) => {
-          if (!closed) send(streamErrorBody(toApiError(e)));
-          finish();
-        },
-      );
+  const flow: StreamFlow = {
+    canSend: () => !closed && (controller.desiredSize ?? 0) > 0,
+    onDrain: (fn) => drained = fn,
+  };
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+        run(send, flow).then(
+          (end) => end && finish(),
+          (e) => {
+            if (!closed) send(streamErrorBody(toApiError(e)));
+            finish();
+          },
+        );
+      },
+      pull() {
+        if (!closed) drained();
+      },
+      cancel() {
+        finish();
+      },
     },
-    cancel() {
-      finish();
-    },
-  });
+    new ByteLengthQueuingStrategy({ highWaterMark: STREAM_HIGH_WATER_BYTES }),
+  );
   return new Response(stream, { headers: { "content-type": "application/json" } });
 }
 

@@ -1,6 +1,11 @@
 // One watch stream (one POST /v3/watch): its watchers, their catch-up from history and live
 // events, in etcd's order and shapes. Every watcher delivers each revision at most once and in
 // order: `next` is the first revision it has not delivered yet.
+//
+// A slow client does not make the server buffer without bound: while `canSend()` is false, live
+// events are not sent and the watchers fall behind (like etcd's unsynced watchers); `resume()`
+// (called when the client has read) catches them up from history in one response each. A
+// watcher whose missed history was compacted meanwhile is canceled with compact_revision.
 
 import type { KvStateMachine, RevisionEvents, WatchEvent } from "../backend.ts";
 import { StoreError } from "../errors.ts";
@@ -31,16 +36,23 @@ export class WatchSession {
   readonly #sm: KvStateMachine;
   readonly #header: () => Header;
   readonly #send: (result: JsonObject) => void;
+  readonly #canSend: () => boolean;
   readonly #watchers = new Map<string, Watcher>();
   #nextId = 0n;
   #unsubscribe: () => void;
   #unrestore: () => void;
   #closed = false;
 
-  constructor(sm: KvStateMachine, header: () => Header, send: (result: JsonObject) => void) {
+  constructor(
+    sm: KvStateMachine,
+    header: () => Header,
+    send: (result: JsonObject) => void,
+    canSend: () => boolean = () => true,
+  ) {
     this.#sm = sm;
     this.#header = header;
     this.#send = send;
+    this.#canSend = canSend;
     this.#unsubscribe = sm.subscribe((batch) => this.#onBatch(batch));
     this.#unrestore = sm.onRestore(() => this.#onRestore());
   }
@@ -155,7 +167,17 @@ export class WatchSession {
     if (events.length) this.#deliver(w, this.#sm.revision, events);
   }
 
+  /** The client has room again: catch up every watcher that fell behind. */
+  resume(): void {
+    if (this.#closed) return;
+    for (const w of [...this.#watchers.values()]) {
+      if (!this.#canSend()) return;
+      if (w.next <= this.#sm.revision) this.#catchUp(w);
+    }
+  }
+
   #onBatch(batch: RevisionEvents): void {
+    if (!this.#canSend()) return; // watchers fall behind; resume() catches them up
     for (const w of [...this.#watchers.values()]) {
       if (batch.revision < w.next) continue;
       if (batch.revision > w.next) {
