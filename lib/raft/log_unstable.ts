@@ -57,7 +57,7 @@ export class Unstable {
   truncateAndAppend(ents: Entry[]): void {
     const after = ents[0].index;
     if (after === this.offset + this.entries.length) {
-      this.entries = [...this.entries, ...ents];
+      for (const e of ents) this.entries.push(e);
     } else if (after <= this.offset) {
       // Replace everything unstable; the stable log is truncated by the application when it
       // persists these entries (Storage.append overwrites a conflicting suffix).
