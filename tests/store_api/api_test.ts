@@ -321,3 +321,21 @@ Deno.test("a watcher that fell behind past a compaction is canceled with compact
   const revs = modRevs(msgs.flatMap((r) => (r.events as Json[] | undefined) ?? []));
   assert.deepEqual(revs, Array.from({ length: revs.length }, (_, i) => i + 2), "in order, no gaps");
 });
+
+Deno.test("watch filters drop puts or deletes, by name or number", async () => {
+  const { post } = setup();
+  const body = [
+    { create_request: { key: b64("f"), filters: ["NOPUT"] } },
+    { create_request: { key: b64("f"), filters: [1] } },
+  ].map((m) => JSON.stringify(m)).join("\n");
+  const watch = await post("/v3/watch", body);
+  const reading = readStream(watch, (m) => eventsOf(m).length >= 2);
+  await new Promise((r) => setTimeout(r, 10));
+  await (await post("/v3/kv/put", { key: b64("f"), value: b64("1") })).body?.cancel();
+  await (await post("/v3/kv/deleterange", { key: b64("f") })).body?.cancel();
+  const got = results(await reading).filter((r) => r.events).map((r) => [
+    r.watch_id ?? "0",
+    (r.events as Json[]).map((e) => e.type ?? "PUT"),
+  ]);
+  assert.deepEqual(got, [["1", ["PUT"]], ["0", ["DELETE"]]]);
+});

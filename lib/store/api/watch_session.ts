@@ -17,6 +17,7 @@ import {
   encodeHeader,
   type Header,
   int64Field,
+  JsonNumber,
   type JsonObject,
 } from "./json_codec.ts";
 
@@ -119,7 +120,9 @@ export class WatchSession {
       while (this.#watchers.has(String(this.#nextId))) this.#nextId++;
       id = String(this.#nextId++);
     }
-    const filters = Array.isArray(o.filters) ? o.filters.map(String) : [];
+    const filters = Array.isArray(o.filters)
+      ? o.filters.map((f) => f instanceof JsonNumber ? f.source : String(f))
+      : [];
     const startRev = Number(int64Field(o, "start_revision"));
     const w: Watcher = {
       id,
