@@ -216,6 +216,26 @@ Deno.test("§5.2 a candidate that sees a heartbeat from a leader of its term fal
   assert.equal(rn.raft.lead, 3);
 });
 
+Deno.test("§6 learners are not asked to vote and their replies are not counted", () => {
+  const rn = newTestRawNode(1, [1, 2, 3], { learners: [4] });
+  rn.campaign();
+  const asked = readMessages(rn).filter((m) => m.type === "MsgVote").map((m) => m.to);
+  assert.deepEqual(asked, [2, 3]);
+  rn.step(newMessage({ type: "MsgVoteResp", from: 4, to: 1, term: rn.raft.term }));
+  assert.equal(rn.raft.state, "candidate", "a learner's vote does not make a majority");
+  rn.step(newMessage({ type: "MsgVoteResp", from: 2, to: 1, term: rn.raft.term }));
+  assert.equal(rn.raft.state, "leader");
+});
+
+Deno.test("§6 a learner never starts an election", () => {
+  const rn = newTestRawNode(4, [1, 2, 3], { learners: [4] });
+  for (let i = 0; i < 100; i++) rn.tick();
+  assert.equal(rn.raft.state, "follower");
+  rn.campaign();
+  assert.equal(rn.raft.state, "follower");
+  assert.equal(readMessages(rn).length, 0);
+});
+
 // ---- §5.4.1 election restriction ----------------------------------------------------------
 
 Deno.test("§5.4.1 a vote is granted only to a candidate whose log is at least as up to date", () => {
