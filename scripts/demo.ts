@@ -15,6 +15,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { formatCIDR, tryParseCIDR } from "../lib/net/cidr.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const PREFIX = "twdemo-";
@@ -118,6 +119,12 @@ export function cniConfig(node: NodePlan): Record<string, unknown> {
     ipam: { dataDir: node.ipamDir },
     delegate: { hairpinMode: true, isDefaultGateway: true },
   };
+}
+
+/** subnet.env's FLANNEL_SUBNET ("10.244.7.1/24", the gateway) as the subnet it names. */
+export function subnetOf(flannelSubnet: string | undefined): string {
+  const c = flannelSubnet ? tryParseCIDR(flannelSubnet) : null;
+  return c ? formatCIDR(c) : "?";
 }
 
 /** Reads KEY=VALUE lines (subnet.env). */
@@ -641,7 +648,7 @@ async function waitReady(state: DemoState, node: NodePlan, timeoutMs: number): P
     );
   }
   const env = parseEnvFile(await Deno.readTextFile(node.subnetFile));
-  return `${node.name} ready, subnet ${env.FLANNEL_SUBNET ?? "?"}`;
+  return `${node.name} ready, subnet ${subnetOf(env.FLANNEL_SUBNET)}`;
 }
 
 async function cniAdd(plan: DemoPlan, node: NodePlan, pod: PodPlan): Promise<string> {
@@ -887,7 +894,7 @@ export async function demo(argv: string[]): Promise<number> {
           name: node.name,
           ns: node.ns,
           address: node.address,
-          subnet: env.FLANNEL_SUBNET ?? "?",
+          subnet: subnetOf(env.FLANNEL_SUBNET),
           vtepMac: await vtepMac(node),
           role: displayRole(roles.get(node.address) ?? roles.get(node.name)),
         });

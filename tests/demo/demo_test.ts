@@ -66,7 +66,7 @@ Deno.test({
       const subnets = report.nodes.map((n) => n.subnet);
       assert.equal(new Set(subnets).size, 3, `distinct subnets: ${subnets}`);
       for (const n of report.nodes) {
-        assert.match(n.subnet, /^10\.244\.\d+\.1\/24$/);
+        assert.match(n.subnet, /^10\.244\.\d+\.0\/24$/);
         assert.match(n.vtepMac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
       }
       assert.match(up.out, /pod-to-pod ping matrix/);

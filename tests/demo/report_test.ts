@@ -16,6 +16,7 @@ import {
   renderMatrix,
   renderNodes,
   rolesFromStatus,
+  subnetOf,
 } from "../../scripts/demo.ts";
 
 Deno.test("demo plan: every namespace is twdemo-, every path is under the state dir", () => {
@@ -53,6 +54,8 @@ Deno.test("demo: reads subnet.env, CNI results of every version, and ctl status 
   );
   assert.equal(env.FLANNEL_SUBNET, "10.244.7.1/24");
   assert.equal(env.FLANNEL_MTU, "1450");
+  assert.equal(subnetOf(env.FLANNEL_SUBNET), "10.244.7.0/24");
+  assert.equal(subnetOf(undefined), "?");
   assert.equal(podAddress({ ips: [{ version: "4", address: "10.244.7.2/24" }] }), "10.244.7.2");
   assert.equal(
     podAddress({ ips: [{ address: "fd00::2/64" }, { address: "10.244.7.3/24" }] }),
@@ -83,7 +86,7 @@ function report(matrix: DemoReport["matrix"]): DemoReport {
         name: "n1",
         ns: "twdemo-n1",
         address: "172.30.99.1",
-        subnet: "10.244.7.1/24",
+        subnet: "10.244.7.0/24",
         vtepMac: "aa:bb:cc:dd:ee:01",
         role: "leader",
       },
@@ -91,7 +94,7 @@ function report(matrix: DemoReport["matrix"]): DemoReport {
         name: "n2",
         ns: "twdemo-n2",
         address: "172.30.99.2",
-        subnet: "10.244.9.1/24",
+        subnet: "10.244.9.0/24",
         vtepMac: "aa:bb:cc:dd:ee:02",
         role: "voter",
       },
@@ -111,7 +114,7 @@ Deno.test("demo: the status table names subnets, VTEP MACs, roles and pods", () 
   assert.match(lines[0], /^node\s+namespace\s+address\s+subnet\s+vtep mac\s+store\s+pods$/);
   assert.match(
     lines[2],
-    /^n1\s+twdemo-n1\s+172\.30\.99\.1\s+10\.244\.7\.1\/24\s+aa:bb:cc:dd:ee:01\s+leader\s+n1-p1=10\.244\.7\.2$/,
+    /^n1\s+twdemo-n1\s+172\.30\.99\.1\s+10\.244\.7\.0\/24\s+aa:bb:cc:dd:ee:01\s+leader\s+n1-p1=10\.244\.7\.2$/,
   );
   assert.match(lines[3], /voter\s+n2-p1=10\.244\.9\.2$/);
 });
