@@ -180,6 +180,13 @@ export async function runAgentOnRegistry(
       if (eventAt !== undefined) pendingSince.push(eventAt);
       wake?.();
     };
+    // Kernel changes never interleave: watch events and reconcile passes take turns.
+    let lock: Promise<unknown> = Promise.resolve();
+    const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+      const p = lock.then(fn, fn);
+      lock = p.catch(() => {});
+      return p;
+    };
 
     await reconcileOnce("startup");
     await writeEnv();
@@ -198,6 +205,23 @@ export async function runAgentOnRegistry(
           if (signal.aborted) throw e;
           await sleep(1000, signal);
         }
+      }
+    }
+
+    /** Watch events go straight to the kernel; a failure falls back to a full reconcile. */
+    async function fastApply(evs: PeerEvent[], at: number) {
+      if (!evs.length) return;
+      try {
+        const errors = await exclusive(() => backend.applyEvents(evs));
+        state.lastEventToProgrammedSeconds = (performance.now() - at) / 1000;
+        state.peersProgrammed = watcher.peers.size;
+        if (errors) {
+          log("warn", "peer_apply_partial", { errors, fallback: "reconcile" });
+          kick(at);
+        }
+      } catch (e) {
+        log("warn", "peer_apply_failed", { error: msg(e), fallback: "reconcile" });
+        kick(at);
       }
     }
 
@@ -226,7 +250,7 @@ export async function runAgentOnRegistry(
       const waiting = pendingSince.splice(0);
       reconcileWanted = false;
       try {
-        const r = await backend.reconcile([...watcher.peers.values()]);
+        const r = await exclusive(() => backend.reconcile([...watcher.peers.values()]));
         const secs = (performance.now() - t0) / 1000;
         state.reconcileCount++;
         state.lastReconcileSeconds = secs;
@@ -341,14 +365,17 @@ export async function runAgentOnRegistry(
             state.storeOk(now());
             if (item.kind === "compacted") {
               log("warn", "watch_compacted", { compact_revision: item.compactRevision });
+              const at = performance.now();
               listed = await listWithRetry();
-              for (const ev of watcher.reset(listed.leases)) logPeer(ev);
+              const diff = watcher.reset(listed.leases);
+              for (const ev of diff) logPeer(ev);
               from = listed.revision + 1n;
-              kick(performance.now());
+              await fastApply(diff, at);
+              kick(at);
               break;
             }
             const at = performance.now();
-            let changed = false;
+            const evs: PeerEvent[] = [];
             for (const e of item.events) {
               const key = e.type === "put" ? e.kv.key : e.key;
               const parsed = parseSubnetKey(key);
@@ -368,12 +395,12 @@ export async function runAgentOnRegistry(
               const ev = watcher.update(e.type, lease);
               if (ev) {
                 logPeer(ev);
-                changed = true;
+                evs.push(ev);
               }
             }
             state.watchRevision = item.revision;
             from = item.revision + 1n;
-            if (changed) kick(at);
+            await fastApply(evs, at);
           }
         } catch (e) {
           if (stop.signal.aborted) return;

@@ -1,5 +1,6 @@
 // What the agent asks of a backend. A backend never talks to the store: it is handed leases.
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
+import type { PeerEvent } from "../subnet/watcher.ts";
 
 export interface ReconcileResult {
   /** The device had to be created, recreated or adjusted. */
@@ -21,6 +22,12 @@ export interface Backend {
   leaseAttrs(): LeaseAttrs;
   /** Our own lease (device address follows it). */
   setOwnLease(lease: Lease): void;
+  /**
+   * The fast path for watch events: programs (or removes) just these peers' entries without
+   * reading the kernel first. Returns stderr of failed lines ("" when all applied); the caller
+   * falls back to a full reconcile on failure.
+   */
+  applyEvents(events: PeerEvent[]): Promise<string>;
   /** Makes the kernel match: device (if any), then per-peer entries. Idempotent. */
   reconcile(peers: Lease[]): Promise<ReconcileResult>;
 }

@@ -120,3 +120,46 @@ function sameRoute(a: RouteEntry, b: RouteEntry): boolean {
 export function planLines(p: Plan): { ip: string[]; bridge: string[] } {
   return { ip: [...p.ipFirst, ...p.ipLast], bridge: p.bridge };
 }
+
+/**
+ * Pure: the lines that add `added` and remove `removed` without looking at the kernel (all are
+ * replace/del, so repeating them is harmless). Order as in planDataPlane: route and neighbour
+ * deletions, then FDB changes, then neighbours and routes.
+ */
+export function eventLines(added: DataPlane, removedIn: DataPlane, replaced?: DataPlane): Plan {
+  const plan: Plan = { ipFirst: [], bridge: [], ipLast: [], added: 0, removed: 0 };
+  // entries of replaced leases that the new ones do not overwrite in place
+  const removed: DataPlane = {
+    routes: [
+      ...removedIn.routes,
+      ...(replaced?.routes ?? []).filter((r) =>
+        !added.routes.some((a) => a.dst === r.dst && a.dev === r.dev)
+      ),
+    ],
+    neighs: [
+      ...removedIn.neighs,
+      ...(replaced?.neighs ?? []).filter((n) =>
+        !added.neighs.some((a) => a.ip === n.ip && a.dev === n.dev)
+      ),
+    ],
+    fdbs: [
+      ...removedIn.fdbs,
+      ...(replaced?.fdbs ?? []).filter((f) =>
+        !added.fdbs.some((a) => a.mac === f.mac && a.dst === f.dst && a.dev === f.dev)
+      ),
+    ],
+  };
+  for (const r of removed.routes) plan.ipFirst.push(`route del ${r.dst} via ${r.via} dev ${r.dev}`);
+  for (const n of removed.neighs) plan.ipFirst.push(`neigh del ${n.ip} dev ${n.dev}`);
+  for (const f of removed.fdbs) plan.bridge.push(`fdb del ${f.mac} dev ${f.dev} dst ${f.dst} self`);
+  for (const f of added.fdbs) {
+    plan.bridge.push(`fdb replace ${f.mac} dev ${f.dev} dst ${f.dst} self permanent`);
+  }
+  for (const n of added.neighs) {
+    plan.ipLast.push(`neigh replace ${n.ip} lladdr ${n.mac} dev ${n.dev} nud permanent`);
+  }
+  for (const r of added.routes) plan.ipLast.push(routeLine(r));
+  plan.removed = removed.routes.length + removed.neighs.length + removed.fdbs.length;
+  plan.added = added.routes.length + added.neighs.length + added.fdbs.length;
+  return plan;
+}

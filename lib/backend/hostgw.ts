@@ -5,7 +5,8 @@ import { bridgeBatch, ipBatch, ipJson } from "../net/ip_batch.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import type { Backend, ReconcileResult } from "./backend.ts";
-import { type DataPlane, emptyPlan, planDataPlane } from "./dataplane.ts";
+import { type DataPlane, emptyPlan, eventLines, planDataPlane } from "./dataplane.ts";
+import { type PeerEvent, splitPeerEvents } from "../subnet/watcher.ts";
 import { type IpRouteJson, ownedRoutes } from "./routes.ts";
 
 export function hostGwDesired(peers: Lease[], iface: string, publicIP: string): DataPlane {
@@ -38,6 +39,14 @@ export class HostGwBackend implements Backend {
 
   setOwnLease(lease: Lease): void {
     this.own = lease;
+  }
+
+  async applyEvents(events: PeerEvent[]): Promise<string> {
+    const { add, replaced, remove } = splitPeerEvents(events);
+    const d = (ls: Lease[]) => hostGwDesired(ls, this.iface.name, this.publicIP);
+    const plan = eventLines(d(add), d(remove), d(replaced));
+    const r = await ipBatch([...plan.ipFirst, ...plan.ipLast]);
+    return r.errors;
   }
 
   async reconcile(peers: Lease[]): Promise<ReconcileResult> {

@@ -11,10 +11,12 @@ import type { Backend, ReconcileResult } from "./backend.ts";
 import {
   type DataPlane,
   emptyPlan,
+  eventLines,
   type FdbEntry,
   type NeighEntry,
   planDataPlane,
 } from "./dataplane.ts";
+import { type PeerEvent, splitPeerEvents } from "../subnet/watcher.ts";
 import { type IpRouteJson, ownedRoutes } from "./routes.ts";
 import { type LinkDetails, planDevice, type VxlanDeviceSpec } from "./vxlan_device.ts";
 
@@ -134,6 +136,15 @@ export class VxlanBackend implements Backend {
         .filter((f) => f.dst && f.mac !== "00:00:00:00:00:00")
         .map((f): FdbEntry => ({ mac: f.mac.toLowerCase(), dst: f.dst!, dev: this.dev })),
     };
+  }
+
+  async applyEvents(events: PeerEvent[]): Promise<string> {
+    const { add, replaced, remove } = splitPeerEvents(events);
+    const plan = eventLines(this.desired(add), this.desired(remove), this.desired(replaced));
+    const a = await ipBatch(plan.ipFirst);
+    const b = await bridgeBatch(plan.bridge);
+    const c = await ipBatch(plan.ipLast);
+    return [a.errors, b.errors, c.errors].filter((x) => x).join("; ");
   }
 
   async reconcile(peers: Lease[]): Promise<ReconcileResult> {

@@ -3,7 +3,10 @@
 // compaction yields exactly the difference from what we had. Pure; the loop lives in watch_loop.ts.
 import { type Lease, sameSubnets, subnetKeyName } from "./lease.ts";
 
-export type PeerEvent = { type: "added"; lease: Lease } | { type: "removed"; lease: Lease };
+export type PeerEvent =
+  /** `previous`: what we knew before, when this replaces a known lease (e.g. a new VtepMAC). */
+  | { type: "added"; lease: Lease; previous?: Lease }
+  | { type: "removed"; lease: Lease };
 
 export class LeaseWatcher {
   /** Peers by subnet key name. */
@@ -25,7 +28,7 @@ export class LeaseWatcher {
       const old = this.peers.get(k);
       if (!old || old.modRevision !== l.modRevision || !sameAttrs(old, l)) {
         this.peers.set(k, l);
-        out.push({ type: "added", lease: l });
+        out.push(old ? { type: "added", lease: l, previous: old } : { type: "added", lease: l });
       }
     }
     for (const [k, l] of [...this.peers]) {
@@ -42,8 +45,9 @@ export class LeaseWatcher {
     if (this.isOwn(lease)) return null;
     const k = subnetKeyName(lease.subnet, lease.ipv6Subnet);
     if (type === "put") {
+      const old = this.peers.get(k);
       this.peers.set(k, lease);
-      return { type: "added", lease };
+      return old ? { type: "added", lease, previous: old } : { type: "added", lease };
     }
     const old = this.peers.get(k);
     if (!old) return null;
@@ -54,4 +58,26 @@ export class LeaseWatcher {
 
 function sameAttrs(a: Lease, b: Lease): boolean {
   return JSON.stringify(a.attrs) === JSON.stringify(b.attrs);
+}
+
+/**
+ * Splits events for a backend: leases to program, the earlier versions of replaced leases
+ * (whose stale entries go), and leases to remove. A replacement with identical attributes
+ * (a renewal) needs nothing and is dropped.
+ */
+export function splitPeerEvents(
+  events: PeerEvent[],
+): { add: Lease[]; replaced: Lease[]; remove: Lease[] } {
+  const add: Lease[] = [];
+  const replaced: Lease[] = [];
+  const remove: Lease[] = [];
+  for (const e of events) {
+    if (e.type === "removed") remove.push(e.lease);
+    else if (!e.previous) add.push(e.lease);
+    else if (!sameAttrs(e.previous, e.lease)) {
+      add.push(e.lease);
+      replaced.push(e.previous);
+    }
+  }
+  return { add, replaced, remove };
 }

@@ -213,3 +213,31 @@ Deno.test("interface choice: --iface by name or address, else the default-route 
   );
   assert.throws(() => chooseInterface(links, [], null), /no default route/);
 });
+
+Deno.test("watch fast path: adds in L2-then-route order, removals first, renewals cost nothing", async () => {
+  const { eventLines } = await import("../../lib/backend/dataplane.ts");
+  const { splitPeerEvents } = await import("../../lib/subnet/watcher.ts");
+  const d = (ls: Lease[]) => vxlanDesired(ls, "flannel.1", "192.0.2.1", null);
+  const A2 = peer("10.5.2.0/24", "192.0.2.2", "02:00:00:00:00:22"); // A with a new VTEP MAC
+  const renewedB = { ...B, modRevision: 9n };
+  const s = splitPeerEvents([
+    { type: "added", lease: A2, previous: A },
+    { type: "added", lease: renewedB, previous: B },
+    { type: "removed", lease: peer("10.5.4.0/24", "192.0.2.4", "02:00:00:00:00:04") },
+  ]);
+  assert.equal(s.add.length, 1, "the renewal is dropped");
+  const p = eventLines(d(s.add), d(s.remove), d(s.replaced));
+  assert.deepEqual(p.ipFirst, [
+    "route del 10.5.4.0/24 via 10.5.4.0 dev flannel.1",
+    "neigh del 10.5.4.0 dev flannel.1",
+  ]);
+  assert.deepEqual(p.bridge, [
+    "fdb del 02:00:00:00:00:04 dev flannel.1 dst 192.0.2.4 self",
+    "fdb del 02:00:00:00:00:02 dev flannel.1 dst 192.0.2.2 self",
+    "fdb replace 02:00:00:00:00:22 dev flannel.1 dst 192.0.2.2 self permanent",
+  ]);
+  assert.deepEqual(p.ipLast, [
+    "neigh replace 10.5.2.0 lladdr 02:00:00:00:00:22 dev flannel.1 nud permanent",
+    "route replace 10.5.2.0/24 via 10.5.2.0 dev flannel.1 onlink",
+  ]);
+});

@@ -16,10 +16,18 @@ import {
 const P = "/coreos.com/network";
 
 async function kernelState(ns: string): Promise<string> {
-  const links = await sh(["ip", "-n", ns, "-j", "link", "show"]);
-  const routes = await sh(["ip", "-n", ns, "-j", "route", "show", "table", "all"]);
+  // link names and addresses, IPv4 routes, neighbours, nftables (IPv6 link-local routes come
+  // and go with DAD timing, so they are left out)
+  const links = JSON.parse((await sh(["ip", "-n", ns, "-j", "link", "show"])).out) as {
+    ifname: string;
+    address?: string;
+  }[];
+  const addrs = await sh(["ip", "-n", ns, "-4", "-j", "addr", "show"]);
+  const routes = await sh(["ip", "-n", ns, "-4", "-j", "route", "show", "table", "all"]);
+  const neigh = await sh(["ip", "-n", ns, "-4", "-j", "neigh", "show", "nud", "permanent"]);
   const nft = await sh(inNs(ns, ["nft", "list", "ruleset"]));
-  return links.out + routes.out + nft.out;
+  return JSON.stringify(links.map((l) => [l.ifname, l.address])) + addrs.out + routes.out +
+    neigh.out + nft.out;
 }
 
 Deno.test({

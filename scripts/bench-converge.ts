@@ -1,0 +1,375 @@
+// Convergence benchmark for the network agent (run as root; everything lives in twa-bn*
+// namespaces it creates and removes by exact name):
+//  (a) join latency: from a new node's lease committed until every other node has its route,
+//      p50/p99 over 30 joins, 3 agents;
+//  (b) 1,000 synthetic peer leases written to the store: time until one agent has programmed
+//      all 3,000 kernel entries, against `ip -batch`/`bridge -batch` applying the same entries
+//      in a fresh namespace (the floor), same run; then the agent's RSS and idle CPU.
+// Usage: deno run -A scripts/bench-converge.ts [--joins 30] [--peers 1000] [--json]
+// The store is etcd 3.4 (Debian etcd-server) inside the underlay namespace.
+import { parseArgs } from "node:util";
+import { startEtcd } from "../tests/agent/etcd_helper.ts";
+import {
+  type AgentProc,
+  httpStatus,
+  sh,
+  startAgent,
+  Topology,
+  waitFor,
+} from "../tests/e2e/topology.ts";
+import { planDataPlane } from "../lib/backend/dataplane.ts";
+import { vxlanDesired } from "../lib/backend/vxlan.ts";
+import { parseCIDR } from "../lib/net/cidr.ts";
+import { encodeLeaseAttrs, type Lease } from "../lib/subnet/lease.ts";
+
+const P = "/coreos.com/network";
+const NET = "172.16.0.0/12";
+const ETCD = "http://10.99.0.254:22379";
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    joins: { type: "string", default: "30" },
+    peers: { type: "string", default: "1000" },
+    json: { type: "boolean", default: false },
+    inner: { type: "string" },
+  },
+});
+const JOINS = Number(values.joins);
+const PEERS = Number(values.peers);
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+async function etcd(path: string, body: unknown): Promise<Record<string, unknown>> {
+  const r = await fetch(`${ETCD}${path}`, { method: "POST", body: JSON.stringify(body) });
+  return await r.json();
+}
+
+function mac(i: number): string {
+  return `02:bb:00:${((i >> 16) & 255).toString(16).padStart(2, "0")}:${
+    ((i >> 8) & 255).toString(16).padStart(2, "0")
+  }:${(i & 255).toString(16).padStart(2, "0")}`;
+}
+
+function synthetic(
+  i: number,
+  base: number,
+): { key: string; value: string; subnet: string; lease: Lease } {
+  const n = base + i;
+  const subnet = `172.${16 + (n >> 8)}.${n & 255}.0/24`;
+  const attrs = {
+    publicIP: `100.64.${(i >> 8) & 255}.${i & 255}`,
+    publicIPv6: null,
+    backendType: "vxlan",
+    backendData: { VNI: 1, VtepMAC: mac(n) },
+  };
+  return {
+    key: `${P}/subnets/${subnet.replace("/", "-")}`,
+    value: encodeLeaseAttrs(attrs),
+    subnet,
+    lease: {
+      subnet: parseCIDR(subnet),
+      ipv6Subnet: null,
+      attrs,
+      modRevision: 0n,
+      storeLease: 0n,
+      expiresAt: null,
+    },
+  };
+}
+
+/** `ip -n ns monitor route`, calling back with each line and its arrival time. */
+function monitorRoutes(
+  ns: string,
+  onLine: (line: string, at: number) => void,
+): () => Promise<void> {
+  const child = new Deno.Command("ip", {
+    args: ["-n", ns, "monitor", "route"],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const done = (async () => {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const chunk of child.stdout) {
+      const at = performance.now();
+      buf += dec.decode(chunk, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        onLine(buf.slice(0, i), at);
+        buf = buf.slice(i + 1);
+      }
+    }
+  })();
+  return async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    await done;
+  };
+}
+
+async function cpuTicks(pid: number): Promise<number> {
+  const f = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
+  return Number(f[11]) + Number(f[12]); // utime + stime
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const s = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(s.match(/VmRSS:\s+(\d+)/)![1]) / 1024;
+}
+
+// ---------------------------------------------------------------- inner: runs in the underlay ns
+async function inner(dir: string) {
+  const topo = new Topology("twa-bn", 3, dir);
+  const agents: AgentProc[] = [];
+  const out: Record<string, unknown> = {};
+  try {
+    await etcd("/v3/kv/put", {
+      key: btoa(`${P}/config`),
+      value: btoa(`{"Network":"${NET}","Backend":{"Type":"vxlan"}}`),
+    });
+    for (let n = 1; n <= 3; n++) agents.push(startAgent(topo, n, ["--reconcile-ms", "5000"]));
+    for (let n = 1; n <= 3; n++) {
+      await waitFor(
+        `agent ${n} ready`,
+        async () => (await httpStatus(topo.node(n), "/readyz")) === 200,
+        30_000,
+      );
+    }
+
+    // (a) joins
+    const seen = new Map<string, number[]>();
+    const stops = [1, 2, 3].map((n) =>
+      monitorRoutes(topo.node(n), (line, at) => {
+        const m = line.match(/^(172\.\d+\.\d+\.0\/24) via/);
+        if (m) (seen.get(m[1]) ?? seen.set(m[1], []).get(m[1])!).push(at);
+      })
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const lat: number[] = [];
+    for (let i = 0; i < JOINS; i++) {
+      const s = synthetic(i, 3000);
+      const t0 = performance.now();
+      await etcd("/v3/kv/put", { key: btoa(s.key), value: btoa(s.value) });
+      await waitFor(
+        `route ${s.subnet} on all nodes`,
+        () => Promise.resolve((seen.get(s.subnet)?.length ?? 0) >= 3),
+        10_000,
+        2,
+      );
+      lat.push(Math.max(...seen.get(s.subnet)!) - t0);
+    }
+    for (const s of stops) await s();
+    for (let i = 0; i < JOINS; i++) {
+      await etcd("/v3/kv/deleterange", { key: btoa(synthetic(i, 3000).key) });
+    }
+    out.join_ms = { n: JOINS, p50: pct(lat, 50), p99: pct(lat, 99), max: Math.max(...lat) };
+
+    // (b) 1,000 peers on agent 1 (the others stop so they do not compete for the 2 cores)
+    await agents[1].stop();
+    await agents[2].stop();
+    await new Promise((r) => setTimeout(r, 500));
+    const leases = Array.from({ length: PEERS }, (_, i) => synthetic(i, 1024)); // clear of the agents’ own subnets
+    let routesSeen = 0;
+    let tDone = 0;
+    const want = new Set(leases.map((l) => l.subnet));
+    const stop1 = monitorRoutes(topo.node(1), (line, at) => {
+      const m = line.match(/^(172\.\d+\.\d+\.0\/24) via .* dev flannel\.1/);
+      if (m && want.delete(m[1])) {
+        routesSeen++;
+        if (routesSeen === PEERS) tDone = at;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = performance.now();
+    for (let i = 0; i < leases.length; i += 128) {
+      await etcd("/v3/kv/txn", {
+        success: leases.slice(i, i + 128).map((l) => ({
+          request_put: { key: btoa(l.key), value: btoa(l.value) },
+        })),
+      });
+    }
+    const tWritten = performance.now();
+    await waitFor("1,000 routes on node 1", () => Promise.resolve(tDone > 0), 60_000, 5);
+    await stop1();
+    const counts = {
+      routes: JSON.parse(
+        (await sh(["ip", "-n", topo.node(1), "-j", "route", "show", "dev", "flannel.1"])).out,
+      ).length,
+      neighs: JSON.parse(
+        (await sh(["ip", "-n", topo.node(1), "-j", "neigh", "show", "dev", "flannel.1"])).out,
+      ).length,
+      fdbs: JSON.parse(
+        (await sh([
+          "ip",
+          "netns",
+          "exec",
+          topo.node(1),
+          "bridge",
+          "-j",
+          "fdb",
+          "show",
+          "dev",
+          "flannel.1",
+        ])).out,
+      )
+        .filter((f: { dst?: string }) => f.dst).length,
+    };
+
+    // the floor: the same entries through ip/bridge -batch into a fresh namespace's flannel.1
+    const fl = "twa-bnfl";
+    await sh(["ip", "netns", "add", fl]);
+    let floorMs = 0;
+    try {
+      await sh(["ip", "-n", fl, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
+      await sh(["ip", "-n", fl, "addr", "add", "10.98.0.1/24", "dev", "eth0"]);
+      await sh(["ip", "-n", fl, "link", "set", "eth0", "up"]);
+      await sh([
+        "ip",
+        "-n",
+        fl,
+        "link",
+        "add",
+        "flannel.1",
+        "address",
+        "02:cc:00:00:00:01",
+        "type",
+        "vxlan",
+        "id",
+        "1",
+        "local",
+        "10.98.0.1",
+        "dev",
+        "eth0",
+        "dstport",
+        "8472",
+        "nolearning",
+      ]);
+      await sh(["ip", "-n", fl, "link", "set", "flannel.1", "up"]);
+      const plan = planDataPlane(
+        vxlanDesired(leases.map((l) => l.lease), "flannel.1", "10.98.0.1", null),
+        { routes: [], neighs: [], fdbs: [] },
+      );
+      const t = performance.now();
+      await sh(["ip", "-n", fl, "-force", "-batch", "-"], {
+        stdin: plan.ipFirst.join("\n") + "\n",
+      });
+      await sh(["ip", "netns", "exec", fl, "bridge", "-force", "-batch", "-"], {
+        stdin: plan.bridge.join("\n") + "\n",
+      });
+      await sh(["ip", "-n", fl, "-force", "-batch", "-"], { stdin: plan.ipLast.join("\n") + "\n" });
+      floorMs = performance.now() - t;
+    } finally {
+      await sh(["ip", "netns", "del", fl], { allowFail: true });
+    }
+    out.peers_1000 = {
+      peers: PEERS,
+      kernel_entries: counts,
+      from_first_write_ms: tDone - t0,
+      from_last_write_ms: tDone - tWritten,
+      store_write_ms: tWritten - t0,
+      floor_ip_batch_ms: floorMs,
+      ratio_vs_floor_from_last_write: (tDone - tWritten) / floorMs,
+    };
+
+    // idle figures of agent 1 holding 1,000 peers (default 5 s reconcile)
+    await new Promise((r) => setTimeout(r, 2000));
+    const pid = agents[0].child.pid;
+    const hz = 100;
+    const c0 = await cpuTicks(pid);
+    const w0 = performance.now();
+    await new Promise((r) => setTimeout(r, 15_000));
+    const cpu = ((await cpuTicks(pid)) - c0) / hz / ((performance.now() - w0) / 1000);
+    out.agent_idle = { rss_mib: await rssMiB(pid), cpu_percent_of_one_core: cpu * 100 };
+    const metrics = (await sh([
+      "ip",
+      "netns",
+      "exec",
+      topo.node(1),
+      "curl",
+      "-s",
+      "http://127.0.0.1:9099/metrics",
+    ])).out;
+    out.agent_reconcile_seconds_last = Number(
+      metrics.match(/^twill_reconcile_duration_seconds (\S+)/m)?.[1],
+    );
+    console.log(JSON.stringify(out));
+  } finally {
+    for (const a of agents) await a.stop("SIGKILL");
+  }
+}
+
+// ---------------------------------------------------------------- outer: topology and cleanup
+async function outer() {
+  const dir = await Deno.makeTempDir({ prefix: "twa-bench-" });
+  const topo = new Topology("twa-bn", 3, dir);
+  let store: { stop(): Promise<void> } | null = null;
+  try {
+    await topo.create();
+    store = await startEtcd("10.99.0.254:22379", "10.99.0.254:22380", topo.ul);
+    const r = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        topo.ul,
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--no-check",
+        new URL(import.meta.url).pathname,
+        "--inner",
+        dir,
+        "--joins",
+        String(JOINS),
+        "--peers",
+        String(PEERS),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const text = new TextDecoder().decode(r.stdout).trim().split("\n").pop() ?? "";
+    if (r.code !== 0 || !text.startsWith("{")) {
+      throw new Error(`the measurement run failed (exit ${r.code})`);
+    }
+    const res = JSON.parse(text);
+    if (values.json) {
+      console.log(JSON.stringify(res, null, 2));
+    } else {
+      const j = res.join_ms, p = res.peers_1000, a = res.agent_idle;
+      console.log(
+        `(a) join → route on all 3 nodes, ${j.n} joins: p50 ${j.p50.toFixed(1)} ms, p99 ${
+          j.p99.toFixed(1)
+        } ms, max ${j.max.toFixed(1)} ms`,
+      );
+      console.log(
+        `(b) ${p.peers} peers: kernel has ${p.kernel_entries.routes} routes, ${p.kernel_entries.neighs} neighbours, ${p.kernel_entries.fdbs} FDB entries`,
+      );
+      console.log(
+        `    programmed ${p.from_last_write_ms.toFixed(0)} ms after the last lease write (${
+          p.from_first_write_ms.toFixed(0)
+        } ms after the first; writes took ${p.store_write_ms.toFixed(0)} ms)`,
+      );
+      console.log(
+        `    floor (ip/bridge -batch of the same entries): ${
+          p.floor_ip_batch_ms.toFixed(0)
+        } ms → ratio ${p.ratio_vs_floor_from_last_write.toFixed(2)}×`,
+      );
+      console.log(
+        `    agent idle with ${p.peers} peers: RSS ${a.rss_mib.toFixed(0)} MiB, CPU ${
+          a.cpu_percent_of_one_core.toFixed(1)
+        }% of one core; last reconcile ${(res.agent_reconcile_seconds_last * 1000).toFixed(0)} ms`,
+      );
+    }
+  } finally {
+    await store?.stop();
+    await topo.destroy();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (values.inner) await inner(values.inner);
+else await outer();
