@@ -97,13 +97,53 @@ Deno.test("manifest: an init container runs `twill install-cni` into the host's 
     const pod = ds.spec.template.spec;
     const init = pod.initContainers.find((c: Obj) => c.name === "install-cni");
     assert.ok(init, `${ds.metadata.name}: install-cni init container`);
-    assert.deepEqual(init.command.slice(0, 2), ["/usr/local/bin/twill", "install-cni"]);
-    const arg = (flag: string) => init.command[init.command.indexOf(flag) + 1];
+    assert.deepEqual(init.command.slice(0, 2), ["/bin/sh", "-c"]);
+    const m = /^\/usr\/local\/bin\/twill install-cni --bin-dir (\S+) --conf-dir (\S+) &&/.exec(
+      init.command[2],
+    );
+    assert.ok(m, `${ds.metadata.name}: the init container starts with twill install-cni`);
     const mountOf = (path: string) => init.volumeMounts.find((m: Obj) => m.mountPath === path);
     const hostPathOf = (name: string) =>
       pod.volumes.find((v: Obj) => v.name === name).hostPath.path;
-    assert.equal(hostPathOf(mountOf(arg("--bin-dir")).name), "/opt/cni/bin");
-    assert.equal(hostPathOf(mountOf(arg("--conf-dir")).name), "/etc/cni/net.d");
+    assert.equal(hostPathOf(mountOf(m[1]).name), "/opt/cni/bin");
+    assert.equal(hostPathOf(mountOf(m[2]).name), "/etc/cni/net.d");
+  }
+});
+
+Deno.test("manifest: the init container installs the plugin and the ConfigMap's conflist", async () => {
+  const docs = manifest();
+  const cm = byKind(docs, "ConfigMap").find((c) => c.metadata.name === "kube-twill-cfg");
+  const dir = await Deno.makeTempDir({ prefix: "twill-deploy-" });
+  try {
+    for (const d of ["bin", "netd", "cfg"]) await Deno.mkdir(join(dir, d));
+    await Deno.writeTextFile(join(dir, "cfg", "cni-conf.json"), cm.data["cni-conf.json"]);
+    // A stand-in for twill install-cni: writes the plugin and its built-in conflist.
+    const stub = join(dir, "twill");
+    await Deno.writeTextFile(
+      stub,
+      '#!/bin/sh\n[ "$1" = install-cni ] && echo plugin > "$3/flannel" && echo builtin > "$5/10-flannel.conflist"\n',
+      { mode: 0o755 },
+    );
+    for (const ds of byKind(docs, "DaemonSet")) {
+      const init = ds.spec.template.spec.initContainers[0];
+      const script = (init.command[2] as string)
+        .replaceAll("/usr/local/bin/twill", stub)
+        .replaceAll("/host/opt/cni/bin", join(dir, "bin"))
+        .replaceAll("/host/etc/cni/net.d", join(dir, "netd"))
+        .replaceAll("/etc/kube-flannel", join(dir, "cfg"));
+      const out = await new Deno.Command("sh", { args: ["-c", script], stderr: "piped" }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.equal(await Deno.readTextFile(join(dir, "bin", "flannel")), "plugin\n");
+      assert.equal(
+        await Deno.readTextFile(join(dir, "netd", "10-flannel.conflist")),
+        cm.data["cni-conf.json"],
+      );
+      assert.deepEqual([...Deno.readDirSync(join(dir, "netd"))].map((e) => e.name), [
+        "10-flannel.conflist",
+      ]);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
