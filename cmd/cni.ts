@@ -3,18 +3,24 @@
 // Everything it needs is imported lazily: the CNI path loads no server, no store, no Hono.
 import type { CniError as CniErrorType } from "../lib/cni/errors.ts";
 
-async function readStdin(): Promise<string> {
+/** All of stdin, read synchronously: the config is small and nothing else runs meanwhile. */
+function readStdin(): Promise<string> {
   const chunks: Uint8Array[] = [];
-  for await (const c of Deno.stdin.readable) chunks.push(c);
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const all = new Uint8Array(n);
+  const buf = new Uint8Array(64 * 1024);
+  let total = 0;
+  for (;;) {
+    const n = Deno.stdin.readSync(buf);
+    if (n === null || n === 0) break;
+    chunks.push(buf.slice(0, n));
+    total += n;
+  }
+  const all = new Uint8Array(total);
   let o = 0;
   for (const c of chunks) {
     all.set(c, o);
     o += c.length;
   }
-  return new TextDecoder().decode(all);
+  return Promise.resolve(new TextDecoder().decode(all));
 }
 
 export async function runCni(
@@ -56,10 +62,10 @@ export async function runCni(
         await cmds.cmdDel(e, conf);
         return 0;
       case "CHECK":
-        await cmds.cmdCheck(e, conf);
+        cmds.cmdCheck(e, conf);
         return 0;
       case "STATUS":
-        await cmds.cmdStatus(conf);
+        cmds.cmdStatus(conf);
         return 0;
       case "GC":
         await cmds.cmdGc(conf);

@@ -8,7 +8,7 @@ import { CniError, ERR } from "./errors.ts";
 import { allocate, collectGarbage, releaseAll } from "./ipam/ipam.ts";
 import { ReservationStore } from "./ipam/store.ts";
 import * as kernel from "./kernel.ts";
-import { hostVethName, makePlan, type Plan, routeGateway } from "./plan.ts";
+import { hostVethName, makePlan, type Plan } from "./plan.ts";
 import { parseResult, type Result } from "./result.ts";
 import { readSubnetEnv, type SubnetEnv, waitSubnetEnv } from "./subnet_env.ts";
 import { LATEST, SUPPORTED_VERSIONS } from "./versions.ts";
@@ -54,7 +54,7 @@ export async function cmdAdd(env: Env, conf: NetConf): Promise<Result> {
   let node: NetlinkSocket | undefined;
   try {
     unlock = await store.lock();
-    const { ips, fresh } = await allocate(store, plan.ranges, env.containerId, env.ifname);
+    const { ips, fresh } = allocate(store, plan.ranges, env.containerId, env.ifname);
     const hostName = hostVethName(env.containerId, env.ifname);
     let bridgeCreated: kernel.Wiring["bridge"] | undefined;
     try {
@@ -68,10 +68,10 @@ export async function cmdAdd(env: Env, conf: NetConf): Promise<Result> {
         await applyMasq(plan.ranges.map((r) => r.subnet), plan.networks);
       }
       const result = buildResult(plan, conf, env, wiring, addresses);
-      await saveScratch(conf, env, plan, hostName, result);
+      saveScratch(conf, env, plan, hostName);
       return result;
     } catch (e) {
-      for (const ip of fresh) await store.release(ip);
+      for (const ip of fresh) store.release(ip);
       if (node) {
         try {
           kernel.deleteHostVeth(node, hostName);
@@ -112,13 +112,7 @@ function buildResult(
  * Flannel keeps the delegate's config per container in dataDir for DEL. twill writes the same
  * shape (so upstream Flannel could still DEL these pods) plus what twill itself needs.
  */
-async function saveScratch(
-  conf: NetConf,
-  env: Env,
-  plan: Plan,
-  hostName: string,
-  result: Result,
-): Promise<void> {
+function saveScratch(conf: NetConf, env: Env, plan: Plan, hostName: string): void {
   const delegate: Record<string, unknown> = {
     ...conf.delegate,
     cniVersion: conf.cniVersion,
@@ -136,16 +130,15 @@ async function saveScratch(
     twill: { ifname: env.ifname, hostVeth: hostName, bridge: plan.bridge },
   };
   if (Object.keys(conf.runtimeConfig).length) delegate.runtimeConfig = conf.runtimeConfig;
-  void result;
-  await Deno.mkdir(conf.dataDir, { recursive: true, mode: 0o700 });
+  Deno.mkdirSync(conf.dataDir, { recursive: true, mode: 0o700 });
   const path = `${conf.dataDir}/${env.containerId}`;
-  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(delegate), { mode: 0o600 });
-  await Deno.rename(`${path}.tmp`, path);
+  Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(delegate), { mode: 0o600 });
+  Deno.renameSync(`${path}.tmp`, path);
 }
 
-async function removeScratch(conf: NetConf, containerId: string): Promise<void> {
+function removeScratch(conf: NetConf, containerId: string): void {
   try {
-    await Deno.remove(`${conf.dataDir}/${containerId}`);
+    Deno.removeSync(`${conf.dataDir}/${containerId}`);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
@@ -166,8 +159,8 @@ export async function cmdDel(env: Env, conf: NetConf): Promise<void> {
   const node = NetlinkSocket.open();
   try {
     kernel.detach(node, pod, hostVethName(env.containerId, env.ifname), env.ifname);
-    await releaseAll(store, env.containerId, env.ifname);
-    await removeScratch(conf, env.containerId);
+    releaseAll(store, env.containerId, env.ifname);
+    removeScratch(conf, env.containerId);
   } finally {
     node.close();
     unlock();
@@ -176,12 +169,17 @@ export async function cmdDel(env: Env, conf: NetConf): Promise<void> {
 }
 
 /** CHECK: the interface, its addresses and routes are still what ADD reported. */
-export async function cmdCheck(env: Env, conf: NetConf): Promise<void> {
+export function cmdCheck(env: Env, conf: NetConf): void {
   if (!conf.prevResult) {
     throw new CniError(ERR.invalidConfig, `CHECK needs "prevResult" in the configuration`);
   }
   const prev = parseResult(conf.prevResult);
-  const subnetEnv = await readSubnetEnv(conf.subnetFile).catch(() => null);
+  let subnetEnv: SubnetEnv | null = null;
+  try {
+    subnetEnv = readSubnetEnv(conf.subnetFile);
+  } catch {
+    subnetEnv = null;
+  }
   if (!subnetEnv) {
     throw new CniError(
       ERR.tryAgainLater,
@@ -243,7 +241,7 @@ export async function cmdCheck(env: Env, conf: NetConf): Promise<void> {
         );
       }
     }
-    const reserved = (await storeFor(conf).list()).filter((r) => r.containerId === env.containerId);
+    const reserved = storeFor(conf).list().filter((r) => r.containerId === env.containerId);
     for (const ip of prev.ips) {
       if (!reserved.some((r) => ipEqual(r.ip, ip.address.ip))) {
         problems.push(`address ${formatCIDR(ip.address)} is not reserved for this container`);
@@ -256,14 +254,13 @@ export async function cmdCheck(env: Env, conf: NetConf): Promise<void> {
   if (problems.length) {
     throw new CniError(ERR.checkFailed, `CHECK failed: ${problems.join("; ")}`);
   }
-  void routeGateway;
 }
 
 /** STATUS: ready when this node's subnet.env is present and valid. */
-export async function cmdStatus(conf: NetConf): Promise<void> {
+export function cmdStatus(conf: NetConf): void {
   let env: SubnetEnv | null;
   try {
-    env = await readSubnetEnv(conf.subnetFile);
+    env = readSubnetEnv(conf.subnetFile);
   } catch (e) {
     throw new CniError(
       ERR.notAvailable,
@@ -285,14 +282,14 @@ export async function cmdGc(conf: NetConf): Promise<void> {
   const unlock = await store.lock();
   let node: NetlinkSocket | undefined;
   try {
-    const released = await collectGarbage(store, valid);
+    const released = collectGarbage(store, valid);
     if (released.length) node = NetlinkSocket.open();
     for (const r of released) {
       if (r.ifname) kernel.deleteHostVeth(node!, hostVethName(r.containerId, r.ifname));
     }
     const keepIds = new Set(valid.map((a) => a.containerID));
     const gone = new Set(released.map((r) => r.containerId).filter((id) => !keepIds.has(id)));
-    for (const id of gone) await removeScratch(conf, id);
+    for (const id of gone) removeScratch(conf, id);
   } finally {
     node?.close();
     unlock();

@@ -54,10 +54,10 @@ export function parseSubnetEnv(text: string, path = "subnet.env"): SubnetEnv {
 }
 
 /** Reads and parses the file now; null when it does not exist yet. */
-export async function readSubnetEnv(path: string): Promise<SubnetEnv | null> {
+export function readSubnetEnv(path: string): SubnetEnv | null {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = Deno.readTextFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
@@ -78,7 +78,7 @@ export async function waitSubnetEnv(
   let problem = `${path} does not exist`;
   for (;;) {
     try {
-      const env = await readSubnetEnv(path);
+      const env = readSubnetEnv(path);
       if (env) return { env };
       problem = `${path} does not exist`;
     } catch (e) {

@@ -33,21 +33,21 @@ Deno.test("reservations are host-local's files; a repeated ADD gets the same add
     const ranges = [rangeFor(parseCIDR("10.1.0.0/24"), 0)];
     const unlock = await s.lock();
     try {
-      const a = await allocate(s, ranges, "ctr-a", "eth0");
+      const a = allocate(s, ranges, "ctr-a", "eth0");
       assert.deepEqual(a.ips.map(formatIP), ["10.1.0.2"]);
       assert.equal(await Deno.readTextFile(`${dir}/10.1.0.2`), "ctr-a\r\neth0");
       assert.equal(await Deno.readTextFile(`${dir}/last_reserved_ip.0`), "10.1.0.2");
-      const again = await allocate(s, ranges, "ctr-a", "eth0");
+      const again = allocate(s, ranges, "ctr-a", "eth0");
       assert.deepEqual(again, { ips: a.ips, fresh: [] });
-      const b = await allocate(s, ranges, "ctr-a", "eth1");
+      const b = allocate(s, ranges, "ctr-a", "eth1");
       assert.deepEqual(b.ips.map(formatIP), ["10.1.0.3"]);
       // A file written by host-local before 0.8 (container id only) is honoured.
       await Deno.writeTextFile(`${dir}/10.1.0.4`, "old-ctr");
-      const c = await allocate(s, ranges, "ctr-c", "eth0");
+      const c = allocate(s, ranges, "ctr-c", "eth0");
       assert.deepEqual(c.ips.map(formatIP), ["10.1.0.5"]);
-      assert.deepEqual((await releaseAll(s, "old-ctr", "eth0")).map(formatIP), ["10.1.0.4"]);
-      assert.deepEqual((await releaseAll(s, "ctr-a", "eth0")).map(formatIP), ["10.1.0.2"]);
-      assert.deepEqual(await releaseAll(s, "ctr-a", "eth0"), []);
+      assert.deepEqual((releaseAll(s, "old-ctr", "eth0")).map(formatIP), ["10.1.0.4"]);
+      assert.deepEqual((releaseAll(s, "ctr-a", "eth0")).map(formatIP), ["10.1.0.2"]);
+      assert.deepEqual(releaseAll(s, "ctr-a", "eth0"), []);
     } finally {
       unlock();
     }
@@ -58,10 +58,10 @@ Deno.test("an exhausted range is code 101 and undoes the other family's reservat
   await withStore(async (s, dir) => {
     const ranges = [rangeFor(parseCIDR("fd00::/126"), 0), rangeFor(parseCIDR("10.2.0.0/30"), 1)];
     const unlock = await s.lock();
-    await allocate(s, [ranges[1]], "first", "eth0"); // takes the only IPv4 address
-    await assert.rejects(
+    allocate(s, [ranges[1]], "first", "eth0"); // takes the only IPv4 address
+    assert.throws(
       () => allocate(s, ranges, "second", "eth0"),
-      (e) => e instanceof CniError && e.code === 101 && /10\.2\.0\.0\/30/.test(e.message),
+      (e: unknown) => e instanceof CniError && e.code === 101 && /10\.2\.0\.0\/30/.test(e.message),
     );
     const files = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.startsWith("l"));
     assert.deepEqual(files, ["10.2.0.2"]);
@@ -73,10 +73,10 @@ Deno.test("GC keeps listed attachments and releases the rest", async () => {
   await withStore(async (s) => {
     const ranges = [rangeFor(parseCIDR("10.3.0.0/24"), 0)];
     const unlock = await s.lock();
-    for (const id of ["a", "b", "c"]) await allocate(s, ranges, id, "eth0");
-    const gone = await collectGarbage(s, [{ containerID: "b", ifname: "eth0" }]);
+    for (const id of ["a", "b", "c"]) allocate(s, ranges, id, "eth0");
+    const gone = collectGarbage(s, [{ containerID: "b", ifname: "eth0" }]);
     assert.deepEqual(gone.map((r) => r.containerId).sort(), ["a", "c"]);
-    assert.deepEqual((await s.list()).map((r) => r.containerId), ["b"]);
+    assert.deepEqual((s.list()).map((r) => r.containerId), ["b"]);
     unlock();
   });
 });
@@ -88,12 +88,12 @@ Deno.test("under the lock, 40 concurrent allocations in one process get 40 disti
       const s = new ReservationStore(dirStore.dir); // each caller opens its own lock file
       const unlock = await s.lock();
       try {
-        return formatIP((await allocate(s, ranges, `p${i}`, "eth0")).ips[0]);
+        return formatIP((allocate(s, ranges, `p${i}`, "eth0")).ips[0]);
       } finally {
         unlock();
       }
     }));
     assert.equal(new Set(got).size, 40);
-    assert.equal((await dirStore.list()).length, 40);
+    assert.equal((dirStore.list()).length, 40);
   });
 });

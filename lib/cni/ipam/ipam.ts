@@ -15,13 +15,13 @@ function owns(r: Reservation, containerId: string, ifname: string): boolean {
  * (a repeated ADD gets the same address), else the next free one. All or nothing: when a later
  * range is exhausted, the addresses reserved here for earlier ranges are released again.
  */
-export async function allocate(
+export function allocate(
   store: ReservationStore,
   ranges: Range[],
   containerId: string,
   ifname: string,
-): Promise<{ ips: IP[]; fresh: IP[] }> {
-  const existing = await store.list();
+): { ips: IP[]; fresh: IP[] } {
+  const existing = store.list();
   const taken = new Set(existing.map((r) => `${r.ip.family}/${r.ip.value}`));
   const ips: IP[] = [];
   const fresh: IP[] = [];
@@ -32,14 +32,14 @@ export async function allocate(
         ips.push(mine.ip);
         continue;
       }
-      let after = await store.lastReserved(range.index);
+      let after = store.lastReserved(range.index);
       let chosen: IP | null = null;
       // Reserving loses only to a writer that ignores the lock; then the next address is tried.
       for (let tries = 0; tries < 16 && !chosen; tries++) {
         const candidate = nextFree(range, (v) => taken.has(`${range.start.family}/${v}`), after);
         if (!candidate) break;
         taken.add(`${candidate.family}/${candidate.value}`);
-        if (await store.reserve({ ip: candidate, containerId, ifname })) chosen = candidate;
+        if (store.reserve({ ip: candidate, containerId, ifname })) chosen = candidate;
         after = candidate;
       }
       if (!chosen) {
@@ -49,27 +49,23 @@ export async function allocate(
             `delete unused pods or give the node a larger subnet`,
         );
       }
-      await store.setLastReserved(range.index, chosen);
+      store.setLastReserved(range.index, chosen);
       ips.push(chosen);
       fresh.push(chosen);
     }
   } catch (e) {
-    for (const ip of fresh) await store.release(ip);
+    for (const ip of fresh) store.release(ip);
     throw e;
   }
   return { ips, fresh };
 }
 
 /** Releases every address of (containerId, ifname); returns what was released. */
-export async function releaseAll(
-  store: ReservationStore,
-  containerId: string,
-  ifname: string,
-): Promise<IP[]> {
+export function releaseAll(store: ReservationStore, containerId: string, ifname: string): IP[] {
   const out: IP[] = [];
-  for (const r of await store.list()) {
+  for (const r of store.list()) {
     if (owns(r, containerId, ifname)) {
-      await store.release(r.ip);
+      store.release(r.ip);
       out.push(r.ip);
     }
   }
@@ -77,17 +73,17 @@ export async function releaseAll(
 }
 
 /** Releases every address whose attachment is not in `valid`; returns what was released. */
-export async function collectGarbage(
+export function collectGarbage(
   store: ReservationStore,
   valid: { containerID: string; ifname: string }[],
-): Promise<Reservation[]> {
+): Reservation[] {
   const keep = new Set(valid.map((a) => `${a.containerID}\n${a.ifname}`));
   const keepIds = new Set(valid.map((a) => a.containerID));
   const out: Reservation[] = [];
-  for (const r of await store.list()) {
+  for (const r of store.list()) {
     const kept = r.ifname ? keep.has(`${r.containerId}\n${r.ifname}`) : keepIds.has(r.containerId);
     if (!kept) {
-      await store.release(r.ip);
+      store.release(r.ip);
       out.push(r);
     }
   }

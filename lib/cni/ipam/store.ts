@@ -1,7 +1,8 @@
 // host-local's on-disk reservations, read and written the way the reference plugin does, so both
 // can share /var/lib/cni/networks/<network>: one file per address named by the address, holding
 // "<container id>\r\n<ifname>"; last_reserved_ip.<range index>; and a "lock" file that every
-// writer flock()s for the whole read-modify-write.
+// writer flock()s for the whole read-modify-write. File operations are synchronous on purpose:
+// a CNI process does one thing at a time, and each async file op would cost a thread hop.
 import { formatIP, type IP, parseIP, tryParseIP } from "../../net/cidr.ts";
 
 export const LINE_BREAK = "\r\n";
@@ -17,8 +18,8 @@ export class ReservationStore {
 
   /** Takes the directory's lock, creating the directory as needed; call the result to unlock. */
   async lock(): Promise<() => void> {
-    await Deno.mkdir(this.dir, { recursive: true, mode: 0o755 });
-    const f = await Deno.open(`${this.dir}/lock`, { read: true, write: true, create: true });
+    Deno.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    const f = Deno.openSync(`${this.dir}/lock`, { read: true, write: true, create: true });
     await f.lock(true);
     return () => {
       try {
@@ -30,7 +31,7 @@ export class ReservationStore {
   }
 
   /** Every reservation in the directory (files that do not parse as an address are skipped). */
-  async list(): Promise<Reservation[]> {
+  list(): Reservation[] {
     const out: Reservation[] = [];
     let entries: Deno.DirEntry[];
     try {
@@ -45,7 +46,7 @@ export class ReservationStore {
       if (!ip) continue;
       let text: string;
       try {
-        text = await Deno.readTextFile(`${this.dir}/${e.name}`);
+        text = Deno.readTextFileSync(`${this.dir}/${e.name}`);
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) continue;
         throw err;
@@ -57,9 +58,9 @@ export class ReservationStore {
   }
 
   /** Writes the reservation file; false when the address is already taken. */
-  async reserve(r: Reservation): Promise<boolean> {
+  reserve(r: Reservation): boolean {
     try {
-      await Deno.writeTextFile(
+      Deno.writeTextFileSync(
         `${this.dir}/${formatIP(r.ip)}`,
         `${r.containerId}${LINE_BREAK}${r.ifname}`,
         { createNew: true, mode: 0o644 },
@@ -71,23 +72,23 @@ export class ReservationStore {
     }
   }
 
-  async release(ip: IP): Promise<void> {
+  release(ip: IP): void {
     try {
-      await Deno.remove(`${this.dir}/${formatIP(ip)}`);
+      Deno.removeSync(`${this.dir}/${formatIP(ip)}`);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
   }
 
-  async lastReserved(index: number): Promise<IP | undefined> {
+  lastReserved(index: number): IP | undefined {
     try {
-      return parseIP((await Deno.readTextFile(`${this.dir}/last_reserved_ip.${index}`)).trim());
+      return parseIP(Deno.readTextFileSync(`${this.dir}/last_reserved_ip.${index}`).trim());
     } catch {
       return undefined;
     }
   }
 
-  async setLastReserved(index: number, ip: IP): Promise<void> {
-    await Deno.writeTextFile(`${this.dir}/last_reserved_ip.${index}`, formatIP(ip));
+  setLastReserved(index: number, ip: IP): void {
+    Deno.writeTextFileSync(`${this.dir}/last_reserved_ip.${index}`, formatIP(ip));
   }
 }
