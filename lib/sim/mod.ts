@@ -4,3 +4,4 @@ export type { SimOptions, SimResult, SimStats } from "./simulation.ts";
 export { Prng } from "./prng.ts";
 export { EventQueue } from "./event_queue.ts";
 export { SimViolation } from "./safety.ts";
+export type { AppBug } from "./sim_node.ts";

@@ -43,6 +43,8 @@ export interface NodeHost {
   readonly monitor: SafetyMonitor;
   readonly trace: Trace;
   readonly tuning: NodeTuning;
+  /** A deliberate application bug, to prove the checks catch it (tests only). */
+  readonly appBug: AppBug | undefined;
   send(m: Message): void;
   /** Deliver a client's result (or a refusal: output null) from node `from`. */
   respond(
@@ -56,6 +58,13 @@ export interface NodeHost {
   scheduleSync(node: SimNode, delay: number): void;
   confChangeApplied(node: SimNode, index: number, cc: ConfChange, cs: ConfState): void;
 }
+
+/**
+ * Deliberate application-level bugs the simulator must catch:
+ * - "stale-reads": serve gets from the local state machine without ReadIndex;
+ * - "send-before-sync": send a Ready's messages before its data is durable.
+ */
+export type AppBug = "stale-reads" | "send-before-sync";
 
 export type NodeState = "running" | "crashed" | "removed";
 
@@ -179,6 +188,10 @@ export class SimNode {
 
   /** A client linearizable read arrives; `attempt` makes the ReadIndex context unique. */
   submitRead(client: number, seq: number, attempt: number, key: string): void {
+    if (this.host.appBug === "stale-reads") {
+      this.host.respond(this.id, client, seq, { value: this.sm.get(key) });
+      return;
+    }
     const ctx = client + ":" + seq + ":" + attempt;
     this.pendingReads.set(ctx, { client, seq, key, index: -1 });
     try {
@@ -198,6 +211,10 @@ export class SimNode {
       if (rd.softState !== undefined) this.#roleChanged(rd);
       if (rd.mustSync || rd.snapshot !== undefined) {
         this.held = rd;
+        if (this.host.appBug === "send-before-sync") {
+          for (const m of rd.messages) this.host.send(m);
+          rd.messages = [];
+        }
         const d = this.host.tuning.maxSyncDelay;
         this.host.scheduleSync(
           this,

@@ -18,7 +18,7 @@ import { encodeCommand } from "./kv_state_machine.ts";
 import { CALM, type LinkFaults, SimNetwork } from "./network.ts";
 import { Prng } from "./prng.ts";
 import { SafetyMonitor, SimViolation } from "./safety.ts";
-import { type NodeHost, type NodeTuning, SimNode } from "./sim_node.ts";
+import { type AppBug, type NodeHost, type NodeTuning, SimNode } from "./sim_node.ts";
 import { hashBytes, Trace } from "./trace.ts";
 import { type KvHistory, nextInput, observe, SimClient, type WorkloadMix } from "./workload.ts";
 
@@ -27,6 +27,8 @@ export interface SimOptions {
   verbose?: boolean;
   /** Length of the chaos phase in simulated ms (default: 1500–3000, from the seed). */
   chaosMs?: number;
+  /** Inject a deliberate application bug (to test the checks themselves). */
+  appBug?: AppBug;
 }
 
 export interface SimStats {
@@ -93,6 +95,7 @@ class Simulation implements NodeHost {
   readonly monitor = new SafetyMonitor();
   readonly trace: Trace;
   readonly tuning: NodeTuning;
+  readonly appBug: AppBug | undefined;
   readonly network: SimNetwork;
   readonly nodes = new Map<NodeId, SimNode>();
   readonly clients: SimClient[] = [];
@@ -118,6 +121,7 @@ class Simulation implements NodeHost {
   constructor(readonly options: SimOptions) {
     this.prng = new Prng(options.seed);
     this.trace = new Trace(options.verbose ?? false);
+    this.appBug = options.appBug;
     this.network = new SimNetwork(this.prng);
     const p = this.prng;
     const voters = p.pick([1, 3, 3, 3, 5, 5]);

@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { runSimulation, type SimStats } from "../../lib/sim/mod.ts";
+
+/** Seeds run by the suite; `deno task sim --seeds 20000` runs many more. */
+const SEEDS = 1500;
+
+Deno.test(`${SEEDS} seeded chaos runs keep every Raft invariant and a linearizable history`, () => {
+  const failures: string[] = [];
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    const r = runSimulation({ seed });
+    if (!r.ok) {
+      failures.push(
+        `seed ${seed}: ${
+          r.violation!.message.split("\n")[0]
+        } (replay: deno task sim --seeds 1 --from ${seed} --verbose)`,
+      );
+    }
+  }
+  assert.deepEqual(failures, []);
+});
+
+Deno.test("a seed always replays the same run (same trace hash and stats)", () => {
+  for (const seed of [1, 2, 3, 77, 1234]) {
+    const a = runSimulation({ seed }), b = runSimulation({ seed });
+    assert.equal(a.traceHash, b.traceHash);
+    assert.deepEqual(a.stats, b.stats);
+    assert.equal(a.scenario, b.scenario);
+  }
+  assert.notEqual(runSimulation({ seed: 1 }).traceHash, runSimulation({ seed: 2 }).traceHash);
+});
+
+Deno.test("a verbose run records the same events as a quiet one", () => {
+  const quiet = runSimulation({ seed: 5 });
+  const loud = runSimulation({ seed: 5, verbose: true });
+  assert.equal(quiet.traceHash, loud.traceHash);
+  assert.ok((loud.trace?.length ?? 0) > 100);
+  assert.equal(quiet.trace, undefined);
+  assert.ok(loud.trace!.some((l) => l.includes("became leader")));
+  assert.ok(loud.trace!.some((l) => l.includes("HEAL")));
+});
+
+Deno.test("the faults really happen across 200 seeds", () => {
+  const sum: Record<string, number> = {};
+  const shapes = new Set<string>();
+  for (let seed = 1; seed <= 200; seed++) {
+    const r = runSimulation({ seed });
+    for (const [k, v] of Object.entries(r.stats as unknown as Record<string, number>)) {
+      sum[k] = (sum[k] ?? 0) + v;
+    }
+    shapes.add(`${r.stats.voters}/${r.stats.learners}`);
+  }
+  const must: (keyof SimStats)[] = [
+    "messagesDropped",
+    "messagesDuplicated",
+    "messagesCut",
+    "messagesDelayed",
+    "crashes",
+    "freezes",
+    "partitions",
+    "confChangesApplied",
+    "snapshotsInstalled",
+    "transfers",
+    "retries",
+  ];
+  for (const k of must) assert.ok(sum[k] > 0, `${k} never happened`);
+  assert.ok(sum.leaderTerms > 200 * 2, "leaders change");
+  assert.ok(sum.operations > 200 * 20, "clients do work");
+  for (const shape of ["1/0", "3/0", "5/0", "3/2", "5/1"]) {
+    assert.ok(shapes.has(shape), `shape ${shape} not drawn`);
+  }
+});
+
+Deno.test("the checks catch an application that serves reads without ReadIndex", () => {
+  let caught = 0;
+  for (let seed = 1; seed <= 40; seed++) {
+    const r = runSimulation({ seed, appBug: "stale-reads" });
+    if (!r.ok) {
+      assert.equal(r.violation!.check, "linearizability");
+      assert.match(r.violation!.message, /not linearizable/);
+      caught++;
+    }
+  }
+  assert.ok(caught > 5, `only ${caught} of 40 seeds caught stale reads`);
+});
+
+Deno.test("the checks catch an application that sends before its data is durable", () => {
+  let caught = 0;
+  for (let seed = 1; seed <= 150 && caught < 3; seed++) {
+    if (!runSimulation({ seed, appBug: "send-before-sync" }).ok) caught++;
+  }
+  assert.equal(caught, 3);
+});
