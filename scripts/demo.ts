@@ -528,7 +528,13 @@ async function buildUnderlay(plan: DemoPlan, state: DemoState): Promise<string> 
   }`;
 }
 
-function agentArgs(plan: DemoPlan, node: NodePlan, token: string, init: boolean): string[] {
+function agentArgs(
+  plan: DemoPlan,
+  node: NodePlan,
+  token: string,
+  init: boolean,
+  extra: string[],
+): string[] {
   const args = [
     "agent",
     ...(init
@@ -550,6 +556,7 @@ function agentArgs(plan: DemoPlan, node: NodePlan, token: string, init: boolean)
     node.subnetFile,
     "--healthz-port",
     String(HEALTH_PORT),
+    ...extra,
   ];
   return args;
 }
@@ -560,6 +567,7 @@ async function startAgent(
   node: NodePlan,
   token: string,
   init: boolean,
+  extra: string[],
 ): Promise<void> {
   // `sh` redirects the agent's output to its log and execs; `ip netns exec` execs too, so the
   // pid we keep is the agent's own. detached: the agent outlives the demo under --keep.
@@ -574,7 +582,7 @@ async function startAgent(
       "exec",
       node.ns,
       plan.launcher,
-      ...agentArgs(plan, node, token, init),
+      ...agentArgs(plan, node, token, init, extra),
     ],
     stdin: "null",
     stdout: "null",
@@ -748,7 +756,8 @@ const USAGE = `usage: deno task demo [-- --keep | --down] [--state-dir D] [--rep
   --down         remove everything a previous demo made (agents, namespaces, state dir)
   --state-dir D  where nodes keep their data (default ${DEFAULT_STATE_DIR})
   --report F     also write the result (nodes, pods, ping matrix, step timings) as JSON to F
-  --nodes N      how many nodes (default 3, 1..9); --pods N: pods per node (default 2)`;
+  --nodes N      how many nodes (default 3, 1..9); --pods N: pods per node (default 2)
+  --agent-args A more flags for every \`twill agent\`, e.g. --agent-args="--ip-masq"`;
 
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -768,6 +777,7 @@ export async function demo(argv: string[]): Promise<number> {
         report: { type: "string" },
         nodes: { type: "string", default: "3" },
         pods: { type: "string", default: "2" },
+        "agent-args": { type: "string", default: "" },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: false,
@@ -795,6 +805,7 @@ export async function demo(argv: string[]): Promise<number> {
     return 1;
   }
   const plan = planDemo(flags["state-dir"]!, nodeCount, podsPerNode);
+  const extraArgs = flags["agent-args"]!.split(/\s+/).filter(Boolean);
 
   if (flags.down) {
     const removed = await teardown(plan);
@@ -848,12 +859,14 @@ export async function demo(argv: string[]): Promise<number> {
     await step("build underlay and nodes", () => buildUnderlay(plan, state));
     await step(`start agent ${plan.nodes[0].name} (--init)`, async () => {
       await Deno.writeTextFile(plan.netConfFile, netConf());
-      await startAgent(plan, state, plan.nodes[0], token, true);
+      await startAgent(plan, state, plan.nodes[0], token, true, extraArgs);
       return await waitReady(state, plan.nodes[0], 30_000);
     });
     if (plan.nodes.length > 1) {
       await step(`join ${plan.nodes.slice(1).map((x) => x.name).join(", ")} (--join)`, async () => {
-        for (const node of plan.nodes.slice(1)) await startAgent(plan, state, node, token, false);
+        for (const node of plan.nodes.slice(1)) {
+          await startAgent(plan, state, node, token, false, extraArgs);
+        }
         const lines = await Promise.all(
           plan.nodes.slice(1).map((node) => waitReady(state, node, 45_000)),
         );

@@ -81,3 +81,19 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "demo: a failing step says which step and why, and removes what it made",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // An agent flag the agent refuses: the first agent exits, so step 5 fails.
+    const r = await demo("--agent-args=--voters 9");
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /\[ 5\/9\] start agent n1 \(--init\) +[\d.]+ s +FAILED/);
+    assert.match(r.out, /demo: step "start agent n1 \(--init\)" failed: the agent on n1 exited/);
+    assert.match(r.out, /--voters must be a whole number from 1 to 7/);
+    assert.match(r.out, /demo: removed everything it made/);
+    assert.deepEqual(await leftovers(), []);
+  },
+});
