@@ -59,7 +59,7 @@ export async function runCni(
         return 0;
       }
       case "DEL":
-        await cmds.cmdDel(e, conf);
+        cmds.cmdDel(e, conf);
         return 0;
       case "CHECK":
         cmds.cmdCheck(e, conf);
@@ -68,7 +68,7 @@ export async function runCni(
         cmds.cmdStatus(conf);
         return 0;
       case "GC":
-        await cmds.cmdGc(conf);
+        cmds.cmdGc(conf);
         return 0;
     }
   } catch (err) {

@@ -1,21 +1,42 @@
 // CNI latency: ADD and DEL p50/p99 over N cycles for twill and for the reference chain (Debian's
 // bridge + host-local, given the delegate config Flannel would build), in the same run, next to
 // the floor: `deno run` of an empty file. Every process starts through `nsenter --net=<node>`, so
-// each row pays the same entry cost. Needs root; uses namespaces twc-bench-* and a temp dir.
+// each row pays the same entry cost. Wall time is what a runtime waits; CPU time (user+sys of the
+// process tree, from bash's `times`) is what the plugin itself costs and is steadier on a loaded
+// machine.
+// Needs root; uses namespaces twc-bench-* and a temp dir.
 //
 //   deno run -A scripts/bench-cni.ts [--cycles 50]
 import { parseArgs } from "node:util";
 
-const { values } = parseArgs({ args: Deno.args, options: { cycles: { type: "string", default: "50" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { cycles: { type: "string", default: "50" } },
+});
 const CYCLES = Number(values.cycles);
 const DENO = Deno.execPath();
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const NS = { twNode: "twc-bench-tn", twPod: "twc-bench-tp", refNode: "twc-bench-rn", refPod: "twc-bench-rp" };
+const NS = {
+  twNode: "twc-bench-tn",
+  twPod: "twc-bench-tp",
+  refNode: "twc-bench-rn",
+  refPod: "twc-bench-rp",
+};
 
-async function run(argv: string[], env: Record<string, string> = {}, stdin = ""): Promise<number> {
+interface Sample {
+  wall: number;
+  cpu: number;
+}
+
+async function run(
+  argv: string[],
+  env: Record<string, string> = {},
+  stdin = "",
+): Promise<Sample> {
   const t0 = performance.now();
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
+  // bash runs the command, then `times` prints the children's user and system time on fd 3.
+  const child = new Deno.Command("bash", {
+    args: ["-c", '"$@"; rc=$?; times >&2; exit $rc', "bench", ...argv],
     env,
     stdin: "piped",
     stdout: "piped",
@@ -25,16 +46,20 @@ async function run(argv: string[], env: Record<string, string> = {}, stdin = "")
   await w.write(new TextEncoder().encode(stdin));
   await w.close();
   const out = await child.output();
-  const ms = performance.now() - t0;
+  const wall = performance.now() - t0;
   if (!out.success) {
-    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stdout)}${new TextDecoder().decode(out.stderr)}`);
+    const dec = new TextDecoder();
+    throw new Error(`${argv.join(" ")} failed: ${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
   }
-  return ms;
+  // The last line of `times` is the children's: "0m0.012s 0m0.004s".
+  const last = new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "";
+  const secs = [...last.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return { wall, cpu: (secs[0] + secs[1]) * 1000 };
 }
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
 async function sh(...argv: string[]): Promise<void> {
@@ -87,37 +112,63 @@ try {
   });
   const twill = [DENO, "run", "-A", "--quiet", MAIN];
   const ref = ["/usr/lib/cni/bridge"];
-  const floor: number[] = [], twAdd: number[] = [], twDel: number[] = [], refAdd: number[] = [], refDel: number[] = [];
+  const floorArgv = [...enter(NS.twNode), DENO, "run", "-A", "--quiet", `${dir}/empty.ts`];
+  const rows: [string, Sample[]][] = [
+    ["floor: deno run empty.ts", []],
+    ["twill ADD", []],
+    ["twill DEL", []],
+    ["bridge+host-local ADD", []],
+    ["bridge+host-local DEL", []],
+  ];
+  const [floor, twAdd, twDel, refAdd, refDel] = rows.map(([, xs]) => xs);
   // Warm-up: deno's module cache, the bridges.
-  await run([...enter(NS.twNode), DENO, "run", "-A", `${dir}/empty.ts`]);
+  await run(floorArgv);
   await run([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, "warm"), twConf);
   await run([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, "warm"), twConf);
   await run([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, "warm"), refConf);
   await run([...enter(NS.refNode), ...ref], cni("DEL", NS.refPod, "warm"), refConf);
+  // Interleaved, so load changes on the machine hit every row alike.
   for (let i = 0; i < CYCLES; i++) {
     const id = `bench${i}`;
-    floor.push(await run([...enter(NS.twNode), DENO, "run", "-A", "--quiet", `${dir}/empty.ts`]));
-    twAdd.push(await run([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, id), twConf));
-    twDel.push(await run([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, id), twConf));
-    refAdd.push(await run([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, id), refConf));
-    refDel.push(await run([...enter(NS.refNode), ...ref], cni("DEL", NS.refPod, id), refConf));
+    floor.push(await run(floorArgv));
+    twAdd.push(
+      await run([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, id), twConf),
+    );
+    twDel.push(
+      await run([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, id), twConf),
+    );
+    refAdd.push(
+      await run([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, id), refConf),
+    );
+    refDel.push(
+      await run([...enter(NS.refNode), ...ref], cni("DEL", NS.refPod, id), refConf),
+    );
   }
-  const rows: [string, number[]][] = [
-    ["floor: deno run empty.ts", floor],
-    ["twill ADD", twAdd],
-    ["twill DEL", twDel],
-    ["bridge+host-local ADD", refAdd],
-    ["bridge+host-local DEL", refDel],
-  ];
-  const f = (x: number) => x.toFixed(1).padStart(8);
-  console.log(`CNI latency, ${CYCLES} cycles, wall time per plugin process (ms)`);
-  console.log(`${"".padEnd(28)}${"p50".padStart(8)}${"p99".padStart(8)}${"mean".padStart(8)}`);
+  const wall = (xs: Sample[]) => xs.map((x) => x.wall);
+  const cpu = (xs: Sample[]) => xs.map((x) => x.cpu);
+  const f = (x: number) => x.toFixed(1).padStart(9);
+  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  console.log(`CNI latency, ${CYCLES} cycles, ms per plugin process (load average ${load})`);
+  console.log(
+    "".padEnd(26) +
+      ["wall p50", "wall p99", "cpu p50", "cpu p99"].map((h) => h.padStart(9)).join(""),
+  );
   for (const [name, xs] of rows) {
-    console.log(`${name.padEnd(28)}${f(pct(xs, 50))}${f(pct(xs, 99))}${f(xs.reduce((a, b) => a + b, 0) / xs.length)}`);
+    const cells = [pct(wall(xs), 50), pct(wall(xs), 99), pct(cpu(xs), 50), pct(cpu(xs), 99)];
+    console.log(name.padEnd(26) + cells.map(f).join(""));
   }
-  const over = pct(twAdd, 50) - pct(floor, 50);
-  console.log(`twill ADD p50 - floor p50 = ${over.toFixed(1)} ms (goal: within 10 ms)`);
-  console.log(`twill / reference ADD p50 = ${(pct(twAdd, 50) / pct(refAdd, 50)).toFixed(2)}x, DEL p50 = ${(pct(twDel, 50) / pct(refDel, 50)).toFixed(2)}x`);
+  const overWall = pct(wall(twAdd), 50) - pct(wall(floor), 50);
+  const overCpu = pct(cpu(twAdd), 50) - pct(cpu(floor), 50);
+  console.log(
+    `twill ADD p50 above the floor: ${overWall.toFixed(1)} ms wall, ${overCpu.toFixed(1)} ms cpu ` +
+      `(goal: within 10 ms)`,
+  );
+  const ratio = (a: number[], b: number[]) => (pct(a, 50) / pct(b, 50)).toFixed(2);
+  console.log(
+    `twill / reference p50: ADD ${ratio(wall(twAdd), wall(refAdd))}x wall, ` +
+      `${ratio(cpu(twAdd), cpu(refAdd))}x cpu; DEL ${ratio(wall(twDel), wall(refDel))}x wall, ` +
+      `${ratio(cpu(twDel), cpu(refDel))}x cpu`,
+  );
 } finally {
   for (const n of Object.values(NS)) await sh("ip", "netns", "del", n);
   await Deno.remove(dir, { recursive: true });

@@ -53,7 +53,7 @@ export async function cmdAdd(env: Env, conf: NetConf): Promise<Result> {
   let unlock: (() => void) | undefined;
   let node: NetlinkSocket | undefined;
   try {
-    unlock = await store.lock();
+    unlock = store.lock();
     const { ips, fresh } = allocate(store, plan.ranges, env.containerId, env.ifname);
     const hostName = hostVethName(env.containerId, env.ifname);
     let bridgeCreated: kernel.Wiring["bridge"] | undefined;
@@ -145,7 +145,7 @@ function removeScratch(conf: NetConf, containerId: string): void {
 }
 
 /** DEL succeeds whenever the attachment is gone afterwards, however much of it existed. */
-export async function cmdDel(env: Env, conf: NetConf): Promise<void> {
+export function cmdDel(env: Env, conf: NetConf): void {
   let pod: Netns | null = null;
   if (env.netns) {
     try {
@@ -155,7 +155,7 @@ export async function cmdDel(env: Env, conf: NetConf): Promise<void> {
     }
   }
   const store = storeFor(conf);
-  const unlock = await store.lock();
+  const unlock = store.lock();
   const node = NetlinkSocket.open();
   try {
     kernel.detach(node, pod, hostVethName(env.containerId, env.ifname), env.ifname);
@@ -276,10 +276,10 @@ export function cmdStatus(conf: NetConf): void {
 }
 
 /** GC: release every address (and host veth, and scratch file) of attachments not listed valid. */
-export async function cmdGc(conf: NetConf): Promise<void> {
+export function cmdGc(conf: NetConf): void {
   const valid = conf.validAttachments ?? [];
   const store = storeFor(conf);
-  const unlock = await store.lock();
+  const unlock = store.lock();
   let node: NetlinkSocket | undefined;
   try {
     const released = collectGarbage(store, valid);

@@ -16,11 +16,14 @@ export interface Reservation {
 export class ReservationStore {
   constructor(readonly dir: string) {}
 
-  /** Takes the directory's lock, creating the directory as needed; call the result to unlock. */
-  async lock(): Promise<() => void> {
+  /**
+   * Takes the directory's lock, creating the directory as needed; call the result to unlock.
+   * Blocks the thread while another process holds it: a plugin process has nothing else to do.
+   */
+  lock(): () => void {
     Deno.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     const f = Deno.openSync(`${this.dir}/lock`, { read: true, write: true, create: true });
-    await f.lock(true);
+    f.lockSync(true);
     return () => {
       try {
         f.unlockSync();
