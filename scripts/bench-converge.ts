@@ -174,28 +174,56 @@ async function inner(dir: string) {
     await agents[2].stop();
     await new Promise((r) => setTimeout(r, 500));
     const leases = Array.from({ length: PEERS }, (_, i) => synthetic(i, 1024)); // clear of the agents’ own subnets
-    let routesSeen = 0;
-    let tDone = 0;
-    const want = new Set(leases.map((l) => l.subnet));
-    const stop1 = monitorRoutes(topo.node(1), (line, at) => {
-      const m = line.match(/^(172\.\d+\.\d+\.0\/24) via .* dev flannel\.1/);
-      if (m && want.delete(m[1])) {
-        routesSeen++;
-        if (routesSeen === PEERS) tDone = at;
+    const pid = agents[0].child.pid;
+    /** Writes the leases (8 txns of 128) and times until the last route shows on node 1. */
+    const measure = async (paused: boolean) => {
+      let routesSeen = 0;
+      let tDone = 0;
+      const want = new Set(leases.map((l) => l.subnet));
+      const stopMon = monitorRoutes(topo.node(1), (line, at) => {
+        const m = line.match(/^(172\.\d+\.\d+\.0\/24) via .* dev flannel\.1/);
+        if (m && want.delete(m[1])) {
+          routesSeen++;
+          if (routesSeen === PEERS) tDone = at;
+        }
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      if (paused) Deno.kill(pid, "SIGSTOP");
+      const t0 = performance.now();
+      for (let i = 0; i < leases.length; i += 128) {
+        await etcd("/v3/kv/txn", {
+          success: leases.slice(i, i + 128).map((l) => ({
+            request_put: { key: btoa(l.key), value: btoa(l.value) },
+          })),
+        });
       }
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    const t0 = performance.now();
+      const tWritten = performance.now();
+      if (paused) Deno.kill(pid, "SIGCONT");
+      await waitFor(`${PEERS} routes on node 1`, () => Promise.resolve(tDone > 0), 60_000, 5);
+      await stopMon();
+      return { t0, tWritten, tDone };
+    };
+    const streaming = await measure(false);
+    // remove them again, wait until the kernel is back to the 2 real peers
     for (let i = 0; i < leases.length; i += 128) {
       await etcd("/v3/kv/txn", {
         success: leases.slice(i, i + 128).map((l) => ({
-          request_put: { key: btoa(l.key), value: btoa(l.value) },
+          request_delete_range: { key: btoa(l.key) },
         })),
       });
     }
-    const tWritten = performance.now();
-    await waitFor("1,000 routes on node 1", () => Promise.resolve(tDone > 0), 60_000, 5);
-    await stop1();
+    await waitFor(
+      "peers removed",
+      async () =>
+        JSON.parse(
+          (await sh(["ip", "-n", topo.node(1), "-j", "route", "show", "dev", "flannel.1"])).out,
+        )
+          .length === 2,
+      30_000,
+      50,
+    );
+    const backlog = await measure(true);
+    const tDone = backlog.tDone, tWritten = backlog.tWritten, t0 = backlog.t0;
     const counts = {
       routes: JSON.parse(
         (await sh(["ip", "-n", topo.node(1), "-j", "route", "show", "dev", "flannel.1"])).out,
@@ -269,16 +297,19 @@ async function inner(dir: string) {
     out.peers_1000 = {
       peers: PEERS,
       kernel_entries: counts,
-      from_first_write_ms: tDone - t0,
-      from_last_write_ms: tDone - tWritten,
+      // all leases already in the store, agent resumed (SIGCONT) at tWritten: watch backlog →
+      // kernel, the figure comparable with the floor
+      backlog_to_programmed_ms: tDone - tWritten,
       store_write_ms: tWritten - t0,
+      // agent running while the leases are written in 8 transactions
+      streaming_from_first_write_ms: streaming.tDone - streaming.t0,
+      streaming_after_last_write_ms: streaming.tDone - streaming.tWritten,
       floor_ip_batch_ms: floorMs,
-      ratio_vs_floor_from_last_write: (tDone - tWritten) / floorMs,
+      ratio_vs_floor: (tDone - tWritten) / floorMs,
     };
 
     // idle figures of agent 1 holding 1,000 peers (default 5 s reconcile)
     await new Promise((r) => setTimeout(r, 2000));
-    const pid = agents[0].child.pid;
     const hz = 100;
     const c0 = await cpuTicks(pid);
     const w0 = performance.now();
@@ -349,14 +380,18 @@ async function outer() {
         `(b) ${p.peers} peers: kernel has ${p.kernel_entries.routes} routes, ${p.kernel_entries.neighs} neighbours, ${p.kernel_entries.fdbs} FDB entries`,
       );
       console.log(
-        `    programmed ${p.from_last_write_ms.toFixed(0)} ms after the last lease write (${
-          p.from_first_write_ms.toFixed(0)
-        } ms after the first; writes took ${p.store_write_ms.toFixed(0)} ms)`,
+        `    all ${p.peers} leases in the store, agent resumed: programmed in ${
+          p.backlog_to_programmed_ms.toFixed(0)
+        } ms; floor (ip/bridge -batch of the same entries): ${
+          p.floor_ip_batch_ms.toFixed(0)
+        } ms → ${p.ratio_vs_floor.toFixed(2)}×`,
       );
       console.log(
-        `    floor (ip/bridge -batch of the same entries): ${
-          p.floor_ip_batch_ms.toFixed(0)
-        } ms → ratio ${p.ratio_vs_floor_from_last_write.toFixed(2)}×`,
+        `    agent running while the leases are written (8 txns, ${
+          p.store_write_ms.toFixed(0)
+        } ms): done ${p.streaming_from_first_write_ms.toFixed(0)} ms after the first write, ${
+          p.streaming_after_last_write_ms.toFixed(0)
+        } ms after the last`,
       );
       console.log(
         `    agent idle with ${p.peers} peers: RSS ${a.rss_mib.toFixed(0)} MiB, CPU ${

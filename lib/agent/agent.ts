@@ -21,7 +21,7 @@ import {
 import { leaseFromKv, LeaseLostError, LeaseManager, renewDelayMs } from "../subnet/manager.ts";
 import type { SubnetRegistry } from "../subnet/registry.ts";
 import { readPreviousSubnets, renderSubnetEnv, writeSubnetEnv } from "../subnet/subnet_env.ts";
-import { LeaseWatcher, type PeerEvent } from "../subnet/watcher.ts";
+import { LeaseWatcher, mergePeerEvent, type PeerEvent } from "../subnet/watcher.ts";
 import { healthHandler, serveHealth } from "./health.ts";
 import { type Logger, makeLogger } from "./log.ts";
 import type { NetworkAgentOptions } from "./options.ts";
@@ -208,7 +208,30 @@ export async function runAgentOnRegistry(
       }
     }
 
-    /** Watch events go straight to the kernel; a failure falls back to a full reconcile. */
+    /**
+     * Watch events go straight to the kernel; while one batch is being applied the next ones
+     * accumulate (one event per peer) and go in the following batch. A failure falls back to a
+     * full reconcile.
+     */
+    const pendingEvents = new Map<string, PeerEvent>();
+    let pendingAt: number | null = null;
+    let draining: Promise<void> | null = null;
+    function queueEvents(evs: PeerEvent[], at: number) {
+      if (!evs.length) return;
+      for (const e of evs) mergePeerEvent(pendingEvents, e);
+      pendingAt ??= at;
+      draining ??= (async () => {
+        while (pendingEvents.size) {
+          const batch = [...pendingEvents.values()];
+          const since = pendingAt!;
+          pendingEvents.clear();
+          pendingAt = null;
+          await fastApply(batch, since);
+        }
+        draining = null;
+      })();
+    }
+
     async function fastApply(evs: PeerEvent[], at: number) {
       if (!evs.length) return;
       try {
@@ -270,9 +293,13 @@ export async function runAgentOnRegistry(
             added: r.added,
             removed: r.removed,
             device: r.deviceRecreated ? "recreated" : r.deviceChanged ? "adjusted" : "ok",
+            device_reason: r.deviceReason || undefined,
           });
         } else if (r.deviceChanged) {
-          log("info", "device_ready", { recreated: r.deviceRecreated });
+          log("info", "device_ready", {
+            recreated: r.deviceRecreated,
+            reason: r.deviceReason || undefined,
+          });
         }
         if (opts.ipMasq && why === "periodic" && state.subnetEnvWritten) {
           if ((await ruleCount()) !== MASQ_RULES) {
@@ -370,7 +397,7 @@ export async function runAgentOnRegistry(
               const diff = watcher.reset(listed.leases);
               for (const ev of diff) logPeer(ev);
               from = listed.revision + 1n;
-              await fastApply(diff, at);
+              queueEvents(diff, at);
               kick(at);
               break;
             }
@@ -400,7 +427,7 @@ export async function runAgentOnRegistry(
             }
             state.watchRevision = item.revision;
             from = item.revision + 1n;
-            await fastApply(evs, at);
+            queueEvents(evs, at);
           }
         } catch (e) {
           if (stop.signal.aborted) return;

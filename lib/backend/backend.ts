@@ -6,6 +6,8 @@ export interface ReconcileResult {
   /** The device had to be created, recreated or adjusted. */
   deviceChanged: boolean;
   deviceRecreated: boolean;
+  /** What was wrong with the device ("" when nothing). */
+  deviceReason?: string;
   added: number;
   removed: number;
   /** Peers whose entries are in place after this pass. */

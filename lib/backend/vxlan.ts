@@ -162,6 +162,7 @@ export class VxlanBackend implements Backend {
       const r = await ipBatch(dplan.lines);
       res.deviceChanged = true;
       res.deviceRecreated = dplan.recreated;
+      res.deviceReason = dplan.reason;
       if (!r.ok) throw new Error(`could not set up ${this.dev}: ${r.errors}`);
     }
     const want = this.desired(peers);

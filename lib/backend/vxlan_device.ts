@@ -33,6 +33,8 @@ export interface DevicePlan {
   lines: string[];
   recreated: boolean;
   created: boolean;
+  /** Why it was (re)created, for the log. */
+  reason: string;
 }
 
 export function createLines(s: VxlanDeviceSpec): string[] {
@@ -59,9 +61,15 @@ export function incompatibility(s: VxlanDeviceSpec, have: LinkDetails): string |
 }
 
 export function planDevice(s: VxlanDeviceSpec, have: LinkDetails | null): DevicePlan {
-  if (!have) return { lines: createLines(s), recreated: false, created: true };
-  if (incompatibility(s, have)) {
-    return { lines: [`link del ${s.name}`, ...createLines(s)], recreated: true, created: true };
+  if (!have) return { lines: createLines(s), recreated: false, created: true, reason: "missing" };
+  const why = incompatibility(s, have);
+  if (why) {
+    return {
+      lines: [`link del ${s.name}`, ...createLines(s)],
+      recreated: true,
+      created: true,
+      reason: why,
+    };
   }
   const lines: string[] = [];
   if (have.address.toLowerCase() !== s.mac.toLowerCase()) {
@@ -78,7 +86,7 @@ export function planDevice(s: VxlanDeviceSpec, have: LinkDetails | null): Device
   if (s.address && !v4.some((a) => `${a.local}/${a.prefixlen}` === s.address)) {
     lines.push(`addr add ${s.address} dev ${s.name}`);
   }
-  return { lines, recreated: false, created: false };
+  return { lines, recreated: false, created: false, reason: lines.length ? "adjusted" : "" };
 }
 
 /** A locally administered unicast MAC from 5 random bytes (first octet 0x02 | random bits). */

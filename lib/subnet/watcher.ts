@@ -81,3 +81,29 @@ export function splitPeerEvents(
   }
   return { add, replaced, remove };
 }
+
+/**
+ * Merges a new event into pending ones (keyed by subnet) so a batch holds at most one event per
+ * peer and the kernel ends up where the last event says, with `previous` being what is actually
+ * programmed.
+ */
+export function mergePeerEvent(pending: Map<string, PeerEvent>, ev: PeerEvent): void {
+  const k = subnetKeyName(ev.lease.subnet, ev.lease.ipv6Subnet);
+  const old = pending.get(k);
+  if (!old) {
+    pending.set(k, ev);
+    return;
+  }
+  const programmed = old.type === "added" ? old.previous : old.lease;
+  if (ev.type === "added") {
+    pending.set(
+      k,
+      programmed ? { type: "added", lease: ev.lease, previous: programmed } : {
+        type: "added",
+        lease: ev.lease,
+      },
+    );
+  } else {
+    pending.set(k, { type: "removed", lease: programmed ?? ev.lease });
+  }
+}

@@ -187,3 +187,25 @@ Deno.test("lease watcher: own lease ignored, removals carry the last attributes,
   ]);
   assert.deepEqual(w.reset((await m.listLeases()).leases), []);
 });
+
+Deno.test("pending peer events merge to one per peer, keeping what the kernel has as previous", async () => {
+  const { mergePeerEvent } = await import("../../lib/subnet/watcher.ts");
+  const { parseCIDR } = await import("../../lib/net/cidr.ts");
+  const mk = (ip: string) => ({
+    subnet: parseCIDR("10.5.9.0/24"),
+    ipv6Subnet: null,
+    attrs: attrs(ip),
+    modRevision: 1n,
+    storeLease: 0n,
+    expiresAt: null,
+  });
+  const v0 = mk("192.0.2.90"), v1 = mk("192.0.2.91"), v2 = mk("192.0.2.92");
+  const m = new Map();
+  mergePeerEvent(m, { type: "added", lease: v1, previous: v0 });
+  mergePeerEvent(m, { type: "added", lease: v2, previous: v1 });
+  assert.deepEqual([...m.values()], [{ type: "added", lease: v2, previous: v0 }]);
+  mergePeerEvent(m, { type: "removed", lease: v2 });
+  assert.deepEqual([...m.values()], [{ type: "removed", lease: v0 }]);
+  mergePeerEvent(m, { type: "added", lease: v1 });
+  assert.deepEqual([...m.values()], [{ type: "added", lease: v1, previous: v0 }]);
+});

@@ -266,6 +266,9 @@ Deno.test({
           await waitFor("pod 1 → pod 2 still", () => ping(topo.pod(1), podIp.get(2)!), 5000);
         },
       );
+    } catch (e) {
+      for (const [n, a] of agents) console.error(`--- agent n${n} log ---\n${a.log()}`);
+      throw e;
     } finally {
       for (const a of agents.values()) await a.stop("SIGKILL");
       await etcd?.stop();
