@@ -289,7 +289,7 @@ interface RunResult {
 async function run(
   cmd: string,
   args: string[],
-  opts: { stdin?: string; env?: Record<string, string> } = {},
+  opts: { stdin?: string; env?: Record<string, string>; signal?: AbortSignal } = {},
 ): Promise<RunResult> {
   let child;
   try {
@@ -299,6 +299,7 @@ async function run(
       stdout: "piped",
       stderr: "piped",
       env: opts.env,
+      signal: opts.signal,
     }).spawn();
   } catch (e) {
     throw new StepError(`cannot run ${cmd}: ${(e as Error).message}`);
@@ -381,6 +382,12 @@ function cmdline(pid: number): string {
 }
 
 const children = new Map<number, Deno.ChildProcess>();
+/** Aborted by Ctrl-C / SIGTERM: waits and probes stop, the failure path cleans up. */
+const abort = new AbortController();
+
+function checkInterrupted(): void {
+  if (abort.signal.aborted) throw new StepError("interrupted (Ctrl-C or SIGTERM)");
+}
 
 async function stopProcess(pid: number): Promise<void> {
   const kill = (sig: Deno.Signal) => {
@@ -624,6 +631,7 @@ async function waitReady(state: DemoState, node: NodePlan, timeoutMs: number): P
   const deadline = Date.now() + timeoutMs;
   const pid = state.agents.find((a) => a.node === node.name)?.pid ?? 0;
   while (!(await exists(node.subnetFile))) {
+    checkInterrupted();
     if (!alive(pid)) {
       throw new StepError(
         `the agent on ${node.name} exited; its log ends:\n${await tail(node.log)}`,
@@ -647,7 +655,8 @@ async function waitReady(state: DemoState, node: NodePlan, timeoutMs: number): P
     "eval",
     READY_PROBE,
     String(left),
-  ]);
+  ], { signal: abort.signal });
+  checkInterrupted();
   if (r.code !== 0) {
     throw new StepError(
       `${node.name}'s /readyz did not answer 200 (last: ${
@@ -699,20 +708,9 @@ async function cniAdd(plan: DemoPlan, node: NodePlan, pod: PodPlan): Promise<str
 }
 
 async function pingOnce(from: PodReport, to: PodReport): Promise<boolean> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const r = await run("ip", [
-      "netns",
-      "exec",
-      from.ns,
-      "ping",
-      "-n",
-      "-q",
-      "-c",
-      "1",
-      "-W",
-      "2",
-      to.ip,
-    ]);
+  for (let attempt = 0; attempt < 3 && !abort.signal.aborted; attempt++) {
+    const ping = ["netns", "exec", from.ns, "ping", "-n", "-q", "-c", "1", "-W", "2", to.ip];
+    const r = await run("ip", ping, { signal: abort.signal });
     if (r.code === 0) return true;
   }
   return false;
@@ -822,7 +820,9 @@ export async function demo(argv: string[]): Promise<number> {
     const t0 = performance.now();
     const label = `[${String(n).padStart(2)}/${total}] ${title}`;
     try {
+      checkInterrupted();
       const detail = await fn();
+      checkInterrupted();
       const secs = (performance.now() - t0) / 1000;
       report.steps.push({ step: title, seconds: Number(secs.toFixed(3)) });
       console.log(`${label.padEnd(44)} ${secs.toFixed(2).padStart(6)} s  ${detail}`);
@@ -835,12 +835,19 @@ export async function demo(argv: string[]): Promise<number> {
     }
   };
 
+  // Ctrl-C or SIGTERM: the running step is cut short at its next check, then the usual failure
+  // path removes what was made and the demo exits 130. A second signal exits at once.
   let interrupted = false;
   const onSignal = () => {
-    if (interrupted) return;
+    if (interrupted) {
+      console.log(
+        `demo: interrupted again; run 'npx -y deno@2.9.6 task demo -- --down' to clean up`,
+      );
+      Deno.exit(130);
+    }
     interrupted = true;
-    console.log("\ndemo: interrupted; removing what it made");
-    teardown(plan).finally(() => Deno.exit(130));
+    abort.abort();
+    console.log("\ndemo: interrupted; removing what it made once the current step stops");
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -934,9 +941,10 @@ export async function demo(argv: string[]): Promise<number> {
       report.error = (e as Error).message;
     }
     console.error(`demo: step "${report.failedStep}" failed: ${report.error}`);
-    code = 1;
+    code = interrupted ? 130 : 1;
   }
   if (flags.report) await Deno.writeTextFile(flags.report, JSON.stringify(report, null, 2) + "\n");
+  if (interrupted && code === 0) code = 130; // interrupted after the last step: still clean up
   if (flags.keep && code === 0) {
     for (const c of children.values()) c.unref();
     console.log("\n" + keepHints(plan, report, token));
