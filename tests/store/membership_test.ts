@@ -58,6 +58,26 @@ Deno.test({
         value: b64("2"),
       });
       assert.equal(w.status, 200);
+
+      // The remaining learner loses its data dir and joins again from the same address: the
+      // stale learner is replaced by a new member with a never-used id.
+      const learnerId = learners()[0];
+      const learnerAddr = view.members.find((m) => m.id === learnerId)!.address;
+      const lm = c.members.find((m) => m.address === learnerAddr)!;
+      await c.kill(lm);
+      await Deno.remove(lm.dataDir, { recursive: true });
+      const seed = c.members.find((m) => !m.stopped)!;
+      c.spawn(lm, ["--join", seed.address, "--token", TOKEN]);
+      await c.waitFor(
+        async () => {
+          view = (await c.membersView()) ?? view;
+          const again = view.members.find((m) => m.address === learnerAddr);
+          return again !== undefined && again.id > 5 &&
+            !view.members.some((m) => m.id === learnerId);
+        },
+        20_000,
+        "the re-joined node to replace its stale learner entry",
+      );
     } catch (e) {
       console.error(c.logTail(25));
       throw e;

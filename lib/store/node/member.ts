@@ -404,10 +404,15 @@ export class StoreMember implements PeerHandler {
     const done = this.joins.get(req.joinId);
     if (done) return done;
     const existing = b.members.byAddress(req.address);
-    if (existing) {
+    if (existing && b.confState.learners.includes(existing.id)) {
+      // A learner at the same address: an earlier join whose answer was lost, or a node that
+      // lost its data dir. A learner holds no vote, so it is safe to replace it.
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "stale_learner_removed", { node: existing.id, address: req.address });
+    } else if (existing) {
       throw new StoreError(
         "invalidArgument",
-        `address ${req.address} already belongs to member ${existing.id}; restart that member from its data dir instead of joining again`,
+        `address ${req.address} already belongs to voter ${existing.id}; restart that member from its data dir instead of joining again`,
       );
     }
     const conf = b.confState;
