@@ -228,6 +228,7 @@ if (import.meta.main) {
       console.log(`seed ${s}: ${r.violation}`);
       if (count === 1) console.log(r.events.join("\n"));
     }
+    if ((s - from + 1) % 1000 === 0) console.log(`... ${s - from + 1} seeds, ${bad} violations`);
   }
   console.log(`seeds: ${count}, violations: ${bad}`);
 }
