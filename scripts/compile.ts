@@ -11,12 +11,13 @@
 //   --allow-env   FLANNELD_* flags, CNI_* variables (the CNI face is chosen by CNI_COMMAND).
 //   --allow-ffi   CNI face: rtnetlink and setns() through libc (Deno.dlopen("libc.so.6")).
 //   --allow-sys   hostname (default node name) and network interfaces (default --iface).
-// Every face is imported lazily by cmd/dispatch.ts; the lazy modules are passed with --include
-// so the compiled binary has them even where static analysis of import() would miss one.
+// Every face is imported lazily by cmd/dispatch.ts, and some faces load more lazily; every
+// module named in a lazy import() is passed with --include so the compiled binary has it even
+// where the module graph would miss one.
 //
 // Where the Deno runtime (denort) cannot be downloaded, it fails with one clear line.
 
-import { dirname, join } from "node:path";
+import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -31,13 +32,26 @@ export const PERMISSIONS = [
   "--allow-sys",
 ];
 
-/** The lazily imported faces (cmd/*.ts), included explicitly. */
+/**
+ * Every module loaded by a lazy `import("./…")` in cmd/ and lib/ (each face, and what a face
+ * loads only when needed), as paths relative to `dir`, so the binary has them all.
+ */
 export function lazyModules(dir: string): string[] {
-  const files: string[] = [];
-  for (const entry of Deno.readDirSync(join(dir, "cmd"))) {
-    if (entry.isFile && entry.name.endsWith(".ts")) files.push(`cmd/${entry.name}`);
-  }
-  return files.sort();
+  const found = new Set<string>();
+  const walk = (rel: string): void => {
+    for (const entry of Deno.readDirSync(join(dir, rel))) {
+      const path = `${rel}/${entry.name}`;
+      if (entry.isDirectory) walk(path);
+      else if (entry.isFile && entry.name.endsWith(".ts")) {
+        const text = Deno.readTextFileSync(join(dir, path));
+        for (const m of text.matchAll(/\bimport\(\s*"(\.{1,2}\/[^"]+)"\s*\)/g)) {
+          found.add(normalize(join(dirname(path), m[1])));
+        }
+      }
+    }
+  };
+  for (const top of ["cmd", "lib"]) walk(top);
+  return [...found].sort();
 }
 
 /** The `deno compile` arguments for building `output` for `target`. */

@@ -19,6 +19,13 @@ Deno.test("compile: grants named permissions only, never -A, and includes every 
   for (const face of ["cmd/agent.ts", "cmd/cni.ts", "cmd/ctl.ts", "cmd/install.ts"]) {
     assert.equal(args[args.indexOf(face) - 1], "--include", face);
   }
+  // What a face loads lazily in turn (the agent's store member, the CNI's commands).
+  for (const lazy of ["lib/store/node/agent_main.ts", "lib/cni/commands.ts"]) {
+    assert.equal(args[args.indexOf(lazy) - 1], "--include", lazy);
+  }
+  for (const inc of args.filter((_, i) => args[i - 1] === "--include")) {
+    Deno.statSync(join(ROOT, inc)); // every included module exists
+  }
   assert.equal(args.at(-1), "main.ts");
   const cross = compileArgs("o", "aarch64-unknown-linux-gnu", ROOT);
   assert.equal(cross[cross.indexOf("--target") + 1], "aarch64-unknown-linux-gnu");
