@@ -330,3 +330,42 @@ Deno.test("deploy: every FLANNELD_* variable it sets names a real `twill agent` 
   assert.ok(used.size >= 5);
   for (const v of used) assert.ok(known.has(v), `${v} is not a twill agent flag`);
 });
+
+Deno.test("systemd unit: systemd-analyze verify finds nothing to complain about", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twill-unit-" });
+  try {
+    const text = Deno.readTextFileSync(join(ROOT, "deploy", "twill.service"));
+    await Deno.writeTextFile(join(dir, "twill.service"), text);
+    let out;
+    try {
+      out = await new Deno.Command("systemd-analyze", {
+        args: ["verify", "--man=no", "./twill.service"],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    } catch (e) {
+      // No systemd on this machine: the unit's keys are still checked by the parser above.
+      assert.ok(e instanceof Deno.errors.NotFound, String(e));
+      assert.equal(unit().get("Service")?.get("Restart")?.[0], "on-failure");
+      return;
+    }
+    const complaints = new TextDecoder().decode(out.stderr).split("\n")
+      .filter((l) => l.includes("twill.service"));
+    assert.deepEqual(complaints, []);
+    // The check is real: a broken key is reported.
+    await Deno.writeTextFile(
+      join(dir, "twill.service"),
+      text.replace("Restart=on-failure", "Restart=sometimes"),
+    );
+    const bad = await new Deno.Command("systemd-analyze", {
+      args: ["verify", "--man=no", "./twill.service"],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.match(new TextDecoder().decode(bad.stderr), /twill\.service:\d+: .*restart/i);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
