@@ -20,7 +20,6 @@ import { formatCIDR, tryParseCIDR } from "../lib/net/cidr.ts";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const PREFIX = "twdemo-";
 export const DEFAULT_STATE_DIR = "/run/twill-demo";
-const UNDERLAY_NS = `${PREFIX}ul`;
 const UNDERLAY_BRIDGE = "br0";
 const UNDERLAY_NET = "172.30.99";
 const STORE_PORT = 8473;
@@ -56,12 +55,20 @@ export interface DemoPlan {
   netConfFile: string;
   /** A `twill` launcher (deno run main.ts) in the state dir, what "the binary" is here. */
   launcher: string;
+  /** Every namespace name starts with this ("twdemo-" unless --prefix says "twdemo-…-"). */
+  prefix: string;
   underlayNs: string;
   nodes: NodePlan[];
   pods: PodPlan[];
 }
 
-export function planDemo(stateDir: string, nodeCount: number, podsPerNode: number): DemoPlan {
+export function planDemo(
+  stateDir: string,
+  nodeCount: number,
+  podsPerNode: number,
+  prefix = PREFIX,
+): DemoPlan {
+  if (!validPrefix(prefix)) throw new Error(`bad namespace prefix "${prefix}"`);
   const nodes: NodePlan[] = [];
   const pods: PodPlan[] = [];
   for (let n = 1; n <= nodeCount; n++) {
@@ -69,9 +76,9 @@ export function planDemo(stateDir: string, nodeCount: number, podsPerNode: numbe
     const dir = join(stateDir, name);
     nodes.push({
       name,
-      ns: `${PREFIX}${name}`,
+      ns: `${prefix}${name}`,
       address: `${UNDERLAY_NET}.${n}`,
-      underlayLink: `${PREFIX}${name}`,
+      underlayLink: `to-${name}`,
       dir,
       dataDir: join(dir, "data"),
       subnetFile: join(dir, "subnet.env"),
@@ -83,7 +90,7 @@ export function planDemo(stateDir: string, nodeCount: number, podsPerNode: numbe
       pods.push({
         name: `${name}-p${p}`,
         node: name,
-        ns: `${PREFIX}${name}-p${p}`,
+        ns: `${prefix}${name}-p${p}`,
         containerId: `twdemo${n}${p}`.padEnd(16, "0"),
       });
     }
@@ -93,10 +100,16 @@ export function planDemo(stateDir: string, nodeCount: number, podsPerNode: numbe
     stateFile: join(stateDir, "state.json"),
     netConfFile: join(stateDir, "net-conf.json"),
     launcher: join(stateDir, "twill"),
-    underlayNs: UNDERLAY_NS,
+    prefix,
+    underlayNs: `${prefix}ul`,
     nodes,
     pods,
   };
+}
+
+/** A namespace prefix the demo may use: "twdemo-" or "twdemo-<letters/digits>-". */
+export function validPrefix(prefix: string): boolean {
+  return prefix === PREFIX || /^twdemo-[a-z0-9]{1,12}-$/.test(prefix);
 }
 
 /** Flannel's net-conf.json for the demo network. */
@@ -252,7 +265,7 @@ export function keepHints(plan: DemoPlan, report: DemoReport, token: string): st
   const to = report.pods[report.pods.length - 1];
   return [
     "the cluster is still running; look around:",
-    `  ip netns list | grep ${PREFIX}`,
+    `  ip netns list | grep ${plan.prefix}`,
     `  ip netns exec ${n1.ns} ip -d link show flannel.1`,
     `  ip netns exec ${n1.ns} ip route`,
     `  ip netns exec ${n1.ns} bridge fdb show dev flannel.1`,
@@ -417,7 +430,11 @@ export async function teardown(plan: DemoPlan): Promise<string[]> {
   await Promise.all(ownAgents.map((a) => stopProcess(a.pid)));
   for (const a of ownAgents) removed.push(`agent ${a.node} (pid ${a.pid})`);
   const planned = [plan.underlayNs, ...plan.nodes.map((n) => n.ns), ...plan.pods.map((p) => p.ns)];
-  const ours = new Set([...state.namespaces, ...planned].filter((n) => n.startsWith(PREFIX)));
+  const ours = new Set(
+    [...state.namespaces, ...planned].filter((n) =>
+      n.startsWith(plan.prefix) && n.startsWith(PREFIX)
+    ),
+  );
   const present = new Set(await netnsList());
   for (const ns of ours) {
     if (!present.has(ns)) continue;
@@ -755,7 +772,8 @@ const USAGE = `usage: deno task demo [-- --keep | --down] [--state-dir D] [--rep
   --state-dir D  where nodes keep their data (default ${DEFAULT_STATE_DIR})
   --report F     also write the result (nodes, pods, ping matrix, step timings) as JSON to F
   --nodes N      how many nodes (default 3, 1..9); --pods N: pods per node (default 2)
-  --agent-args A more flags for every \`twill agent\`, e.g. --agent-args="--ip-masq"`;
+  --agent-args A more flags for every \`twill agent\`, e.g. --agent-args="--ip-masq"
+  --prefix P     namespace prefix, "${PREFIX}" or "${PREFIX}<letters/digits>-" (default ${PREFIX})`;
 
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -776,6 +794,7 @@ export async function demo(argv: string[]): Promise<number> {
         nodes: { type: "string", default: "3" },
         pods: { type: "string", default: "2" },
         "agent-args": { type: "string", default: "" },
+        prefix: { type: "string", default: PREFIX },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: false,
@@ -802,7 +821,13 @@ export async function demo(argv: string[]): Promise<number> {
     console.error("demo: needs root (it creates network namespaces); run it with sudo or as root");
     return 1;
   }
-  const plan = planDemo(flags["state-dir"]!, nodeCount, podsPerNode);
+  if (!validPrefix(flags.prefix!)) {
+    console.error(
+      `demo: --prefix must be "${PREFIX}" or "${PREFIX}" + up to 12 letters/digits + "-", not "${flags.prefix}"`,
+    );
+    return 2;
+  }
+  const plan = planDemo(flags["state-dir"]!, nodeCount, podsPerNode, flags.prefix);
   const extraArgs = flags["agent-args"]!.split(/\s+/).filter(Boolean);
 
   if (flags.down) {

@@ -8,11 +8,24 @@ import type { DemoReport } from "../../scripts/demo.ts";
 import { matrixAllGreen } from "../../scripts/demo.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const STATE_DIR = "/run/twill-demo-test";
+// Its own namespace prefix and state dir, so a demo someone runs by hand (or another test run)
+// on the same machine is neither disturbed nor mistaken for a leftover.
+const RUN = crypto.randomUUID().slice(0, 6).replaceAll("-", "0");
+const PREFIX = `twdemo-t${RUN}-`;
+const STATE_DIR = `/run/twill-demo-test-${RUN}`;
 
 async function demo(...args: string[]): Promise<{ code: number; out: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "scripts", "demo.ts"), "--state-dir", STATE_DIR, ...args],
+    args: [
+      "run",
+      "-A",
+      join(ROOT, "scripts", "demo.ts"),
+      "--state-dir",
+      STATE_DIR,
+      "--prefix",
+      PREFIX,
+      ...args,
+    ],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -31,7 +44,7 @@ async function sh(cmd: string): Promise<string> {
 async function leftovers(): Promise<string[]> {
   const found: string[] = [];
   for (const l of (await sh("ip netns list")).split("\n")) {
-    if (l.startsWith("twdemo-")) found.push(`netns ${l}`);
+    if (l.startsWith(PREFIX)) found.push(`netns ${l}`);
   }
   for (const l of (await sh("ip -o link show")).split("\n")) {
     if (l.includes("twdemo-")) found.push(`link ${l}`);
@@ -72,7 +85,7 @@ Deno.test({
       assert.match(up.out, /pod-to-pod ping matrix/);
       assert.match(up.out, /remove it all with: npx -y deno@2\.9\.6 task demo -- --down/);
       // The cluster is still up under --keep.
-      assert.match(await sh("ip netns list"), /twdemo-n3-p2/);
+      assert.ok((await sh("ip netns list")).includes(`${PREFIX}n3-p2`));
     } finally {
       const down = await demo("--down");
       await Deno.remove(reportFile).catch(() => {});

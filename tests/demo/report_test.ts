@@ -17,6 +17,7 @@ import {
   renderNodes,
   rolesFromStatus,
   subnetOf,
+  validPrefix,
 } from "../../scripts/demo.ts";
 
 Deno.test("demo plan: every namespace is twdemo-, every path is under the state dir", () => {
@@ -34,6 +35,16 @@ Deno.test("demo plan: every namespace is twdemo-, every path is under the state 
   }
   assert.deepEqual(plan.nodes.map((n) => n.address), ["172.30.99.1", "172.30.99.2", "172.30.99.3"]);
   assert.equal(new Set(plan.pods.map((p) => p.containerId)).size, 6);
+  const test = planDemo("/tmp/y", 1, 1, "twdemo-t42-");
+  assert.deepEqual([test.underlayNs, test.nodes[0].ns, test.pods[0].ns], [
+    "twdemo-t42-ul",
+    "twdemo-t42-n1",
+    "twdemo-t42-n1-p1",
+  ]);
+  for (const bad of ["twdemo", "other-", "twdemo-../", "twdemo-x"]) {
+    assert.equal(validPrefix(bad), false, bad);
+    assert.throws(() => planDemo("/tmp/y", 1, 1, bad));
+  }
 });
 
 Deno.test("demo: Flannel's net-conf and the flannel plugin config with paths moved", () => {
