@@ -82,3 +82,14 @@ Deno.test("GC keeps listed attachments and releases the rest", () => {
     unlock();
   });
 });
+
+Deno.test("last_reserved_ip is rewritten in place to exactly the new address", () => {
+  withStore((s, dir) => {
+    s.lock()();
+    s.setLastReserved(0, parseIP("10.1.0.254"));
+    s.setLastReserved(0, parseIP("10.1.0.2"));
+    assert.equal(Deno.readTextFileSync(`${dir}/last_reserved_ip.0`), "10.1.0.2");
+    s.setLastReserved(1, parseIP("fd00::1:2"));
+    assert.equal(formatIP(s.lastReserved(1)!), "fd00::1:2");
+  });
+});
