@@ -542,7 +542,9 @@ async function buildUnderlay(plan: DemoPlan, state: DemoState): Promise<string> 
     await must("ip", "-n", node.ns, "link", "set", "eth0", "up");
     await must("ip", "-n", node.ns, "route", "add", "default", "via", `${UNDERLAY_NET}.254`);
     // A node forwards between its pods' bridge and the overlay (inside its own namespace only).
-    await must("ip", "netns", "exec", node.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1");
+    // (/proc/sys/net is the namespace's own; no procps needed.)
+    const forward = "echo 1 > /proc/sys/net/ipv4/ip_forward";
+    await must("ip", "netns", "exec", node.ns, "sh", "-c", forward);
     await Deno.mkdir(node.dataDir, { recursive: true });
     await Deno.mkdir(node.cniDataDir, { recursive: true });
     await Deno.mkdir(node.ipamDir, { recursive: true });
