@@ -32,6 +32,7 @@ const { values } = parseArgs({
     peers: { type: "string", default: "1000" },
     json: { type: "boolean", default: false },
     inner: { type: "string" },
+    prefix: { type: "string" },
   },
 });
 const JOINS = Number(values.joins);
@@ -123,8 +124,8 @@ async function rssMiB(pid: number): Promise<number> {
 }
 
 // ---------------------------------------------------------------- inner: runs in the underlay ns
-async function inner(dir: string) {
-  const topo = new Topology("twa-bn", 3, dir);
+async function inner(dir: string, prefix: string) {
+  const topo = new Topology(prefix, 3, dir, true);
   const agents: AgentProc[] = [];
   const out: Record<string, unknown> = {};
   try {
@@ -249,7 +250,7 @@ async function inner(dir: string) {
     };
 
     // the floor: the same entries through ip/bridge -batch into a fresh namespace's flannel.1
-    const fl = "twa-bnfl";
+    const fl = `${topo.prefix}floor`;
     await sh(["ip", "netns", "add", fl]);
     let floorMs = 0;
     try {
@@ -354,6 +355,8 @@ async function outer() {
         new URL(import.meta.url).pathname,
         "--inner",
         dir,
+        "--prefix",
+        topo.prefix,
         "--joins",
         String(JOINS),
         "--peers",
@@ -406,5 +409,5 @@ async function outer() {
   }
 }
 
-if (values.inner) await inner(values.inner);
+if (values.inner) await inner(values.inner, values.prefix!);
 else await outer();

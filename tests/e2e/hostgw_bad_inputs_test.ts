@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { startEtcd } from "../agent/etcd_helper.ts";
 import {
+  type AgentMode,
   etcdDel,
   etcdPut,
   httpStatus,
@@ -14,6 +15,8 @@ import {
 } from "./topology.ts";
 
 const P = "/coreos.com/network";
+// the real binary: `main.ts agent --etcd-endpoints …`
+const MAIN_ETCD: AgentMode = { kind: "main-etcd", etcd: "http://10.99.0.254:22379" };
 
 async function kernelState(ns: string): Promise<string> {
   // link names and addresses, IPv4 routes, neighbours, nftables (IPv6 link-local routes come
@@ -73,7 +76,7 @@ Deno.test({
         for (const [what, conf, flags, expect] of cases) {
           if (conf) await etcdPut(topo, `${P}/config`, conf);
           const before = await kernelState(topo.node(1));
-          const a = startAgent(topo, 1, flags);
+          const a = startAgent(topo, 1, flags, MAIN_ETCD);
           const code = await Promise.race([
             a.child.status.then((s) => s.code),
             new Promise<number>((r) => setTimeout(() => r(-1), 15_000)),
@@ -105,7 +108,7 @@ Deno.test({
           `${P}/config`,
           '{"Network":"10.60.0.0/16","Backend":{"Type":"host-gw"}}',
         );
-        for (const n of [1, 2]) running.push(startAgent(topo, n));
+        for (const n of [1, 2]) running.push(startAgent(topo, n, [], MAIN_ETCD));
         for (const n of [1, 2]) {
           await waitFor(
             `n${n} ready`,
@@ -151,7 +154,7 @@ Deno.test({
           "route restored",
           async () => ((await sh(["ip", "-n", topo.node(1), "-j", "route", "show", sub2])).out
             .includes(topo.nodeIp(2))),
-          5000,
+          12_000,
         );
       });
     } finally {

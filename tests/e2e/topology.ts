@@ -40,8 +40,15 @@ export class Topology {
   readonly ul: string;
   readonly namespaces: string[] = [];
   readonly dir: string;
-  constructor(readonly prefix: string, readonly nodes: number, dir: string) {
-    this.ul = `${prefix}ul`;
+  readonly prefix: string;
+  /**
+   * `base` + a random tag, so two runs of the suite at once (two engineers, CI) never touch
+   * each other's namespaces: e.g. twa-v3kq-n1.
+   */
+  constructor(base: string, readonly nodes: number, dir: string, exact = false) {
+    const tag = crypto.getRandomValues(new Uint32Array(1))[0].toString(36).slice(0, 4);
+    this.prefix = exact ? base : `${base}${tag}-`;
+    this.ul = `${this.prefix}ul`;
     this.dir = dir;
   }
 
@@ -148,20 +155,26 @@ export interface AgentProc {
 }
 
 const ENTRY = new URL("./agent_entry.ts", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
-export function startAgent(t: Topology, n: number, extra: string[] = []): AgentProc {
+/** How an agent process is started. */
+export type AgentMode =
+  /** tests/e2e/agent_entry.ts: runNetworkAgent against etcd, 1 s reconcile */
+  | { kind: "entry"; etcd: string }
+  /** `main.ts agent --etcd-endpoints …` (the real binary, no embedded store) */
+  | { kind: "main-etcd"; etcd: string }
+  /** `main.ts agent` with the embedded store: --init on node 1, --join, or a plain restart */
+  | { kind: "main-embedded"; token: string; role: "init" | "join" | "restart"; netConf?: string };
+
+export function startAgent(
+  t: Topology,
+  n: number,
+  extra: string[] = [],
+  mode: AgentMode = { kind: "entry", etcd: "http://10.99.0.254:22379" },
+): AgentProc {
   const dir = `${t.dir}/n${n}`;
-  const args = [
-    "netns",
-    "exec",
-    t.node(n),
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--no-check",
-    ENTRY,
-    "--etcd-endpoints",
-    "http://10.99.0.254:22379",
+  const common = [
     "--subnet-file",
     `${dir}/subnet.env`,
     "--data-dir",
@@ -172,10 +185,35 @@ export function startAgent(t: Topology, n: number, extra: string[] = []): AgentP
     "9099",
     "--name",
     `n${n}`,
-    "--reconcile-ms",
-    "1000",
-    ...extra,
   ];
+  const deno = [Deno.execPath(), "run", "-A", "--no-check"];
+  let cmd: string[];
+  if (mode.kind === "entry") {
+    cmd = [...deno, ENTRY, "--etcd-endpoints", mode.etcd, ...common, "--reconcile-ms", "1000"];
+  } else if (mode.kind === "main-etcd") {
+    cmd = [...deno, "--config", CONFIG, MAIN, "agent", "--etcd-endpoints", mode.etcd, ...common];
+  } else {
+    const addr = `${t.nodeIp(n)}:8473`;
+    const role = mode.role === "init"
+      ? ["--init", "--token", mode.token, "--net-config-path", mode.netConf ?? ""]
+      : mode.role === "join"
+      ? ["--join", `${t.nodeIp(1)}:8473`, "--token", mode.token]
+      : [];
+    cmd = [
+      ...deno,
+      "--config",
+      CONFIG,
+      MAIN,
+      "agent",
+      ...role,
+      "--listen",
+      addr,
+      "--advertise",
+      addr,
+      ...common,
+    ];
+  }
+  const args = ["netns", "exec", t.node(n), ...cmd, ...extra];
   const child = new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).spawn();
   let text = "";
   const pump = async (s: ReadableStream<Uint8Array>) => {
@@ -234,15 +272,28 @@ export async function waitFor(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** etcd v3 JSON calls made from inside the underlay namespace (where etcd listens). */
-export async function etcdCall(t: Topology, path: string, body: unknown): Promise<unknown> {
+/** Where the store's v3 JSON API is reachable from: a namespace, an endpoint, a token. */
+export interface StoreAccess {
+  ns: string;
+  endpoint: string;
+  token?: string;
+}
+
+export function etcdAccess(t: Topology): StoreAccess {
+  return { ns: t.ul, endpoint: "http://10.99.0.254:22379" };
+}
+
+/** v3 JSON API calls made with curl from inside the namespace that reaches the store. */
+export async function storeCall(s: StoreAccess, path: string, body: unknown): Promise<unknown> {
+  const auth = s.token ? ["-H", `Authorization: Bearer ${s.token}`] : [];
   const r = await sh(
-    inNs(t.ul, [
+    inNs(s.ns, [
       "curl",
       "-s",
       "-m",
       "5",
-      `http://10.99.0.254:22379${path}`,
+      ...auth,
+      `${s.endpoint}${path}`,
       "-d",
       JSON.stringify(body),
     ]),
@@ -254,18 +305,22 @@ export function b64(s: string): string {
   return btoa(s);
 }
 
-export async function etcdPut(t: Topology, key: string, value: string): Promise<void> {
-  await etcdCall(t, "/v3/kv/put", { key: b64(key), value: b64(value) });
+export async function storePut(s: StoreAccess, key: string, value: string): Promise<void> {
+  await storeCall(s, "/v3/kv/put", { key: b64(key), value: b64(value) });
 }
 
-export async function etcdDel(t: Topology, key: string): Promise<void> {
-  await etcdCall(t, "/v3/kv/deleterange", { key: b64(key) });
+export async function storeDel(s: StoreAccess, key: string): Promise<void> {
+  await storeCall(s, "/v3/kv/deleterange", { key: b64(key) });
 }
 
-export async function etcdList(t: Topology, prefix: string): Promise<Map<string, string>> {
+export async function storeList(s: StoreAccess, prefix: string): Promise<Map<string, string>> {
   const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-  const r = await etcdCall(t, "/v3/kv/range", { key: b64(prefix), range_end: b64(end) }) as {
+  const r = await storeCall(s, "/v3/kv/range", { key: b64(prefix), range_end: b64(end) }) as {
     kvs?: { key: string; value: string }[];
   };
   return new Map((r.kvs ?? []).map((kv) => [atob(kv.key), atob(kv.value)]));
 }
+
+export const etcdPut = (t: Topology, k: string, v: string) => storePut(etcdAccess(t), k, v);
+export const etcdDel = (t: Topology, k: string) => storeDel(etcdAccess(t), k);
+export const etcdList = (t: Topology, p: string) => storeList(etcdAccess(t), p);
