@@ -73,6 +73,13 @@ try {
     await sh("ip", "netns", "add", n);
   }
   await Deno.writeTextFile(`${dir}/empty.ts`, "");
+  // The CNI face entered directly, without main.ts -> cmd/dispatch.ts: Deno walks every module
+  // that dispatch.ts can dynamically import (agent, store, raft...) before running anything.
+  const cniModule = new URL("../cmd/cni.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    `${dir}/cni_entry.ts`,
+    `import { runCni } from "${cniModule}";\nDeno.exit(await runCni(Deno.env.toObject()));\n`,
+  );
   await Deno.writeTextFile(
     `${dir}/subnet.env`,
     "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
@@ -111,16 +118,18 @@ try {
     CNI_PATH: "/usr/lib/cni",
   });
   const twill = [DENO, "run", "-A", "--quiet", MAIN];
+  const direct = [DENO, "run", "-A", "--quiet", `${dir}/cni_entry.ts`];
   const ref = ["/usr/lib/cni/bridge"];
   const floorArgv = [...enter(NS.twNode), DENO, "run", "-A", "--quiet", `${dir}/empty.ts`];
   const rows: [string, Sample[]][] = [
     ["floor: deno run empty.ts", []],
     ["twill ADD", []],
     ["twill DEL", []],
+    ["twill ADD, direct entry", []],
     ["bridge+host-local ADD", []],
     ["bridge+host-local DEL", []],
   ];
-  const [floor, twAdd, twDel, refAdd, refDel] = rows.map(([, xs]) => xs);
+  const [floor, twAdd, twDel, dirAdd, refAdd, refDel] = rows.map(([, xs]) => xs);
   // Warm-up: deno's module cache, the bridges.
   await run(floorArgv);
   await run([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, "warm"), twConf);
@@ -137,6 +146,10 @@ try {
     twDel.push(
       await run([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, id), twConf),
     );
+    dirAdd.push(
+      await run([...enter(NS.twNode), ...direct], cni("ADD", NS.twPod, `d${id}`), twConf),
+    );
+    await run([...enter(NS.twNode), ...direct], cni("DEL", NS.twPod, `d${id}`), twConf);
     refAdd.push(
       await run([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, id), refConf),
     );
