@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { startEtcd } from "../agent/etcd_helper.ts";
 import {
   type AgentMode,
+  type AgentProc,
   etcdDel,
   etcdPut,
   httpStatus,
@@ -41,7 +42,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "twa-e2e-h-" });
     const topo = new Topology("twa-h", 2, dir);
     let etcd: { stop(): Promise<void> } | null = null;
-    const running: { stop(sig?: Deno.Signal): Promise<number> }[] = [];
+    const running: AgentProc[] = [];
     try {
       await topo.create();
       etcd = await startEtcd("10.99.0.254:22379", "10.99.0.254:22380", topo.ul);
@@ -108,7 +109,9 @@ Deno.test({
           `${P}/config`,
           '{"Network":"10.60.0.0/16","Backend":{"Type":"host-gw"}}',
         );
-        for (const n of [1, 2]) running.push(startAgent(topo, n, [], MAIN_ETCD));
+        // node 2 holds a 6 s lease: it must keep renewing it (every 3 s)
+        running.push(startAgent(topo, 1, [], MAIN_ETCD));
+        running.push(startAgent(topo, 2, ["--subnet-lease-ttl", "6s"], MAIN_ETCD));
         for (const n of [1, 2]) {
           await waitFor(
             `n${n} ready`,
@@ -157,6 +160,23 @@ Deno.test({
           12_000,
         );
       });
+
+      await t.step(
+        "a short lease is renewed while its agent runs and expires when it dies",
+        async () => {
+          const env2 = await Deno.readTextFile(`${dir}/n2/subnet.env`);
+          const sub2 = env2.match(/FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1/)![1] + ".0/24";
+          const hasRoute = async () =>
+            (await sh(["ip", "-n", topo.node(1), "-j", "route", "show", sub2])).out.includes(
+              topo.nodeIp(2),
+            );
+          await new Promise((r) => setTimeout(r, 8000)); // longer than the TTL
+          assert.ok(await hasRoute(), "still there: the lease was renewed");
+          assert.match(running[1].log(), /event=lease_renewed/);
+          await running[1].stop("SIGKILL");
+          await waitFor("route gone after expiry", async () => !(await hasRoute()), 15_000);
+        },
+      );
     } finally {
       for (const a of running) await a.stop("SIGKILL");
       await etcd?.stop();
