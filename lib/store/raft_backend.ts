@@ -89,6 +89,8 @@ export interface RaftBackendOptions {
   onConfChange?: (cc: ConfChange, conf: ConfState, members: MemberTable) => void;
   /** Called when the member table is replaced by a snapshot. */
   onMembersRestored?: (members: MemberTable) => void;
+  /** Called once when the member cannot go on (broken invariant, storage failure). */
+  onFatal?: (e: Error) => void;
   /** Called when the leader changes (0: no leader known). */
   onLeaderChange?: (lead: NodeId, term: number) => void;
 }
@@ -219,10 +221,24 @@ export class RaftBackend implements StoreBackend {
         ) {
           continue;
         }
-        throw e;
+        if (e instanceof RaftError) continue; // refused message (e.g. stale snapshot): drop it
+        this.fail(e as Error);
+        return;
       }
     }
     this.kick();
+  }
+
+  /** A broken invariant or a storage failure: this member must not go on. */
+  private fail(e: Error): void {
+    if (this.loopError) return;
+    this.loopError = e;
+    this.log("error", "raft_member_failed", {
+      error: e,
+      detail: "stopping this member; if its log was damaged, remove its data dir and re-join",
+    });
+    this.stop();
+    this.opts.onFatal?.(e);
   }
 
   reportUnreachable(id: NodeId): void {
@@ -509,10 +525,7 @@ export class RaftBackend implements StoreBackend {
         await this.maybeSnapshot();
       }
     } catch (e) {
-      this.loopError = e as Error;
-      this.log("error", "raft_loop_failed", { error: e });
-      this.stop();
-      throw e;
+      this.fail(e as Error);
     } finally {
       this.looping = false;
     }

@@ -159,16 +159,36 @@ export async function runAgentWithFlags(f: AgentFlags, signal: AbortSignal): Pro
   }
 
   try {
-    if (f.storeOnly) {
-      await new Promise<void>((resolve) => {
-        if (signal.aborted) resolve();
-        signal.addEventListener("abort", () => resolve(), { once: true });
-      });
+    // A member that cannot go on (damaged log, broken invariant) ends the agent with an error.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) stop.abort();
+    const failure = member
+      ? member.whenFailed().then((e) => {
+        stop.abort();
+        return e;
+      })
+      : new Promise<Error>(() => {});
+    try {
+      if (f.storeOnly) {
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            if (stop.signal.aborted) resolve();
+            stop.signal.addEventListener("abort", () => resolve(), { once: true });
+          }),
+          failure,
+        ]);
+      } else {
+        const endpoints = member ? [member.opts.identity.advertise] : clientEndpoints;
+        await Promise.race([runNetwork(f, endpoints, token, stop.signal, logger, member), failure]);
+      }
+      const err = await Promise.race([failure, Promise.resolve(undefined)]);
+      if (err) throw new Error(`the store member stopped: ${err.message}`);
       return 0;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
     }
-    const endpoints = member ? [member.opts.identity.advertise] : clientEndpoints;
-    await runNetwork(f, endpoints, token, signal, logger, member);
-    return 0;
   } finally {
     if (member) {
       await member.close();

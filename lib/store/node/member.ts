@@ -79,6 +79,20 @@ export class StoreMember implements PeerHandler {
     this.log = opts.logger;
   }
 
+  private fatalListeners: ((e: Error) => void)[] = [];
+  private fatalError: Error | undefined;
+
+  /** Resolves with the error that stopped this member, if one ever does. */
+  whenFailed(): Promise<Error> {
+    if (this.fatalError) return Promise.resolve(this.fatalError);
+    return new Promise((resolve) => this.fatalListeners.push(resolve));
+  }
+
+  private failed(e: Error): void {
+    this.fatalError = e;
+    for (const l of this.fatalListeners.splice(0)) l(e);
+  }
+
   get id(): NodeId {
     return this.opts.identity.nodeId;
   }
@@ -157,6 +171,7 @@ export class StoreMember implements PeerHandler {
       onConfChange: (cc, conf) => member?.onConfChange(cc, conf),
       onMembersRestored: () => member?.syncPeers(),
       onLeaderChange: (lead) => member?.onLeaderChange(lead),
+      onFatal: (e) => member?.failed(e),
     });
     const transport = new HttpTransport({
       selfId: identity.nodeId,
