@@ -735,6 +735,13 @@ async function pingOnce(from: PodReport, to: PodReport): Promise<boolean> {
   return false;
 }
 
+function votersIn(plan: DemoPlan, roles: Map<string, string>): number {
+  return plan.nodes.filter((n) => {
+    const r = displayRole(roles.get(n.address) ?? roles.get(n.name));
+    return r === "leader" || r === "voter";
+  }).length;
+}
+
 async function storeRoles(plan: DemoPlan, token: string): Promise<Map<string, string>> {
   const first = plan.nodes[0];
   const r = await run("ip", [
@@ -934,7 +941,15 @@ export async function demo(argv: string[]): Promise<number> {
       return `${good}/${pairs.length} pairs answered`;
     });
     await step("collect status", async () => {
-      const roles = await storeRoles(plan, token);
+      // Learners are promoted one at a time once caught up: give that a moment, so the table
+      // shows the settled store (up to 3 voters, the default --voters) rather than a snapshot.
+      const wanted = Math.min(plan.nodes.length, 3);
+      let roles = await storeRoles(plan, token);
+      for (let i = 0; i < 25 && votersIn(plan, roles) < wanted; i++) {
+        checkInterrupted();
+        await sleep(200);
+        roles = await storeRoles(plan, token);
+      }
       for (const node of plan.nodes) {
         const env = parseEnvFile(await Deno.readTextFile(node.subnetFile));
         report.nodes.push({

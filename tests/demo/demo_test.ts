@@ -78,6 +78,8 @@ Deno.test({
       assert.equal(report.ok, true);
       const subnets = report.nodes.map((n) => n.subnet);
       assert.equal(new Set(subnets).size, 3, `distinct subnets: ${subnets}`);
+      const roles = report.nodes.map((n) => n.role).sort();
+      assert.deepEqual(roles, ["leader", "voter", "voter"], "the store settles on 3 voters");
       for (const n of report.nodes) {
         assert.match(n.subnet, /^10\.244\.\d+\.0\/24$/);
         assert.match(n.vtepMac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
