@@ -283,3 +283,29 @@ Deno.test("restart with config.applied beyond the persisted commit index trusts 
     /storage lost entries/,
   );
 });
+
+Deno.test("RawNode: stepping between ready() and advance() loses nothing (async persistence)", () => {
+  const s = new MemoryStorage();
+  bootstrap(s, { voters: [1, 2, 3], learners: [] });
+  const rn = newTestRawNode(2, [1, 2, 3], { storage: s });
+  const app = (index: number, logTerm: number, term: number, entries: Entry[], commit = 1) =>
+    newMessage({ type: "MsgApp", from: 1, to: 2, term, index, logTerm, entries, commit });
+  rn.step(app(1, 1, 2, [ent(2, 2), ent(3, 2)]));
+  const rd1 = rn.ready();
+  assert.deepEqual(rd1.entries.map((e) => [e.index, e.term]), [[2, 2], [3, 2]]);
+  // While rd1 is being persisted, a new leader (term 3) replaces index 3 and commits 2.
+  rn.step(app(2, 2, 3, [ent(3, 3), ent(4, 3)], 2));
+  s.append(rd1.entries);
+  if (rd1.hardState) s.setHardState(rd1.hardState);
+  rn.advance(rd1);
+  const rd2 = rn.ready();
+  // The replaced suffix is handed out again (index 2 may be repeated: persisting it twice is harmless).
+  assert.deepEqual(rd2.entries.map((e) => [e.index, e.term]).slice(-2), [[3, 3], [4, 3]]);
+  assert.deepEqual(rd2.committedEntries.map((e) => e.index), [2]);
+  assert.equal(rd2.messages.filter((m) => m.type === "MsgAppResp").length, 1);
+  s.append(rd2.entries);
+  if (rd2.hardState) s.setHardState(rd2.hardState);
+  rn.advance(rd2);
+  assert.equal(rn.hasReady(), false);
+  assert.deepEqual([3, 4].map((i) => s.term(i)), [3, 3]);
+});
