@@ -80,7 +80,20 @@ export function runChaos(
     for (let steps = 0; steps < 5000; steps++) {
       let progressed = false;
       for (const n of net.nodes.values()) {
-        if (!down.has(n.id)) progressed = net.processReady(n) || progressed;
+        if (down.has(n.id)) continue;
+        // Sometimes deliver one queued message to the node between ready() and advance().
+        const i = chaos && rand(4) === 0 ? net.queue.findIndex((m) => m.to === n.id) : -1;
+        const between = i < 0 ? undefined : () => {
+          const m = net.queue.splice(i, 1)[0];
+          if (parts && parts.has(m.from) !== parts.has(m.to)) return;
+          if (trace) events.push(`(while persisting) ${describe(m)}`);
+          try {
+            n.rn.step(m);
+          } catch (e) {
+            if (!(e instanceof Error && e.name === "RaftError")) throw e;
+          }
+        };
+        progressed = net.processReady(n, between) || progressed;
       }
       if (net.queue.length === 0) {
         if (!progressed) return;

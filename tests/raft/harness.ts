@@ -118,9 +118,11 @@ export class Network {
   }
 
   /** Run one Ready cycle for a node; queues its messages. Returns whether there was one. */
-  processReady(n: TestNode): boolean {
+  processReady(n: TestNode, whilePersisting?: () => void): boolean {
     if (!n.rn.hasReady()) return false;
     const rd = n.rn.ready();
+    // Models asynchronous persistence: the node keeps stepping messages before advance().
+    whilePersisting?.();
     if (rd.snapshot) {
       n.storage.applySnapshot(rd.snapshot);
     }
