@@ -129,3 +129,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a leader stopped with SIGTERM hands leadership over first; writes go on at once",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const c = new ProcessCluster({ base: 25, size: 3 });
+    try {
+      await c.start(3);
+      const leader = await c.waitLeader();
+      await c.kill(leader, "SIGTERM");
+      assert.match(leader.log.join("\n"), /event=leadership_handed_off .*done=true/);
+      const t0 = Date.now();
+      const next = await c.waitLeader();
+      const r = await post(next.address, "/v3/kv/put", { key: b64("/h/x"), value: b64("1") });
+      assert.equal(r.status, 200);
+      console.log(`write accepted ${Date.now() - t0} ms after the old leader exited`);
+    } catch (e) {
+      console.error(c.logTail(20));
+      throw e;
+    } finally {
+      await c.teardown();
+    }
+  },
+});

@@ -217,12 +217,35 @@ export class StoreMember implements PeerHandler {
   }
 
   async close(): Promise<void> {
+    await this.handOffLeadership();
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     this.backend.stop();
     this.transport.close();
     await this.server?.shutdown().catch(() => {});
     await this.storage.close();
+  }
+
+  /** A leader that is stopping hands leadership to its most caught-up voter first, so a
+   *  rolling restart costs no election timeout. Best effort, at most ~2 s. */
+  private async handOffLeadership(): Promise<void> {
+    const b = this.backend;
+    if (b.isStopped || b.currentRole !== "leader") return;
+    const st = b.status();
+    const candidates = st.config.voters.filter((id) => id !== this.id)
+      .map((id) => ({ id, match: st.progress?.get(id)?.match ?? 0 }))
+      .sort((x, y) => y.match - x.match);
+    if (candidates.length === 0) return;
+    const to = candidates[0].id;
+    b.transferLeadership(to);
+    const end = Date.now() + 2000;
+    while (Date.now() < end && b.currentRole === "leader") {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.log(b.currentRole === "leader" ? "warn" : "info", "leadership_handed_off", {
+      to,
+      done: b.currentRole !== "leader",
+    });
   }
 
   /** Resolves once this member knows a leader and has applied the leader's commit index. */
