@@ -65,7 +65,7 @@ export async function cmdAdd(env: Env, conf: NetConf): Promise<Result> {
       const wiring = kernel.attach(node, pod, plan, bridge, hostName, env.ifname, addresses);
       if (plan.ipMasq) {
         const { applyMasq } = await import("./masq.ts");
-        await applyMasq(plan.ranges.map((r) => r.subnet), plan.networks);
+        applyMasq(plan.ranges.map((r) => r.subnet), plan.networks);
       }
       const result = buildResult(plan, conf, env, wiring, addresses);
       saveScratch(conf, env, plan, hostName);

@@ -382,12 +382,38 @@ Deno.test("GC releases the addresses and host ends of attachments not listed as 
   }
 });
 
-Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic in a table of twill's own", async () => {
-  const node = "twc-k6n", pod = "twc-k6a";
+/** Gives node namespace `node` a link to an "outside" namespace that has no route to the pods. */
+async function addOutside(node: string, outside: string): Promise<void> {
+  await netnsAdd(outside);
+  await must([
+    "ip",
+    "-n",
+    node,
+    "link",
+    "add",
+    "out0",
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "eth0",
+    "netns",
+    outside,
+  ]);
+  await must(["ip", "-n", node, "addr", "add", "192.0.2.1/24", "dev", "out0"]);
+  await must(["ip", "-n", node, "link", "set", "out0", "up"]);
+  await must(["ip", "-n", outside, "addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+  await must(["ip", "-n", outside, "link", "set", "eth0", "up"]);
+}
+
+Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic, through nf_tables netlink", async () => {
+  const node = "twc-k6n", pod = "twc-k6a", outside = "twc-k6o";
+  const node2 = "twc-k6m", pod2 = "twc-k6b", outside2 = "twc-k6p";
   const dir = await Deno.makeTempDir({ prefix: "twc-k6" });
   try {
-    await netnsAdd(node);
-    await netnsAdd(pod);
+    for (const n of [node, pod, node2, pod2]) await netnsAdd(n);
+    await addOutside(node, outside);
+    await addOutside(node2, outside2);
     await setup(dir, subnetEnvText({ ipMasq: false }));
     const r = await runTwill(node, "ADD", flannelConf(dir), podEnv("m1", pod));
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -403,35 +429,46 @@ Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic in a table o
       "twill-cni-masq",
     ]);
     assert.equal(table.code, 0, table.stderr);
-    assert.match(
-      table.stdout,
-      /ip saddr 10\.244\.1\.0\/24 ip daddr != \{ 10\.244\.0\.0\/16, 224\.0\.0\.0\/4 \} masquerade/,
-    );
-    // With FLANNEL_IPMASQ=true (the agent masquerades) the plugin adds nothing.
-    const node2 = "twc-k6m";
-    await netnsAdd(node2);
-    try {
-      await setup(dir, subnetEnvText({ ipMasq: true }));
-      const pod2 = "twc-k6b";
-      await netnsAdd(pod2);
-      try {
-        const r2 = await runTwill(
-          node2,
-          "ADD",
-          flannelConf(dir, { dataDir: `${dir}/f2`, ipam: { dataDir: `${dir}/i2` } }),
-          podEnv("m2", pod2),
-        );
-        assert.equal(r2.code, 0, r2.stdout);
-        const none = await sh(["ip", "netns", "exec", node2, "nft", "list", "tables"]);
-        assert.doesNotMatch(none.stdout, /twill-cni-masq/);
-      } finally {
-        await netnsDel(pod2);
-      }
-    } finally {
-      await netnsDel(node2);
-    }
+    for (
+      const rule of [
+        "type nat hook postrouting priority srcnat; policy accept;",
+        "ip saddr 10.244.1.0/24 ip daddr 10.244.1.0/24 return",
+        "ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return",
+        "ip saddr 10.244.1.0/24 ip daddr 224.0.0.0/4 return",
+        "ip saddr 10.244.1.0/24 masquerade",
+      ]
+    ) assert.ok(table.stdout.includes(rule), `${rule}\n${table.stdout}`);
+    // The outside has no route back to the pod subnet: only a masqueraded ping gets an answer.
+    await must(["ip", "netns", "exec", pod, "ping", "-c1", "-W2", "192.0.2.2"]);
+    // A second ADD replaces the table rather than adding a second copy of the rules.
+    await must(["ip", "-n", pod, "link", "set", "eth0", "name", "old0"]);
+    const again = await runTwill(node, "ADD", flannelConf(dir), podEnv("m1", pod));
+    assert.equal(again.code, 0, again.stdout);
+    const table2 = await sh([
+      "ip",
+      "netns",
+      "exec",
+      node,
+      "nft",
+      "list",
+      "table",
+      "inet",
+      "twill-cni-masq",
+    ]);
+    assert.equal(table2.stdout.split("masquerade").length, 2, table2.stdout);
+
+    // With FLANNEL_IPMASQ=true (the agent masquerades) the plugin adds nothing, and the same
+    // ping finds no way back.
+    await setup(dir, subnetEnvText({ ipMasq: true }));
+    const conf2 = flannelConf(dir, { dataDir: `${dir}/f2`, ipam: { dataDir: `${dir}/i2` } });
+    const r2 = await runTwill(node2, "ADD", conf2, podEnv("m2", pod2));
+    assert.equal(r2.code, 0, r2.stdout);
+    const none = await sh(["ip", "netns", "exec", node2, "nft", "list", "tables"]);
+    assert.doesNotMatch(none.stdout, /twill-cni-masq/);
+    const lost = await sh(["ip", "netns", "exec", pod2, "ping", "-c1", "-W1", "192.0.2.2"]);
+    assert.notEqual(lost.code, 0);
   } finally {
-    await netnsDel(node, pod);
+    await netnsDel(node, pod, outside, node2, pod2, outside2);
     await Deno.remove(dir, { recursive: true });
   }
 });

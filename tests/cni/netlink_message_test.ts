@@ -32,6 +32,9 @@ import {
   rtmsg,
 } from "../../lib/net/netlink/message.ts";
 
+import { masqBatch, masqRules } from "../../lib/net/netlink/nftables.ts";
+import { parseCIDR } from "../../lib/net/cidr.ts";
+
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 Deno.test("attributes are length-prefixed, typed and padded to 4 bytes", () => {
@@ -150,4 +153,50 @@ Deno.test("a link message decodes name, MTU, MAC, master and bridge-port hairpin
 Deno.test("a truncated datagram is an error, not a silent partial parse", () => {
   const m = encodeMessage(RTM_NEWLINK, 0, 0, ifinfomsg());
   assert.throws(() => decodeMessages(m.subarray(0, m.length - 4)), /malformed netlink message/);
+});
+
+Deno.test("the masquerade table is one nfnetlink batch: begin, table reset, chain, rules, end", () => {
+  const spec = {
+    table: "t",
+    chain: "postrouting",
+    subnets: [parseCIDR("10.244.1.0/24")],
+    keep: [parseCIDR("10.244.0.0/16"), parseCIDR("fd00::/56")],
+  };
+  // Per subnet: return for itself, each same-family network and multicast; then masquerade.
+  assert.equal(masqRules(spec).length, 4);
+  let seq = 100;
+  const { datagram, lastSeq } = masqBatch(spec, () => ++seq);
+  const msgs = decodeMessages(datagram);
+  const types = msgs.map((m) => m.type);
+  const nft = (t: number) => (10 << 8) | t;
+  assert.deepEqual(types, [
+    0x10,
+    nft(0),
+    nft(2),
+    nft(0),
+    nft(3),
+    nft(6),
+    nft(6),
+    nft(6),
+    nft(6),
+    0x11,
+  ]);
+  // Batch markers carry the nf_tables subsystem as a big-endian resource id.
+  assert.deepEqual([...msgs[0].body.subarray(0, 4)], [0, 0, 0, 10]);
+  // Table and rule messages are for the inet family.
+  assert.equal(msgs[1].body[0], 1);
+  // Only the last rule asks for an ack, and that is the sequence number the caller waits for.
+  assert.deepEqual(msgs.map((m) => (m.flags & NLM_F_ACK) !== 0), [
+    false,
+    false,
+    false,
+    false,
+    false,
+    false,
+    false,
+    false,
+    true,
+    false,
+  ]);
+  assert.equal(msgs[8].seq, lastSeq);
 });

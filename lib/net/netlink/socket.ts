@@ -38,9 +38,9 @@ export class NetlinkSocket {
   }
 
   /** Opens a socket in the calling thread's current network namespace. */
-  static open(): NetlinkSocket {
+  static open(protocol = NETLINK_ROUTE): NetlinkSocket {
     const c = libc();
-    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) throw new SyscallError("socket(AF_NETLINK)", errno());
     const one = new Uint8Array(4);
     new DataView(one.buffer).setUint32(0, 1, true);
@@ -86,6 +86,32 @@ export class NetlinkSocket {
           const { errno, msg } = decodeError(m);
           if (errno === 0) return;
           throw new NetlinkError(errno, op, msg);
+        }
+      }
+    }
+  }
+
+  /** Sequence numbers for messages built by the caller (see transact). */
+  nextSeq(): number {
+    return ++this.#seq;
+  }
+
+  /**
+   * Sends pre-built messages in one datagram (an nfnetlink batch, say) and waits for the answer
+   * to `lastSeq`, which must carry NLM_F_ACK. The first refusal among the answers is thrown.
+   */
+  transact(op: string, datagram: Uint8Array, lastSeq: number): void {
+    const n = Number(libc().send(this.#fd, datagram, BigInt(datagram.length), 0));
+    if (n < 0) throw new SyscallError("send(netlink)", errno());
+    let failure: NetlinkError | undefined;
+    for (;;) {
+      for (const m of this.#recv()) {
+        if (m.type !== NLMSG_ERROR) continue;
+        const { errno, msg } = decodeError(m);
+        if (errno !== 0 && !failure) failure = new NetlinkError(errno, op, msg);
+        if (m.seq === lastSeq) {
+          if (failure) throw failure;
+          return;
         }
       }
     }
