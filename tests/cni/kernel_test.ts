@@ -472,3 +472,27 @@ Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic, through nf_
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cni0 still holding an old subnet's gateway: ADD adds the new gateway beside it", async () => {
+  const node = "twc-k7n", pod = "twc-k7a";
+  const dir = await Deno.makeTempDir({ prefix: "twc-k7" });
+  try {
+    await netnsAdd(node);
+    await netnsAdd(pod);
+    await must(["ip", "-n", node, "link", "add", "cni0", "type", "bridge"]);
+    await must(["ip", "-n", node, "addr", "add", "10.244.9.1/24", "dev", "cni0"]);
+    await setup(dir, subnetEnvText({ subnet: "10.244.3.1/24" }));
+    const r = await runTwill(node, "ADD", flannelConf(dir), podEnv("o1", pod));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.json.ips[0].address, "10.244.3.2/24");
+    const [br] = await ipj(node, "addr", "show", "cni0");
+    const v4 = br.addr_info.filter((a: J) => a.family === "inet").map((a: J) =>
+      `${a.local}/${a.prefixlen}`
+    );
+    assert.deepEqual(v4.sort(), ["10.244.3.1/24", "10.244.9.1/24"]);
+    await must(["ip", "netns", "exec", pod, "ping", "-c1", "-W2", "10.244.3.1"]);
+  } finally {
+    await netnsDel(node, pod);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
