@@ -27,6 +27,19 @@ Deno.test({
       });
       assert.equal(r.status, 200);
 
+      // With every vote and standby place taken, an agent that need not be a member is
+      // admitted as a plain client and told where the members are.
+      const asClient = await post(c.members[1].address, "/raft/join", {
+        address: "127.0.7.29:8473",
+        name: "client",
+        wantMember: false,
+        joinId: "client-1",
+      });
+      assert.equal(asClient.status, 200, JSON.stringify(asClient.body));
+      assert.equal(asClient.body.role, "client");
+      assert.equal(asClient.body.nodeId, 0);
+      assert.equal((asClient.body.members as unknown[]).length, 5);
+
       // Kill a voter that is not the leader.
       const leader = await c.waitLeader();
       const leaderId = view.leader;
