@@ -81,3 +81,14 @@ Deno.test("the usage lists every visible flag", () => {
   const text = agentUsage();
   for (const f of AGENT_FLAGS) if (!f.hidden) assert.ok(text.includes(`--${f.name}`), f.name);
 });
+
+Deno.test("the advertised address: --advertise, a specific --listen, --public-ip, then --iface", async () => {
+  const { resolveAdvertise } = await import("../../lib/store/node/agent_main.ts");
+  const base = parseAgentFlags([], {});
+  assert.equal(resolveAdvertise({ ...base, advertise: "10.1.1.1:9000" }), "10.1.1.1:9000");
+  assert.equal(resolveAdvertise({ ...base, listen: "10.2.2.2:8473" }), "10.2.2.2:8473");
+  assert.equal(resolveAdvertise({ ...base, publicIp: "10.3.3.3" }), "10.3.3.3:8473");
+  assert.equal(resolveAdvertise({ ...base, iface: ["10.4.4.4"] }), "10.4.4.4:8473");
+  assert.equal(resolveAdvertise({ ...base, iface: ["lo"] }), "127.0.0.1:8473");
+  assert.equal(resolveAdvertise({ ...base, listen: "[fd00::1]:8473" }), "[fd00::1]:8473");
+});

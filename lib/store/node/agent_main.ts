@@ -292,19 +292,45 @@ async function hasRaftLog(dataDir: string): Promise<boolean> {
   return false;
 }
 
-/** The address other members reach this one at. */
+/** The address other members reach this one at: --advertise, a specific --listen host,
+ *  --public-ip, the first --iface, the default-route interface, else the first ordinary
+ *  interface (never a pod-network device such as flannel.1 or cni0). */
 export function resolveAdvertise(f: AgentFlags): string {
   if (f.advertise) return f.advertise;
   const [host, port] = splitHostPort(f.listen);
   if (host !== "0.0.0.0" && host !== "::") return joinHostPort(host, port);
   if (f.publicIp) return joinHostPort(f.publicIp, port);
-  const ifs = Deno.networkInterfaces().filter((i) =>
-    i.family === "IPv4" && !i.address.startsWith("127.")
+  const v4 = Deno.networkInterfaces().filter((i) => i.family === "IPv4");
+  const ifaceOf = (name: string) => v4.find((i) => i.name === name)?.address;
+  for (const want of f.iface) {
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(want)) return joinHostPort(want, port);
+    const a = ifaceOf(want);
+    if (a) return joinHostPort(a, port);
+  }
+  const viaDefault = defaultRouteInterface();
+  const a = viaDefault ? ifaceOf(viaDefault) : undefined;
+  if (a) return joinHostPort(a, port);
+  const ordinary = v4.filter((i) =>
+    !i.address.startsWith("127.") && !/^(flannel|cni|docker|veth|cali|virbr|kube)/.test(i.name)
   );
-  if (ifs.length === 0) {
+  if (ordinary.length === 0) {
     throw new Error(
       `cannot tell which address peers reach this node at; give --advertise HOST:PORT`,
     );
   }
-  return joinHostPort(ifs[0].address, port);
+  return joinHostPort(ordinary[0].address, port);
+}
+
+/** The interface of the IPv4 default route, from /proc/net/route. */
+function defaultRouteInterface(): string | undefined {
+  try {
+    const lines = Deno.readTextFileSync("/proc/net/route").split("\n").slice(1);
+    for (const line of lines) {
+      const [iface, dest, , , , , , mask] = line.trim().split(/\s+/);
+      if (dest === "00000000" && mask === "00000000") return iface;
+    }
+  } catch {
+    // not Linux, or no procfs
+  }
+  return undefined;
 }
