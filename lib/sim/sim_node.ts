@@ -311,10 +311,10 @@ export class SimNode {
         this.chainBase,
       );
       this.hs = { ...hs };
-      this.durable = synced
-        ? { ...hs }
-        : { term: hs.term, vote: hs.vote, commit: this.durable.commit };
+      if (!synced) this.durable = { term: hs.term, vote: hs.vote, commit: this.durable.commit };
     }
+    // A sync makes everything written before it durable too (one sequential log, as a WAL).
+    if (synced) this.durable = { ...this.hs };
     // 2. Send.
     for (const m of rd.messages) h.send(m);
     // 3. Apply.

@@ -79,7 +79,8 @@ type SimEvent =
   | { k: "healLinks"; epoch: number }
   | { k: "heal" }
   | { k: "leaderDeadline" }
-  | { k: "probe" };
+  | { k: "probe" }
+  | { k: "thaw"; node: NodeId };
 
 const TICK_MS = 10;
 /** The chain hash of the bootstrap snapshot's index 1, shared by all initial members. */
@@ -102,6 +103,8 @@ class Simulation implements NodeHost {
   readonly history: KvHistory = [];
   readonly acks: { index: number; chain: number }[] = [];
   readonly #events = new EventQueue<SimEvent>();
+  /** Events held for frozen nodes, released in order when they thaw. */
+  readonly #thawQueue = new Map<NodeId, SimEvent[]>();
   #nextId: number;
   #confIndex = 0;
   conf: ConfState;
@@ -262,9 +265,8 @@ class Simulation implements NodeHost {
         ok: false,
       });
     }
-    for (let i = 0; i < delays.length; i++) {
-      this.#events.schedule(this.now + delays[i], { k: "msg", m: i === 0 ? m : cloneMessage(m) });
-    }
+    // Every copy is cloned: the core keeps references to entry objects it sends.
+    for (const d of delays) this.#events.schedule(this.now + d, { k: "msg", m: cloneMessage(m) });
   }
 
   respond(from: NodeId, client: number, seq: number, output: KvOutput | null, ackIndex = 0): void {
@@ -319,10 +321,7 @@ class Simulation implements NodeHost {
           t.log(this.now, () => `drop ${describeMessage(m)}`);
           return false;
         }
-        if (to.frozenUntil > this.now || to.held !== null) {
-          this.#events.schedule(Math.max(to.frozenUntil, this.now + 1), ev);
-          return false;
-        }
+        if (this.#deferIfBusy(to, ev)) return false;
         t.log(this.now, () => `deliver ${describeMessage(m)}`);
         this.network.stats.delivered++;
         if (m.type === "MsgSnap") this.stats.snapshotsInstalled++;
@@ -334,7 +333,7 @@ class Simulation implements NodeHost {
         const node = this.nodes.get(ev.node)!;
         if (node.incarnation !== ev.inc || node.held === null) return false;
         if (node.frozenUntil > this.now) {
-          this.#events.schedule(node.frozenUntil, ev);
+          this.#queueUntilThaw(node, ev);
           return false;
         }
         t.mix(3, ev.node);
@@ -345,10 +344,7 @@ class Simulation implements NodeHost {
       case "snapReport": {
         const node = this.nodes.get(ev.node)!;
         if (node.incarnation !== ev.inc || !node.isUp) return false;
-        if (node.frozenUntil > this.now || node.held !== null) {
-          this.#events.schedule(Math.max(node.frozenUntil, this.now + 1), ev);
-          return false;
-        }
+        if (this.#deferIfBusy(node, ev)) return false;
         t.mix(4, ev.node, ev.to, ev.ok ? 1 : 0);
         node.raw!.reportSnapshot(ev.to, ev.ok ? "finish" : "failure");
         node.pump();
@@ -404,11 +400,38 @@ class Simulation implements NodeHost {
         }
         return false;
       }
+      case "thaw": {
+        const node = this.nodes.get(ev.node)!;
+        const held = this.#thawQueue.get(ev.node);
+        if (node.frozenUntil > this.now || held === undefined) return false;
+        this.#thawQueue.delete(ev.node);
+        for (const e of held) this.#events.schedule(this.now, e);
+        return false;
+      }
       case "probe":
         if (this.#pendingOps === 0 && this.#converged()) return true;
         this.#events.schedule(this.now + 20, ev);
         return false;
     }
+  }
+
+  /** Holds an event for a frozen node until it thaws, or retries it while the node is syncing. */
+  #deferIfBusy(node: SimNode, ev: SimEvent): boolean {
+    if (node.frozenUntil > this.now) {
+      this.#queueUntilThaw(node, ev);
+      return true;
+    }
+    if (node.held !== null) {
+      this.#events.schedule(this.now + 1, ev);
+      return true;
+    }
+    return false;
+  }
+
+  #queueUntilThaw(node: SimNode, ev: SimEvent): void {
+    let q = this.#thawQueue.get(node.id);
+    if (q === undefined) this.#thawQueue.set(node.id, q = []);
+    q.push(ev);
   }
 
   #snapReport(from: NodeId, to: NodeId, ok: boolean): void {
@@ -500,10 +523,7 @@ class Simulation implements NodeHost {
     }
     const node = this.nodes.get(ev.node);
     if (node === undefined || !node.isUp) return false; // lost; the client will time out
-    if (node.frozenUntil > this.now || node.held !== null) {
-      this.#events.schedule(Math.max(node.frozenUntil, this.now + 1), { k: "req", ...ev });
-      return false;
-    }
+    if (this.#deferIfBusy(node, { k: "req", ...ev })) return false;
     this.trace.mix(6, ev.node, ev.client, ev.seq, ev.attempt);
     const input = c.current.input;
     if (input.op === "get") node.submitRead(ev.client, ev.seq, ev.attempt, input.key);
@@ -577,6 +597,7 @@ class Simulation implements NodeHost {
         const node = this.nodes.get(victim)!;
         node.frozenUntil = Math.max(node.frozenUntil, this.now + p.range(10, 4 * this.electionMs));
         this.stats.freezes++;
+        this.#events.schedule(node.frozenUntil, { k: "thaw", node: victim });
         this.trace.log(this.now, () => `freeze node ${victim} until ${node.frozenUntil}`);
         break;
       }
@@ -766,6 +787,7 @@ class Simulation implements NodeHost {
     this.network.faults = CALM;
     for (const node of this.nodes.values()) {
       node.frozenUntil = Math.min(node.frozenUntil, this.now);
+      this.#events.schedule(this.now, { k: "thaw", node: node.id });
       if (node.state === "crashed") this.#restart(node);
     }
     this.trace.log(
