@@ -55,10 +55,16 @@ export async function cmdAdd(env: Env, conf: NetConf): Promise<Result> {
   try {
     unlock = store.lock();
     const { ips, fresh } = allocate(store, plan.ranges, env.containerId, env.ifname);
-    const hostName = hostVethName(env.containerId, env.ifname);
+    let hostName = "";
     let bridgeCreated: kernel.Wiring["bridge"] | undefined;
     try {
       node = NetlinkSocket.open();
+      // A repeated ADD reuses (and replaces) the host end it made before; a new attachment takes
+      // the first free name, so a hash collision can never touch another pod's veth.
+      const before = fresh.length < ips.length ? readScratch(conf, env.containerId) : null;
+      hostName = before?.ifname === env.ifname
+        ? before.hostVeth
+        : kernel.freeHostName(node, env.containerId, env.ifname);
       const { bridge, created } = kernel.ensureBridge(node, plan);
       if (created) bridgeCreated = bridge;
       const addresses: CIDR[] = ips.map((ip, i) => ({ ip, prefix: plan.ranges[i].subnet.prefix }));
@@ -74,7 +80,7 @@ export async function cmdAdd(env: Env, conf: NetConf): Promise<Result> {
       for (const ip of fresh) store.release(ip);
       if (node) {
         try {
-          kernel.deleteHostVeth(node, hostName);
+          if (hostName) kernel.deleteHostVeth(node, hostName);
           if (bridgeCreated) kernel.removeBridgeIfUnused(node, bridgeCreated);
         } catch (undo) {
           console.error(`twill: cleanup after a failed ADD was incomplete: ${undo}`);
@@ -136,6 +142,22 @@ function saveScratch(conf: NetConf, env: Env, plan: Plan, hostName: string): voi
   Deno.renameSync(`${path}.tmp`, path);
 }
 
+/** What an earlier ADD of this container recorded: its ifname and host veth. */
+function readScratch(
+  conf: NetConf,
+  containerId: string,
+): { ifname: string; hostVeth: string } | null {
+  try {
+    const t = JSON.parse(Deno.readTextFileSync(`${conf.dataDir}/${containerId}`))?.twill;
+    if (typeof t?.ifname === "string" && typeof t?.hostVeth === "string") {
+      return { ifname: t.ifname, hostVeth: t.hostVeth };
+    }
+  } catch {
+    // absent or not ours (an upstream Flannel scratch file)
+  }
+  return null;
+}
+
 function removeScratch(conf: NetConf, containerId: string): void {
   try {
     Deno.removeSync(`${conf.dataDir}/${containerId}`);
@@ -158,7 +180,9 @@ export function cmdDel(env: Env, conf: NetConf): void {
   const unlock = store.lock();
   const node = NetlinkSocket.open();
   try {
-    kernel.detach(node, pod, hostVethName(env.containerId, env.ifname), env.ifname);
+    // The pod end goes with its namespace; the host end is removed by the name ADD recorded.
+    const rec = readScratch(conf, env.containerId);
+    kernel.detach(node, pod, rec?.ifname === env.ifname ? rec.hostVeth : null, env.ifname);
     releaseAll(store, env.containerId, env.ifname);
     removeScratch(conf, env.containerId);
   } finally {
@@ -193,7 +217,8 @@ export function cmdCheck(env: Env, conf: NetConf): void {
   try {
     const sandboxIdx = prev.interfaces.findIndex((i) => i.sandbox && i.name === env.ifname);
     const hostEntry = prev.interfaces.find((i) => !i.sandbox && i.name !== plan.bridge);
-    const hostName = hostEntry?.name ?? hostVethName(env.containerId, env.ifname);
+    const hostName = hostEntry?.name ?? readScratch(conf, env.containerId)?.hostVeth ??
+      hostVethName(env.containerId, env.ifname);
     const seen = kernel.observe(node, pod, plan.bridge, hostName, env.ifname);
     if (!seen.pod) {
       problems.push(`${env.ifname} is missing in ${env.netns}`);
@@ -285,7 +310,8 @@ export function cmdGc(conf: NetConf): void {
     const released = collectGarbage(store, valid);
     if (released.length) node = NetlinkSocket.open();
     for (const r of released) {
-      if (r.ifname) kernel.deleteHostVeth(node!, hostVethName(r.containerId, r.ifname));
+      const rec = readScratch(conf, r.containerId);
+      if (rec && rec.ifname === r.ifname) kernel.deleteHostVeth(node!, rec.hostVeth);
     }
     const keepIds = new Set(valid.map((a) => a.containerID));
     const gone = new Set(released.map((r) => r.containerId).filter((id) => !keepIds.has(id)));

@@ -8,7 +8,7 @@ import * as rtnl from "../net/netlink/rtnl.ts";
 import { NetlinkError, type NetlinkSocket } from "../net/netlink/socket.ts";
 import type { Netns } from "../net/netns.ts";
 import { CniError, ERR } from "./errors.ts";
-import { type Plan, routeGateway } from "./plan.ts";
+import { hostVethName, type Plan, routeGateway } from "./plan.ts";
 
 export interface Wiring {
   bridge: rtnl.Link;
@@ -164,11 +164,19 @@ export function removeBridgeIfUnused(s: NetlinkSocket, bridge: rtnl.Link): void 
   if (ports.length === 0) rtnl.deleteLink(s, bridge.index);
 }
 
+/** The first of this attachment's candidate host-end names that no link on the node has. */
+export function freeHostName(s: NetlinkSocket, containerId: string, ifname: string): string {
+  for (let n = 0;; n++) {
+    const name = hostVethName(containerId, n === 0 ? ifname : `${ifname}#${n}`);
+    if (!rtnl.getLink(s, name)) return name;
+  }
+}
+
 /** Removes the attachment; everything already gone counts as removed. */
 export function detach(
   s: NetlinkSocket,
   pod: Netns | null,
-  hostName: string,
+  hostName: string | null,
   ifname: string,
 ): void {
   if (pod) {
@@ -186,7 +194,7 @@ export function detach(
       podSock.close();
     }
   }
-  const h = rtnl.getLink(s, hostName);
+  const h = hostName ? rtnl.getLink(s, hostName) : null;
   if (h) {
     try {
       rtnl.deleteLink(s, h.index);

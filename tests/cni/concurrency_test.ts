@@ -7,6 +7,7 @@ import {
   listDir,
   netnsAdd,
   netnsDel,
+  ns,
   podEnv,
   runTwill,
   subnetEnvText,
@@ -15,8 +16,8 @@ import {
 const N = 50;
 
 Deno.test(`${N} parallel ADDs get ${N} distinct addresses; ${N} parallel DELs leave nothing`, async () => {
-  const node = "twc-cn";
-  const pods = Array.from({ length: N }, (_, i) => `twc-c${i}`);
+  const node = ns("cn");
+  const pods = Array.from({ length: N }, (_, i) => ns(`c${i}`));
   const dir = await Deno.makeTempDir({ prefix: "twc-conc" });
   try {
     await netnsAdd(node);

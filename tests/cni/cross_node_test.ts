@@ -4,13 +4,13 @@
 import assert from "node:assert/strict";
 import { type AgentProc, httpStatus, startAgent, Topology, waitFor } from "../e2e/topology.ts";
 import { preparePodman } from "./podman_support.ts";
-import { flannelConf, netnsAdd, netnsDel, podEnv, runTwill, sh } from "./support.ts";
+import { flannelConf, netnsAdd, netnsDel, ns, podEnv, runTwill, sh } from "./support.ts";
 
 Deno.test("a podman container on node 1 pings a twill-wired pod on node 2 over VXLAN", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twc-xnode" });
-  const topo = new Topology("twc-x", 2, dir);
+  const topo = new Topology(ns("x"), 2, dir);
   const agents: AgentProc[] = [];
-  const pod2 = "twc-xq2";
+  const pod2 = ns("xq2");
   let cleanup = async () => {};
   try {
     await topo.create();

@@ -9,6 +9,7 @@ import {
   must,
   netnsAdd,
   netnsDel,
+  ns,
   podEnv,
   runTwill,
   sh,
@@ -27,7 +28,7 @@ function routesOf(rs: J[]): string[] {
 }
 
 Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and host-local would", async () => {
-  const node = "twc-k1n", pods = ["twc-k1a", "twc-k1b", "twc-k1c"];
+  const node = ns("k1n"), pods = [ns("k1a"), ns("k1b"), ns("k1c")];
   const dir = await Deno.makeTempDir({ prefix: "twc-k1" });
   try {
     await netnsAdd(node);
@@ -150,7 +151,7 @@ Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and
 });
 
 Deno.test("dual stack: subnet.env with IPv6 gives the pod an address and routes of each family", async () => {
-  const node = "twc-k2n", pod = "twc-k2a";
+  const node = ns("k2n"), pod = ns("k2a");
   const dir = await Deno.makeTempDir({ prefix: "twc-k2" });
   try {
     await netnsAdd(node);
@@ -204,7 +205,7 @@ Deno.test("dual stack: subnet.env with IPv6 gives the pod an address and routes 
 });
 
 Deno.test("bad input gets the spec's error code and leaves no veth, reservation or bridge behind", async () => {
-  const node = "twc-k3n", pod = "twc-k3a", pod2 = "twc-k3b";
+  const node = ns("k3n"), pod = ns("k3a"), pod2 = ns("k3b");
   const dir = await Deno.makeTempDir({ prefix: "twc-k3" });
   try {
     await netnsAdd(node);
@@ -229,7 +230,7 @@ Deno.test("bad input gets the spec's error code and leaves no veth, reservation 
         4,
         /CNI_CONTAINERID/,
       ],
-      ["a netns that does not exist", conf, podEnv("x3", "twc-k3-gone"), 3, /does not exist/],
+      ["a netns that does not exist", conf, podEnv("x3", ns("k3-gone")), 3, /does not exist/],
       [
         "an unsupported cniVersion",
         { ...conf, cniVersion: "0.2.0" },
@@ -295,7 +296,7 @@ Deno.test("bad input gets the spec's error code and leaves no veth, reservation 
 
     // DEL succeeds for an unknown container, a vanished namespace, and without subnet.env.
     await Deno.remove(`${dir}/subnet.env`);
-    for (const env of [podEnv("never-added", pod), podEnv("x7", "twc-k3-gone")]) {
+    for (const env of [podEnv("never-added", pod), podEnv("x7", ns("k3-gone"))]) {
       const d = await runTwill(node, "DEL", conf, env);
       assert.equal(d.code, 0, d.stdout);
     }
@@ -308,7 +309,7 @@ Deno.test("bad input gets the spec's error code and leaves no veth, reservation 
 });
 
 Deno.test("ADD waits for subnet.env a bounded time, then fails with 11 pointing at the agent", async () => {
-  const node = "twc-k4n", pod = "twc-k4a";
+  const node = ns("k4n"), pod = ns("k4a");
   const dir = await Deno.makeTempDir({ prefix: "twc-k4" });
   try {
     await netnsAdd(node);
@@ -350,7 +351,7 @@ Deno.test("ADD waits for subnet.env a bounded time, then fails with 11 pointing 
 });
 
 Deno.test("GC releases the addresses and host ends of attachments not listed as valid", async () => {
-  const node = "twc-k5n", pods = ["twc-k5a", "twc-k5b"];
+  const node = ns("k5n"), pods = [ns("k5a"), ns("k5b")];
   const dir = await Deno.makeTempDir({ prefix: "twc-k5" });
   try {
     await netnsAdd(node);
@@ -407,8 +408,8 @@ async function addOutside(node: string, outside: string): Promise<void> {
 }
 
 Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic, through nf_tables netlink", async () => {
-  const node = "twc-k6n", pod = "twc-k6a", outside = "twc-k6o";
-  const node2 = "twc-k6m", pod2 = "twc-k6b", outside2 = "twc-k6p";
+  const node = ns("k6n"), pod = ns("k6a"), outside = ns("k6o");
+  const node2 = ns("k6m"), pod2 = ns("k6b"), outside2 = ns("k6p");
   const dir = await Deno.makeTempDir({ prefix: "twc-k6" });
   try {
     for (const n of [node, pod, node2, pod2]) await netnsAdd(n);
@@ -474,7 +475,7 @@ Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic, through nf_
 });
 
 Deno.test("cni0 still holding an old subnet's gateway: ADD adds the new gateway beside it", async () => {
-  const node = "twc-k7n", pod = "twc-k7a";
+  const node = ns("k7n"), pod = ns("k7a");
   const dir = await Deno.makeTempDir({ prefix: "twc-k7" });
   try {
     await netnsAdd(node);

@@ -9,6 +9,7 @@ import {
   must,
   netnsAdd,
   netnsDel,
+  ns,
   podEnv,
   REF_PLUGINS,
   runPlugin,
@@ -99,10 +100,10 @@ async function nodeState(ns: string): Promise<J> {
 for (const [version, v6] of [["0.3.1", false], ["1.0.0", false], ["1.0.0", true]] as const) {
   Deno.test(`parity with bridge + host-local: cniVersion ${version}${v6 ? ", dual stack" : ""}`, async () => {
     const tag = `${version.replaceAll(".", "")}${v6 ? "6" : ""}`;
-    const refNode = `twc-r${tag}n`,
-      refPod = `twc-r${tag}p`,
-      twNode = `twc-t${tag}n`,
-      twPod = `twc-t${tag}p`;
+    const refNode = ns(`r${tag}n`),
+      refPod = ns(`r${tag}p`),
+      twNode = ns(`t${tag}n`),
+      twPod = ns(`t${tag}p`);
     const dir = await Deno.makeTempDir({ prefix: "twc-parity" });
     try {
       for (const n of [refNode, refPod, twNode, twPod]) await netnsAdd(n);

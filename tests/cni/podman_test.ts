@@ -4,9 +4,9 @@
 // the gateway; podman's DEL must release it.
 import assert from "node:assert/strict";
 import { preparePodman } from "./podman_support.ts";
-import { listDir, must, netnsAdd, netnsDel } from "./support.ts";
+import { listDir, must, netnsAdd, netnsDel, ns } from "./support.ts";
 
-const NODE = "twc-mn";
+const NODE = ns("mn");
 
 Deno.test("podman with the CNI backend runs a container on twill's kube-flannel network", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twc-podman" });

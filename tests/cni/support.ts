@@ -6,6 +6,15 @@ export const DENO = Deno.execPath();
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 export const REF_PLUGINS = "/usr/lib/cni";
 
+/**
+ * This run's namespace name for `role`: twc-<pid>-<role>. The pid keeps two runs of the suite
+ * (two engineers, or CI next to a developer) from tearing down each other's namespaces.
+ */
+export const RUN_ID = Deno.pid.toString(36);
+export function ns(role: string): string {
+  return `twc-${RUN_ID}-${role}`;
+}
+
 export interface Out {
   code: number;
   stdout: string;
@@ -41,7 +50,7 @@ export async function must(cmd: string[]): Promise<string> {
 }
 
 export async function netnsAdd(name: string): Promise<void> {
-  assert.ok(name.startsWith("twc-") && name.length <= 30, `namespace ${name} must start with twc-`);
+  assert.ok(name.startsWith("twc-"), `namespace ${name} must start with twc-`);
   await sh(["ip", "netns", "del", name]); // a leftover of an earlier, killed run
   await must(["ip", "netns", "add", name]);
 }
