@@ -2,6 +2,7 @@
 // made by the test, twill run inside the node namespace exactly as a runtime runs a plugin. What
 // the kernel holds afterwards is read back with ip(8), independently of twill's own netlink code.
 import assert from "node:assert/strict";
+import { hostVethName } from "../../lib/cni/plan.ts";
 import {
   flannelConf,
   ipj,
@@ -492,6 +493,38 @@ Deno.test("cni0 still holding an old subnet's gateway: ADD adds the new gateway 
     );
     assert.deepEqual(v4.sort(), ["10.244.3.1/24", "10.244.9.1/24"]);
     await must(["ip", "netns", "exec", pod, "ping", "-c1", "-W2", "10.244.3.1"]);
+  } finally {
+    await netnsDel(node, pod);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a link already holding the attachment's host-end name is never touched", async () => {
+  const node = ns("k8n"), pod = ns("k8a");
+  const dir = await Deno.makeTempDir({ prefix: "twc-k8" });
+  try {
+    await netnsAdd(node);
+    await netnsAdd(pod);
+    await setup(dir);
+    // Someone else's interface happens to have the name twill would pick first.
+    const taken = hostVethName("coll", "eth0");
+    await must(["ip", "-n", node, "link", "add", taken, "type", "veth", "peer", "name", "other0"]);
+    const r = await runTwill(node, "ADD", flannelConf(dir), podEnv("coll", pod));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.notEqual(r.json.interfaces[1].name, taken);
+    assert.match(r.json.interfaces[1].name, /^veth[0-9a-f]{8}$/);
+    const check = await runTwill(
+      node,
+      "CHECK",
+      { ...flannelConf(dir, { cniVersion: "0.4.0" }), prevResult: r.json },
+      podEnv("coll", pod),
+    );
+    assert.equal(check.code, 0, check.stdout);
+    const d = await runTwill(node, "DEL", flannelConf(dir), podEnv("coll", pod));
+    assert.equal(d.code, 0, d.stdout);
+    const names = (await ipj(node, "link", "show")).map((l: J) => l.ifname);
+    assert.ok(names.includes(taken), "the other interface survives ADD and DEL");
+    assert.ok(!names.includes(r.json.interfaces[1].name), "twill's own host end is gone");
   } finally {
     await netnsDel(node, pod);
     await Deno.remove(dir, { recursive: true });
