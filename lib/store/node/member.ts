@@ -280,12 +280,15 @@ export class StoreMember implements PeerHandler {
   private onConfChange(cc: ConfChange, conf: ConfState): void {
     if (cc.type === "removeNode") {
       this.transport.removePeer(cc.nodeId);
+      this.lastContact.delete(cc.nodeId);
       if (cc.nodeId === this.id) {
         this.log("warn", "removed_from_cluster", {
           detail: "this member was removed; remove its data dir and re-join to serve again",
         });
       }
     } else {
+      // A new member gets a full --dead-voter-timeout of grace before the policy may call it dead.
+      if (!this.lastContact.has(cc.nodeId)) this.lastContact.set(cc.nodeId, Date.now());
       const m = this.backend.members.get(cc.nodeId);
       if (m?.address) this.transport.setPeer(cc.nodeId, m.address);
       if (cc.type === "addNode" && conf.voters.includes(cc.nodeId)) {
