@@ -1,6 +1,7 @@
 // Config parsing, subnet.env, the Flannel-to-bridge plan and result shapes per CNI version: pure.
 import assert from "node:assert/strict";
 import { parseCIDR, parseIP } from "../../lib/net/cidr.ts";
+import { cmdStatus } from "../../lib/cni/commands.ts";
 import { parseEnv, parseNetConf } from "../../lib/cni/config.ts";
 import { CniError } from "../../lib/cni/errors.ts";
 import { hostVethName, makePlan } from "../../lib/cni/plan.ts";
@@ -204,4 +205,36 @@ Deno.test("versions: CHECK from 0.4.0, STATUS and GC from 1.1.0", () => {
   assert.equal(allows("0.4.0", "CHECK"), true);
   assert.equal(allows("1.0.0", "GC"), false);
   assert.equal(allows("1.1.0", "STATUS"), true);
+});
+
+Deno.test("STATUS: ready with a valid subnet.env, code 50 naming the problem otherwise", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twc-status" });
+  try {
+    const conf = parseNetConf(
+      JSON.stringify({ cniVersion: "1.1.0", name: "n", subnetFile: `${dir}/subnet.env` }),
+      "STATUS",
+    );
+    const status = () => {
+      try {
+        cmdStatus(conf);
+        return "ready";
+      } catch (e) {
+        assert.ok(e instanceof CniError);
+        return `${e.code}: ${e.message}`;
+      }
+    };
+    assert.match(
+      status(),
+      /^50: not ready: .*subnet\.env does not exist yet; check that the twill agent/,
+    );
+    await Deno.writeTextFile(`${dir}/subnet.env`, "FLANNEL_NETWORK=10.244.0.0/16\n");
+    assert.match(status(), /^50: not ready: .*is missing FLANNEL_SUBNET/);
+    await Deno.writeTextFile(
+      `${dir}/subnet.env`,
+      "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+    );
+    assert.equal(status(), "ready");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -186,6 +186,13 @@ Deno.test("dual stack: subnet.env with IPv6 gives the pod an address and routes 
     const [br] = await ipj(node, "addr", "show", "cni0");
     assert.ok(br.addr_info.some((a: J) => a.local === "fd00:10:0:1::1"));
     await must(["ip", "netns", "exec", pod, "ping", "-6", "-c1", "-W2", "fd00:10:0:1::1"]);
+    const check = await runTwill(
+      node,
+      "CHECK",
+      { ...flannelConf(dir, { cniVersion: "1.1.0" }), prevResult: r.json },
+      podEnv("v6", pod),
+    );
+    assert.equal(check.code, 0, check.stdout);
     assert.equal(await Deno.readTextFile(`${dir}/ipam/cbr0/last_reserved_ip.1`), "fd00:10:0:1::2");
     const d = await runTwill(
       node,
