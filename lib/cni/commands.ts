@@ -1,6 +1,6 @@
 // The CNI commands. Each takes the parsed environment and config and either returns what goes on
 // stdout or throws CniError. Kernel work goes through kernel.ts, addresses through ipam/.
-import { type CIDR, formatCIDR, ipEqual } from "../net/cidr.ts";
+import { type CIDR, formatCIDR, formatIP, ipEqual } from "../net/cidr.ts";
 import { NetlinkSocket } from "../net/netlink/socket.ts";
 import { Netns, NetnsNotFoundError } from "../net/netns.ts";
 import type { Env, NetConf } from "./config.ts";
@@ -131,7 +131,11 @@ function saveScratch(conf: NetConf, env: Env, plan: Plan, hostName: string): voi
       type: "host-local",
       ...(conf.ipamDataDir !== "/var/lib/cni/networks" ? { dataDir: conf.ipamDataDir } : {}),
       ranges: plan.ranges.map((r) => [{ subnet: formatCIDR(r.subnet) }]),
-      routes: plan.routes.filter((r) => !r.gw).map((r) => ({ dst: formatCIDR(r.dst) })),
+      // host-local's routes: the config's own, then the cluster networks (not the default
+      // routes, which bridge adds for isDefaultGateway).
+      routes: plan.routes.slice(0, conf.extraRoutes.length + plan.networks.length).map((r) =>
+        r.gw ? { dst: formatCIDR(r.dst), gw: formatIP(r.gw) } : { dst: formatCIDR(r.dst) }
+      ),
     },
     twill: { ifname: env.ifname, hostVeth: hostName, bridge: plan.bridge },
   };

@@ -101,6 +101,36 @@ Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and
     assert.equal(await Deno.readTextFile(`${dir}/ipam/cbr0/10.244.1.2`), "ctr0\r\neth0");
     assert.equal(await Deno.readTextFile(`${dir}/ipam/cbr0/last_reserved_ip.0`), "10.244.1.4");
 
+    // Flannel's scratch file: the delegate config upstream Flannel's DEL would read.
+    const scratch = JSON.parse(await Deno.readTextFile(`${dir}/flannel/ctr0`));
+    assert.deepEqual(
+      {
+        type: scratch.type,
+        name: scratch.name,
+        mtu: scratch.mtu,
+        ipMasq: scratch.ipMasq,
+        isGateway: scratch.isGateway,
+        isDefaultGateway: scratch.isDefaultGateway,
+        hairpinMode: scratch.hairpinMode,
+        ipam: scratch.ipam,
+      },
+      {
+        type: "bridge",
+        name: "cbr0",
+        mtu: 1450,
+        ipMasq: false,
+        isGateway: true,
+        isDefaultGateway: true,
+        hairpinMode: true,
+        ipam: {
+          type: "host-local",
+          dataDir: `${dir}/ipam`,
+          ranges: [[{ subnet: "10.244.1.0/24" }]],
+          routes: [{ dst: "10.244.0.0/16" }],
+        },
+      },
+    );
+
     // CHECK passes against each previous result...
     for (const [i, p] of pods.entries()) {
       const conf = flannelConf(dir, {
