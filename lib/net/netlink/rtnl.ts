@@ -15,6 +15,7 @@ import {
   IFF_UP,
   IFLA_ADDRESS,
   IFLA_BRPORT_MODE,
+  IFLA_EXT_MASK,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
@@ -32,6 +33,7 @@ import {
   RTA_GATEWAY,
   RTA_OIF,
   RTA_TABLE,
+  RTEXT_FILTER_SKIP_STATS,
   RTM_DELADDR,
   RTM_DELLINK,
   RTM_DELROUTE,
@@ -63,6 +65,9 @@ import { NetlinkError, type NetlinkSocket } from "./socket.ts";
 
 export type { Addr, Link, Route };
 
+/** Asks the kernel to leave the (large, unused) statistics out of link replies. */
+const NO_STATS = attr.u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+
 function afOf(ip: IP): number {
   return ip.family === 4 ? AF_INET : AF_INET6;
 }
@@ -74,7 +79,7 @@ export function getLink(s: NetlinkSocket, name: string): Link | null {
       `look up link ${name}`,
       RTM_GETLINK,
       ifinfomsg(),
-      [attr.str(IFLA_IFNAME, name)],
+      [attr.str(IFLA_IFNAME, name), NO_STATS],
       false,
     );
     return m ? decodeLink(m.body) : null;
@@ -86,7 +91,13 @@ export function getLink(s: NetlinkSocket, name: string): Link | null {
 
 export function getLinkByIndex(s: NetlinkSocket, index: number): Link | null {
   try {
-    const [m] = s.query(`look up link #${index}`, RTM_GETLINK, ifinfomsg({ index }), [], false);
+    const [m] = s.query(
+      `look up link #${index}`,
+      RTM_GETLINK,
+      ifinfomsg({ index }),
+      [NO_STATS],
+      false,
+    );
     return m ? decodeLink(m.body) : null;
   } catch (e) {
     if (e instanceof NetlinkError && e.errno === ENODEV) return null;
@@ -95,7 +106,7 @@ export function getLinkByIndex(s: NetlinkSocket, index: number): Link | null {
 }
 
 export function listLinks(s: NetlinkSocket): Link[] {
-  return s.query("list links", RTM_GETLINK, ifinfomsg()).map((m) => decodeLink(m.body));
+  return s.query("list links", RTM_GETLINK, ifinfomsg(), [NO_STATS]).map((m) => decodeLink(m.body));
 }
 
 export function createBridge(s: NetlinkSocket, name: string, mtu?: number): void {
