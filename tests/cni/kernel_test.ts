@@ -147,6 +147,8 @@ Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and
     // ...and fails, naming what is wrong, once the pod's routes or MTU drift.
     await must(["ip", "-n", pods[1], "route", "del", "10.244.0.0/16"]);
     await must(["ip", "-n", pods[1], "link", "set", "eth0", "mtu", "1400"]);
+    const host1 = results[1].interfaces[1].name;
+    await must(["ip", "-n", node, "link", "set", host1, "type", "bridge_slave", "hairpin", "off"]);
     const bad = await runTwill(
       node,
       "CHECK",
@@ -157,6 +159,7 @@ Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and
     assert.equal(bad.json.code, 100);
     assert.match(bad.json.msg, /route to 10\.244\.0\.0\/16 is missing/);
     assert.match(bad.json.msg, /MTU 1400, not 1450/);
+    assert.match(bad.json.msg, /hairpin off, config says on/);
 
     // A repeated ADD of the same container keeps its address.
     const again = await runTwill(node, "ADD", flannelConf(dir), podEnv("ctr0", pods[0]));
