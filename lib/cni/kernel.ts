@@ -60,10 +60,9 @@ export function ensureBridge(
   }
   if (!(br.flags & 1)) rtnl.setLink(s, br.index, { up: true });
   if (plan.isGateway) {
-    const have = rtnl.listAddresses(s).filter((a) => a.index === br!.index);
+    // Adding what is already there is refused with EEXIST: cheaper than listing first.
     for (const r of plan.ranges) {
       const want: CIDR = { ip: r.gateway, prefix: r.subnet.prefix };
-      if (have.some((a) => cidrEqual(a.cidr, want))) continue;
       try {
         rtnl.addAddress(s, br.index, want, { noDad: want.ip.family === 6 });
       } catch (e) {
@@ -140,11 +139,9 @@ export function attach(
     for (const r of plan.routes) {
       rtnl.addRoute(podSock, { dst: r.dst, gw: routeGateway(plan, r), oif: podLink.index });
     }
-    return {
-      bridge: rtnl.getLinkByIndex(s, bridge.index) ?? bridge,
-      host: rtnl.getLink(s, hostName) ?? host,
-      pod: rtnl.getLink(podSock, ifname) ?? podLink,
-    };
+    // Enslaving and bringing up change neither veth MAC; the bridge's may have followed its
+    // first port (when something else created it without pinning), so read it again.
+    return { bridge: rtnl.getLinkByIndex(s, bridge.index) ?? bridge, host, pod: podLink };
   } catch (e) {
     try {
       const h = host ?? rtnl.getLink(s, hostName);
