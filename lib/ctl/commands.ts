@@ -133,6 +133,15 @@ export function subnetOfKey(key: string): string {
 export async function leases(o: CtlOptions): Promise<number> {
   const api = new StoreHttp(o.server, o.token);
   const kvs = await api.range(`${o.prefix}/subnets/`, { prefix: true });
+  // Flannel's lease value names no node: match its public IP to a store member's address.
+  const nameByHost = new Map<string, string>();
+  try {
+    const view = await api.post<MembersResponse>("/raft/members", {}, 2000);
+    for (const m of view.members) {
+      const host = m.address.replace(/^\[/, "").replace(/\]?:\d+$/, "");
+      if (m.name) nameByHost.set(host, m.name);
+    }
+  } catch { /* an external etcd, or no leader: names stay unknown */ }
   const rows = await Promise.all(kvs.map(async (kv) => {
     let v: Record<string, unknown> = {};
     try {
@@ -142,7 +151,7 @@ export async function leases(o: CtlOptions): Promise<number> {
     const data = (v.BackendData ?? {}) as Record<string, unknown>;
     return {
       subnet: subnetOfKey(kv.key),
-      node: String(v.Hostname ?? v.NodeName ?? ""),
+      node: String(v.Hostname ?? v.NodeName ?? nameByHost.get(String(v.PublicIP ?? "")) ?? ""),
       publicIp: String(v.PublicIP ?? ""),
       publicIpv6: v.PublicIPv6 ? String(v.PublicIPv6) : "",
       backend: String(v.BackendType ?? ""),

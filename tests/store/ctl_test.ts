@@ -75,8 +75,19 @@ Deno.test({
         BackendData: { VNI: 1, VtepMAC: "aa:bb:cc:dd:ee:ff" },
       });
       await ctl(s, "put", "/coreos.com/network/subnets/10.5.7.0-24", lease);
+      const mine = JSON.stringify({
+        PublicIP: "127.0.7.46",
+        BackendType: "vxlan",
+        BackendData: { VNI: 1, VtepMAC: "aa:bb:cc:dd:ee:01" },
+      });
+      await ctl(s, "put", "/coreos.com/network/subnets/10.5.8.0-24", mine);
       const ls = await ctl(s, "leases");
       assert.match(ls.out, /10\.5\.7\.0\/24 +- +10\.0\.0\.7 +vxlan +aa:bb:cc:dd:ee:ff/);
+      assert.match(
+        ls.out,
+        /10\.5\.8\.0\/24 +m1 +127\.0\.7\.46 +vxlan/,
+        "a member's lease shows its name",
+      );
 
       const wrong = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", MAIN, "ctl", "--server", s, "--token", "nope", "status"],
