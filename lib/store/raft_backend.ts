@@ -102,6 +102,7 @@ interface PendingWrite {
   reject(e: Error): void;
   deadline: number;
   proposedTerm: number;
+  proposedAtTick: number;
   proposed: boolean;
 }
 
@@ -194,7 +195,15 @@ export class RaftBackend implements StoreBackend {
     const now = this.opts.now();
     this.expireTimedOut(now);
     if (this.lead !== 0) {
-      for (const p of this.pending.values()) if (!p.proposed) this.propose(p);
+      // A follower's forwarded proposal can be lost on the way (a dropped batch); after two
+      // election timeouts without it applying, forward it again (applied at most once).
+      const resend = (this.opts.electionTick ?? 10) * 2;
+      for (const p of this.pending.values()) {
+        if (!p.proposed) this.propose(p);
+        else if (this.role !== "leader" && this.tickCount - p.proposedAtTick >= resend) {
+          this.propose(p);
+        }
+      }
       // A read batch unanswered for an election timeout is asked again (the request may have
       // been dropped with a leader change).
       for (const b of this.readBatches.values()) {
@@ -279,6 +288,7 @@ export class RaftBackend implements StoreBackend {
         reject,
         deadline: this.opts.now() + (this.opts.writeTimeoutMs ?? 5000),
         proposedTerm: 0,
+        proposedAtTick: 0,
         proposed: false,
       };
       this.pending.set(cmd.requestId, w);
@@ -440,6 +450,7 @@ export class RaftBackend implements StoreBackend {
       this.node.propose(p.data);
       p.proposed = true;
       p.proposedTerm = this.term;
+      p.proposedAtTick = this.tickCount;
     } catch (e) {
       if (e instanceof RaftError && e.code === "ProposalDropped") {
         p.proposed = false;

@@ -20,6 +20,8 @@ export class InprocCluster {
   nodes = new Map<NodeId, InprocNode>();
   /** Links that drop messages: "a->b". */
   cut = new Set<string>();
+  /** Drops any message for which this returns true (in addition to cut links). */
+  drop: (from: NodeId, m: Message) => boolean = () => false;
   private seed = 1;
 
   constructor(readonly tickMs = 10, readonly snapshotCount = 1000) {}
@@ -83,7 +85,7 @@ export class InprocCluster {
   private deliver(from: NodeId, msgs: Message[]): void {
     for (const m of msgs) {
       const to = this.nodes.get(m.to);
-      if (!to || this.cut.has(`${from}->${m.to}`)) {
+      if (!to || this.cut.has(`${from}->${m.to}`) || this.drop(from, m)) {
         this.nodes.get(from)?.backend.reportUnreachable(m.to);
         continue;
       }

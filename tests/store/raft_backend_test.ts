@@ -110,3 +110,31 @@ Deno.test("a learner added with an empty log catches up and is promoted to voter
     c.stopAll();
   }
 });
+
+Deno.test("a forwarded proposal lost on the way is forwarded again and applied once", async () => {
+  const c = InprocCluster.bootstrap([1, 2, 3]);
+  try {
+    const leader = await c.waitLeader();
+    const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+    let dropped = 0;
+    c.drop = (from, m) => {
+      if (from === follower.id && m.type === "MsgProp" && dropped === 0) {
+        dropped++;
+        return true;
+      }
+      return false;
+    };
+    await follower.backend.write(put("lost", "once", "req-lost"));
+    assert.equal(dropped, 1);
+    await c.waitFor(
+      () => [...c.nodes.values()].every((n) => n.sm.value("lost") === "once"),
+      3000,
+      "replication",
+    );
+    for (const n of c.nodes.values()) {
+      assert.deepEqual(n.sm.appliedLog.map((x) => x.requestId), ["req-lost"]);
+    }
+  } finally {
+    c.stopAll();
+  }
+});
