@@ -7,9 +7,10 @@
 //
 // Writes are proposed on whichever member receives them; Raft forwards a follower's proposal to
 // the leader (MsgProp over the peer transport). The write resolves when the entry carrying its
-// requestId is applied locally. After a leader change, every pending write is proposed again
-// (the state machine applies a requestId at most once), and a write still pending after
-// writeTimeoutMs rejects "unavailable": its outcome is unknown.
+// requestId is applied locally. After a leader change, every pending write is proposed again,
+// and a follower forwards a write again when it has not applied after two election timeouts
+// (the state machine applies a requestId at most once: it remembers the last 4096). A write
+// still pending after writeTimeoutMs rejects "unavailable": its outcome is unknown.
 //
 // Linearizable reads: a batch of readBarrier() calls shares one ReadIndex request; each resolves
 // when the local state machine has applied the index the leader confirmed.
