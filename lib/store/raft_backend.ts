@@ -524,7 +524,9 @@ export class RaftBackend implements StoreBackend {
           hardState: rd.hardState,
           entries: rd.entries,
           snapshot: rd.snapshot,
-          mustSync: rd.mustSync,
+          // A commit index that moves past a configuration change is made durable before the
+          // change is applied, so a restart never runs an older configuration than it acted on.
+          mustSync: rd.mustSync || rd.committedEntries.some((e) => e.type === "confChange"),
         });
         if (this.stopped) return;
         if (rd.messages.length > 0) this.transport.send(rd.messages);
