@@ -1,6 +1,24 @@
 // Chooses the face from the environment and argv. CNI mode wins whenever CNI_COMMAND is set,
 // whatever argv says, because container runtimes exec the plugin with arbitrary argv[0].
-// Each face is imported lazily so the CNI path loads nothing it does not use.
+// Each face is imported lazily so the CNI path loads nothing it does not use. The CNI face is
+// imported by a literal path; the others through FACE_MODULES, a computed specifier that Deno
+// does not prefetch, so a CNI exec never reads or hashes the agent, store and Raft modules.
+// scripts/compile.ts includes FACE_MODULES explicitly for `deno compile`.
+
+export const FACE_MODULES = {
+  version: "./version.ts",
+  agent: "./agent.ts",
+  ctl: "./ctl.ts",
+  install: "./install.ts",
+} as const;
+
+type FaceName = keyof typeof FACE_MODULES;
+
+// deno-lint-ignore no-explicit-any
+function loadFace(name: FaceName): Promise<any> {
+  const specifier: string = FACE_MODULES[name];
+  return import(specifier);
+}
 
 export const USAGE = `twill: a Kubernetes pod network in one binary
 
@@ -30,19 +48,19 @@ export async function main(args: string[], env: Record<string, string>): Promise
       return command === undefined ? 2 : 0;
     case "version":
     case "--version": {
-      const { runVersion } = await import("./version.ts");
+      const { runVersion } = await loadFace("version");
       return runVersion(rest);
     }
     case "agent": {
-      const { runAgent } = await import("./agent.ts");
+      const { runAgent } = await loadFace("agent");
       return await runAgent(rest, env);
     }
     case "ctl": {
-      const { runCtl } = await import("./ctl.ts");
+      const { runCtl } = await loadFace("ctl");
       return await runCtl(rest, env);
     }
     case "install-cni": {
-      const { runInstallCni } = await import("./install.ts");
+      const { runInstallCni } = await loadFace("install");
       return await runInstallCni(rest, env);
     }
     default:

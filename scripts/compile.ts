@@ -17,6 +17,7 @@
 //
 // Where the Deno runtime (denort) cannot be downloaded, it fails with one clear line.
 
+import { FACE_MODULES } from "../cmd/dispatch.ts";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -51,6 +52,9 @@ export function lazyModules(dir: string): string[] {
     }
   };
   for (const top of ["cmd", "lib"]) walk(top);
+  // Faces loaded through a computed specifier (cmd/dispatch.ts FACE_MODULES) are not visible to
+  // the regex above; name them here so the compiled binary carries them.
+  for (const f of Object.values(FACE_MODULES)) found.add(normalize(join("cmd", f)));
   return [...found].sort();
 }
 
