@@ -180,3 +180,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a voter reinstalled with an empty data dir joins again from its address and becomes a voter",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const c = new ProcessCluster({ base: 60, size: 3 });
+    try {
+      await c.start(3);
+      const leader = await c.waitLeader();
+      const r = await post(leader.address, "/v3/kv/put", { key: b64("/r/x"), value: b64("1") });
+      assert.equal(r.status, 200);
+      const victim = c.members.find((m) => m !== leader)!;
+      const oldId = (await c.membersView())!.members.find((m) => m.address === victim.address)!.id;
+      await c.kill(victim);
+      await Deno.remove(victim.dataDir, { recursive: true });
+      c.spawn(victim, ["--join", leader.address, "--token", TOKEN]);
+      await c.waitFor(
+        async () => {
+          const v = await c.membersView();
+          const again = v?.members.find((m) => m.address === victim.address);
+          return again !== undefined && again.id !== oldId && again.kind === "voter" &&
+            v!.members.length === 3 && !v!.members.some((m) => m.id === oldId);
+        },
+        25_000,
+        "the reinstalled node to be a voter under a new id",
+      );
+      const back = await post(victim.address, "/v3/kv/range", { key: b64("/r/x") });
+      assert.equal(atob((back.body.kvs as { value: string }[])[0].value), "1");
+      assert.match(
+        (await c.leader())!.log.join("\n"),
+        new RegExp(`event=rejoined_voter_removed .*node=${oldId}`),
+      );
+    } catch (e) {
+      console.error(c.logTail(25));
+      throw e;
+    } finally {
+      await c.teardown();
+    }
+  },
+});

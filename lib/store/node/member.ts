@@ -451,10 +451,29 @@ export class StoreMember implements PeerHandler {
       await b.changeMembership({ type: "removeNode", nodeId: existing.id });
       this.log("info", "stale_learner_removed", { node: existing.id, address: req.address });
     } else if (existing) {
-      throw new StoreError(
-        "invalidArgument",
-        `address ${req.address} already belongs to voter ${existing.id}; restart that member from its data dir instead of joining again`,
-      );
+      // A voter's address joining again means a node that lost its data dir (reinstalled with
+      // the same address). If the old incarnation has been silent, it is gone: remove it (the
+      // remaining voters are then all the voters) and let the node join afresh; the policy will
+      // promote it once caught up. A voter still heard from is not touched.
+      const seen = this.lastContact.get(existing.id) ?? this.leaderSince;
+      const quietMs = Math.max(3000, this.opts.tickMs * (this.opts.electionTick ?? 10) * 3);
+      if (existing.id === this.id) {
+        throw new StoreError(
+          "invalidArgument",
+          `address ${req.address} is the leader's own; give the joining node its own address`,
+        );
+      }
+      if (Date.now() - seen < quietMs) {
+        // Retryable: the old incarnation may have just died.
+        throw new StoreError(
+          "unavailable",
+          `address ${req.address} belongs to voter ${existing.id}, heard from ${
+            Date.now() - seen
+          } ms ago; waiting until it has been silent ${quietMs} ms (if it is alive, restart it from its data dir instead of joining again)`,
+        );
+      }
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "rejoined_voter_removed", { node: existing.id, address: req.address });
     }
     const conf = b.confState;
     const standby = this.opts.standbyLearners ?? 2;
