@@ -239,6 +239,11 @@ export class RaftBackend implements StoreBackend {
     this.kick();
   }
 
+  /** Stops this member for good with `e` as the reason (reported through onFatal). */
+  halt(e: Error): void {
+    this.fail(e);
+  }
+
   /** A broken invariant or a storage failure: this member must not go on. */
   private fail(e: Error): void {
     if (this.loopError) return;

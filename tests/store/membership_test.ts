@@ -65,6 +65,18 @@ Deno.test({
       assert.match(leaderLog, /event=voter_replaced/);
       assert.match(leaderLog, new RegExp(`event=dead_voter_removed .*node=${victimId}`));
 
+      // The removed voter, restarted from its old data dir, learns it was removed and exits
+      // with one line saying what to do.
+      c.restart(victim);
+      const code = await Promise.race([
+        victim.child!.status.then((s) => s.code),
+        new Promise<null>((r) => setTimeout(() => r(null), 15_000)),
+      ]);
+      victim.stopped = true;
+      assert.equal(code, 1, "the removed member must exit");
+      await new Promise((r) => setTimeout(r, 100));
+      assert.match(victim.log.join("\n"), /was removed from cluster .* remove .* and join again/);
+
       // The cluster still takes writes and every live member has them.
       const w = await post(c.members.find((m) => !m.stopped)!.address, "/v3/kv/put", {
         key: b64("/m/y"),

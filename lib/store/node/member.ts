@@ -179,6 +179,13 @@ export class StoreMember implements PeerHandler {
       token: opts.token,
       onUnreachable: (id) => backend.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => backend.reportSnapshot(id, ok),
+      onRemoved: (by) =>
+        backend.halt(
+          new Error(
+            `member ${identity.nodeId} was removed from cluster ${identity.clusterId} (member ${by} says so); ` +
+              `remove ${opts.dataDir} and join again to serve`,
+          ),
+        ),
       logger,
     });
     for (const m of known.values()) if (m.address) transport.setPeer(m.id, m.address);
@@ -373,6 +380,11 @@ export class StoreMember implements PeerHandler {
   }
   token(): string {
     return this.opts.token;
+  }
+
+  isRemoved(from: NodeId): boolean {
+    const t = this.backend.members;
+    return from > 0 && from <= t.maxId && t.get(from) === undefined;
   }
 
   receive(from: NodeId, msgs: Message[]): void {

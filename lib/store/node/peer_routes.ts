@@ -72,6 +72,8 @@ export interface PeerHandler {
   clusterId(): string;
   token(): string;
   receive(from: NodeId, msgs: Message[]): void;
+  /** True when `from` was a member once and has been removed (ids are never reused). */
+  isRemoved(from: NodeId): boolean;
   join(req: JoinRequest): Promise<JoinResponse>;
   status(): SelfStatus;
   members(): Promise<MembersResponse>;
@@ -125,6 +127,12 @@ export function createPeerApp(h: PeerHandler): Hono {
       return c.json({ error: `bad Raft message batch: ${(e as Error).message}` }, 400);
     }
     const from = Number(c.req.header(FROM_HEADER) ?? msgs[0]?.from ?? 0);
+    if (h.isRemoved(from)) {
+      return c.json(
+        { error: `member ${from} was removed from this cluster`, code: "removed" },
+        410,
+      );
+    }
     h.receive(from, msgs);
     return c.body(null, 204);
   };

@@ -23,6 +23,8 @@ export interface HttpTransportOptions {
   token: string;
   onUnreachable(id: NodeId): void;
   onSnapshotStatus(id: NodeId, ok: boolean): void;
+  /** A peer answered that this member was removed from the cluster. */
+  onRemoved?(by: NodeId): void;
   logger?: EventLogger;
   /** Per batch request timeout (ms). */
   requestTimeoutMs?: number;
@@ -101,7 +103,13 @@ export class HttpTransport implements PeerSink {
     };
   }
 
-  private async post(address: string, path: string, body: string, timeoutMs: number) {
+  private async post(
+    address: string,
+    path: string,
+    body: string,
+    timeoutMs: number,
+    to: NodeId,
+  ) {
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeoutMs)]);
     const res = await fetch(`http://${address}${path}`, {
       method: "POST",
@@ -110,6 +118,7 @@ export class HttpTransport implements PeerSink {
       signal,
     });
     const text = await res.text();
+    if (res.status === 410) this.opts.onRemoved?.(to);
     if (!res.ok) {
       throw new Error(`${path} answered ${res.status}: ${text.slice(0, 200)}`);
     }
@@ -129,7 +138,7 @@ export class HttpTransport implements PeerSink {
         const batch = p.queue.splice(0, n);
         const body = JSON.stringify({ msgs: batch.map(encodeMessage) });
         try {
-          await this.post(p.address, "/raft/msg", body, this.opts.requestTimeoutMs ?? 1000);
+          await this.post(p.address, "/raft/msg", body, this.opts.requestTimeoutMs ?? 1000, id);
           if (p.failing) {
             p.failing = false;
             this.log("info", "peer_reachable", { peer: id, address: p.address });
@@ -164,6 +173,7 @@ export class HttpTransport implements PeerSink {
         "/raft/snapshot",
         JSON.stringify({ msgs: [encodeMessage(m)] }),
         this.opts.snapshotTimeoutMs ?? 30_000,
+        m.to,
       );
       this.log("info", "snapshot_sent", { peer: m.to, index: m.snapshot?.metadata.index });
       this.opts.onSnapshotStatus(m.to, true);
