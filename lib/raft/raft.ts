@@ -377,6 +377,8 @@ export class Raft {
       if (this.checkQuorum) this.step(newMessage({ type: "MsgCheckQuorum", from: this.id }));
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.state === "leader" && this.leadTransferee !== NONE) this.abortLeaderTransfer();
+      // A removed leader keeps trying to hand off its leadership.
+      if (this.state === "leader" && !this.prs.progress.has(this.id)) this.handOffLeadership();
     }
     if (this.state !== "leader") return;
     this.expireSnapshots();
@@ -657,7 +659,8 @@ export class Raft {
         return;
       }
       case "MsgReadIndex": {
-        if (this.prs.isSingleton()) {
+        if (this.prs.isSingleton() && this.prs.voters.has(this.id)) {
+          // The only voter is this node: no one else can be leader.
           this.respondToReadIndex(m, this.raftLog.committed);
           return;
         }
@@ -973,12 +976,6 @@ export class Raft {
     const cs = this.prs.confState();
     const pr = this.prs.progress.get(this.id);
     this.isLearner = pr?.isLearner ?? false;
-    if ((!pr || this.isLearner) && this.state === "leader") {
-      // A removed leader steps down; the remaining voters elect a new one.
-      this.log("stepDown", { reason: "removed from the configuration", term: this.term });
-      this.becomeFollower(this.term, NONE);
-      return cs;
-    }
     if (this.state !== "leader" || cs.voters.length === 0) return cs;
     // The quorum may have changed: maybe commit more, and catch up new members.
     if (this.maybeCommit()) {
@@ -992,7 +989,39 @@ export class Raft {
     if (this.leadTransferee !== NONE && !this.prs.voters.has(this.leadTransferee)) {
       this.abortLeaderTransfer();
     }
+    if (!pr || this.isLearner) this.handOffLeadership();
     return cs;
+  }
+
+  /**
+   * A removed leader steps down by handing leadership to the most up-to-date remaining voter
+   * (catch-up, then MsgTimeoutNow); it becomes a follower when that voter's election reaches it.
+   * Stepping down at once could wedge the cluster: a survivor that has not yet learned that the
+   * removal is committed still needs the old leader's vote, which a longer log would refuse
+   * (e.g. {A, B} removing A). Proposals are dropped meanwhile; a stalled hand-off is retried
+   * every election timeout, and CheckQuorum still applies.
+   */
+  private handOffLeadership(): void {
+    let best = NONE;
+    let bestMatch = -1;
+    for (const id of this.prs.voterIds()) {
+      if (id === this.id) continue;
+      const m = this.prs.progress.get(id)!.match;
+      if (m > bestMatch) {
+        best = id;
+        bestMatch = m;
+      }
+    }
+    if (best === NONE) {
+      this.log("stepDown", { reason: "removed from the configuration", term: this.term });
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    this.log("removedLeaderHandsOff", { to: best, term: this.term });
+    this.leadTransferee = best;
+    this.electionElapsed = 0;
+    if (bestMatch === this.raftLog.lastIndex()) this.sendTimeoutNow(best);
+    else this.sendAppend(best);
   }
 
   // ---- leadership transfer ------------------------------------------------------------------

@@ -152,7 +152,7 @@ export function runChaos(
               l.rn.proposeConfChange({ type: "addLearner", nodeId: id });
             } else if (c === 1 && l.confState.learners.length > 0) {
               l.rn.proposeConfChange({ type: "addNode", nodeId: l.confState.learners[0] });
-            } else if (c === 2 && l.confState.voters.length > 3) {
+            } else if (c === 2 && l.confState.voters.length > 1) {
               const vs = l.confState.voters;
               l.rn.proposeConfChange({ type: "removeNode", nodeId: vs[rand(vs.length)] });
             }

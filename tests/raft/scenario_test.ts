@@ -84,23 +84,65 @@ Deno.test("adding a new node: it catches up from the leader and starts counting"
   assert.deepEqual(net.node(4).confState, { voters: [1, 2, 3], learners: [4] });
 });
 
-Deno.test("removing the leader: it steps down and the others elect a new leader", () => {
+Deno.test("removing the leader: it hands leadership to a remaining voter and steps down", () => {
   const net = electedCluster();
   net.propose(1, "x");
   net.node(1).rn.proposeConfChange({ type: "removeNode", nodeId: 1 });
   net.stabilize();
+  // The new leader may not ask node 1 for its vote; node 1 learns the new term from the
+  // responses to its next heartbeat.
+  net.tick(2);
   assert.equal(net.raft(1).state, "follower");
   assert.deepEqual(net.node(1).confState, { voters: [2, 3], learners: [] });
   assert.equal(net.raft(1).prs.progress.has(1), false);
-  net.tick(40);
+  assert.ok(net.trace.some((m) => m.type === "MsgTimeoutNow" && m.from === 1));
   const ls = net.leaders();
   assert.equal(ls.length, 1);
   assert.notEqual(ls[0], 1);
+  net.tick(3);
   net.propose(ls[0], "y");
   assert.deepEqual(net.node(2).applied, ["x", "y"]);
   assert.deepEqual(net.node(3).applied, ["x", "y"]);
   // The removed node is not sent anything more.
   assert.deepEqual(net.node(1).applied, ["x"]);
+});
+
+Deno.test("removing the leader of a two-voter cluster: the survivor takes over even if it never learns the commit", () => {
+  const net = electedCluster([1, 2]);
+  net.propose(1, "x");
+  net.node(1).rn.proposeConfChange({ type: "removeNode", nodeId: 1 });
+  const confIndex = net.raft(1).raftLog.lastIndex();
+  // Node 2 never hears from node 1 that the removal is committed.
+  net.filter = (m) =>
+    !(m.from === 1 && (m.type === "MsgApp" || m.type === "MsgHeartbeat") && m.commit >= confIndex);
+  net.stabilize();
+  net.tick(30);
+  assert.equal(net.leader(), 2);
+  assert.deepEqual(net.node(2).confState, { voters: [2], learners: [] });
+  net.propose(2, "alone");
+  assert.deepEqual(net.node(2).applied, ["x", "alone"]);
+});
+
+Deno.test("a removed leader drops proposals while handing off", () => {
+  const net = electedCluster();
+  net.isolate(2);
+  net.isolate(3);
+  net.node(1).rn.proposeConfChange({ type: "removeNode", nodeId: 1 });
+  net.stabilize();
+  net.heal();
+  // Deliver until node 1 applies its removal but cut the hand-off.
+  net.drop("MsgTimeoutNow");
+  net.tick(1);
+  assert.equal(net.raft(1).state, "leader");
+  assert.ok(net.raft(1).leadTransferee !== 0);
+  assert.throws(
+    () => net.node(1).rn.propose(enc("late")),
+    (e: unknown) => e instanceof RaftError && e.code === "ProposalDropped",
+  );
+  net.heal();
+  net.tick(25);
+  assert.notEqual(net.raft(1).state, "leader");
+  assert.equal(net.leaders().length, 1);
 });
 
 Deno.test("removing a follower drops its progress at the leader", () => {
@@ -491,4 +533,17 @@ Deno.test("a snapshot whose outcome is never reported expires and is retried", (
   net.tick(25);
   assert.equal(net.node(3).applied.length, 5);
   assert.ok(net.trace.filter((m) => m.type === "MsgSnap").length >= 1);
+});
+
+Deno.test("ReadIndex at a removed leader needs a heartbeat round even if one voter remains", () => {
+  const net = electedCluster([1, 2]);
+  net.drop("MsgTimeoutNow");
+  net.node(1).rn.proposeConfChange({ type: "removeNode", nodeId: 1 });
+  net.stabilize();
+  assert.equal(net.raft(1).state, "leader");
+  assert.deepEqual(net.node(1).confState.voters, [2]);
+  net.isolate(1);
+  net.node(1).rn.readIndex(enc("removed-read"));
+  net.stabilize();
+  assert.equal(net.node(1).readStates.length, 0, "a non-member must not answer reads alone");
 });
