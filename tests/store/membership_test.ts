@@ -183,6 +183,24 @@ Deno.test({
         stderr: "piped",
       }).output();
       assert.equal(again.code, 1);
+      // A second agent on a data dir in use is refused, whatever it was asked to do.
+      const twice = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../../main.ts", import.meta.url).pathname,
+          "agent",
+          "--store-only",
+          "--listen",
+          "127.0.7.48:8473",
+          "--data-dir",
+          m.dataDir,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(twice.code, 1);
+      assert.match(new TextDecoder().decode(twice.stderr), /is in use by another twill agent/);
       assert.match(
         new TextDecoder().decode(again.stderr),
         /already holds cluster .* run without --init/,

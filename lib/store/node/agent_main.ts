@@ -33,6 +33,14 @@ export async function runAgentWithFlags(f: AgentFlags, signal: AbortSignal): Pro
   let token: string;
   let clientEndpoints: string[] = [];
 
+  if (f.init && identity) {
+    throw new Error(
+      `${f.dataDir} already holds cluster ${identity.clusterId} (this node is member ${identity.nodeId}); ` +
+        `run without --init to restart it, or remove ${f.dataDir} to start over`,
+    );
+  }
+  await lockDataDir(f.dataDir);
+
   if (f.init) {
     if (identity) {
       throw new Error(
@@ -333,4 +341,22 @@ function defaultRouteInterface(): string | undefined {
     // not Linux, or no procfs
   }
   return undefined;
+}
+
+/** Holds an exclusive lock on <data-dir>/lock for the life of the process, so two agents never
+ *  share one data dir. Refuses at once when another process holds it. */
+async function lockDataDir(dataDir: string): Promise<void> {
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const file = await Deno.open(join(dataDir, "lock"), { read: true, write: true, create: true });
+  const got = await Promise.race([
+    file.lock(true).then(() => true),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
+  ]);
+  if (!got) {
+    throw new Error(
+      `${dataDir} is in use by another twill agent; stop it first or give this one its own --data-dir`,
+    );
+  }
+  // Kept open (and locked) until the process exits.
+  (globalThis as { __twillDataDirLock?: Deno.FsFile }).__twillDataDirLock = file;
 }
