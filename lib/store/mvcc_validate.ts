@@ -4,7 +4,7 @@
 
 import type { RequestOp, TxnRequest } from "./backend.ts";
 import { ETCD_MESSAGES, StoreError } from "./errors.ts";
-import { inRange, toBin } from "./mvcc_keys.ts";
+import { toBin } from "./mvcc_keys.ts";
 
 export const MAX_TXN_OPS = 128;
 
@@ -51,8 +51,10 @@ function checkTxnOps(txn: TxnRequest): void {
 
 type Interval = [start: string, end: string];
 
+/** etcd's interval test for the duplicate check: a point, or [start, end) taken literally, so
+ *  an end of "\0" (every key, for the delete itself) makes an empty interval here, as in etcd. */
 function delsHit(dels: Interval[], key: string): boolean {
-  return dels.some(([s, e]) => inRange(key, s, e));
+  return dels.some(([s, e]) => e === "" ? key === s : key >= s && key < e);
 }
 
 /** etcd's checkIntervals: no key is put twice or both put and deleted along one path. */

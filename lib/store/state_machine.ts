@@ -380,7 +380,9 @@ export class MvccStateMachine implements KvStateMachine {
     if (lease !== "0") this.#leases.get(lease)?.keys.add(k);
     ctx.changed = true;
     const event: WatchEvent = { type: "PUT", kv: toKv(k, rec) };
-    if (prev) event.prevKv = toKv(k, prev);
+    // etcd gives a creating PUT no prev_kv, even when the txn deleted an older key first.
+    const before = rec.create === rev ? undefined : this.#eventPrev(k, ctx);
+    if (before) event.prevKv = before;
     ctx.events.push(event);
     const result: PutResult = { revision: String(ctx.rev) };
     if (put.prevKv && prev) result.prevKv = toKv(k, prev);
@@ -407,7 +409,7 @@ export class MvccStateMachine implements KvStateMachine {
     this.#append(k, { mod: rev, create: 0, ver: 0, value: EMPTY, lease: "0", tomb: true });
     if (prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
     ctx.changed = true;
-    ctx.events.push({
+    const event: WatchEvent = {
       type: "DELETE",
       kv: {
         key: fromBin(k),
@@ -417,8 +419,17 @@ export class MvccStateMachine implements KvStateMachine {
         version: "0",
         lease: "0",
       },
-      prevKv: toKv(k, prev),
-    });
+    };
+    const before = this.#eventPrev(k, ctx);
+    if (before) event.prevKv = before;
+    ctx.events.push(event);
+  }
+
+  /** An event's prev_kv is the key as it was before the whole txn (etcd reads it at revision
+   *  - 1), which differs from the txn's own view when the txn already wrote the key. */
+  #eventPrev(k: string, ctx: WriteContext): KeyValue | undefined {
+    const before = this.#at(k, ctx.begin);
+    return before ? toKv(k, before) : undefined;
   }
 
   #append(k: string, rec: KeyRecord): void {
@@ -519,6 +530,19 @@ export class MvccStateMachine implements KvStateMachine {
     }
     this.#keys = keep;
     this.#events = this.#events.filter((b) => b.revision >= rev);
+    // As in etcd, compaction at rev keeps each key's newest version at or below rev only if it
+    // is not a deletion: the deletions made at rev itself leave the history (and so do puts at
+    // rev of keys the same revision then deleted).
+    const atRev = this.#events[0];
+    if (atRev && atRev.revision === rev) {
+      const lastIndex = new Map<string, number>();
+      atRev.events.forEach((e, i) => lastIndex.set(toBin(e.kv.key), i));
+      const kept = atRev.events.filter((e, i) =>
+        e.type === "PUT" && lastIndex.get(toBin(e.kv.key)) === i
+      );
+      if (kept.length) this.#events[0] = { revision: rev, events: kept };
+      else this.#events.shift();
+    }
   }
 
   // ---------------------------------------------------------------------------------- snapshot

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { EtcdClient } from "../../lib/store/client.ts";
 import { exerciseClient } from "./client_scenario.ts";
 import { assertSameTranscript, runDifferentialScenario } from "./differential_scenario.ts";
+import { runRandomScenario } from "./random_scenario.ts";
 import { withEtcd, withTwill } from "./servers.ts";
 
 Deno.test("twill's API answers the differential scenario exactly as etcd 3.4 does", async () => {
@@ -28,4 +29,19 @@ Deno.test("the client does everything the agent needs against etcd 3.4 too", asy
       /invalid auth token/,
     );
   });
+});
+
+Deno.test("random walks over the API give the same transcript on twill and etcd 3.4", async () => {
+  const walk = async (endpoint: string, token?: string) => {
+    const all = [];
+    for (const seed of [1, 2, 3]) all.push(...await runRandomScenario(endpoint, seed, 150, token));
+    return all;
+  };
+  const [etcd, twill] = await Promise.all([
+    withEtcd((ep) => walk(ep)),
+    withTwill("walk-token", (ep) => walk(ep, "walk-token")),
+  ]);
+  const ok = etcd.filter((s) => s.status === 200).length;
+  assert.ok(ok > 300, `only ${ok} of ${etcd.length} random steps succeeded on etcd`);
+  assertSameTranscript(twill, etcd);
 });

@@ -13,12 +13,14 @@ export async function withEtcd<T>(
   const ETCD_CLIENT = `http://127.0.0.1:${ports.client}`;
   const ETCD_PEER = `http://127.0.0.1:${ports.peer}`;
   const dir = await Deno.makeTempDir({ prefix: "twill-store-api-etcd-" });
+  // A unique member name proves we talk to the etcd we started, not another one on the port.
+  const name = `store-api-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command("etcd", {
       args: [
         "--name",
-        "diff",
+        name,
         "--data-dir",
         dir,
         "--listen-client-urls",
@@ -30,7 +32,7 @@ export async function withEtcd<T>(
         "--initial-advertise-peer-urls",
         ETCD_PEER,
         "--initial-cluster",
-        `diff=${ETCD_PEER}`,
+        `${name}=${ETCD_PEER}`,
         "--log-level",
         "error",
       ],
@@ -56,15 +58,31 @@ export async function withEtcd<T>(
   })();
   try {
     const deadline = Date.now() + 15_000;
+    let exited = false;
+    child.status.then(() => exited = true);
     while (true) {
+      if (exited) {
+        throw new Error(`etcd exited at start (is ${ETCD_CLIENT} or ${ETCD_PEER} taken?):\n${log}`);
+      }
       try {
-        const r = await fetch(`${ETCD_CLIENT}/v3/maintenance/status`, {
+        const r = await fetch(`${ETCD_CLIENT}/v3/cluster/member/list`, {
           method: "POST",
           body: "{}",
         });
-        await r.body?.cancel();
-        if (r.ok) break;
-      } catch { /* not up yet */ }
+        const members = r.ok ? ((await r.json()).members ?? []) as { name?: string }[] : [];
+        if (!r.ok) await r.body?.cancel();
+        if (members.some((m) => m.name === name)) break;
+        if (members.length) {
+          throw new Error(
+            `another etcd answers on ${ETCD_CLIENT} (members ${
+              members.map((m) => m.name).join(", ")
+            }); is a second run of this test using the same ports?`,
+          );
+        }
+      } catch (e) {
+        if (e instanceof Error && e.message.startsWith("another etcd")) throw e;
+        /* not up yet */
+      }
       if (Date.now() > deadline) throw new Error(`etcd did not start within 15 s:\n${log}`);
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -234,7 +234,8 @@ Deno.test("the event history replays from any kept revision and reports compacti
   assert.equal(s(del.prevKv!.value), "2");
   assert.deepEqual(h.sm.eventsSince(3).map((x) => x.revision), [3, 4, 5]);
   h.apply({ op: "compact", requestId: rid(), revision: "4" });
-  assert.deepEqual(h.sm.eventsSince(4).map((x) => x.revision), [4, 5]);
+  // Revision 4 only deleted a key: compacting at 4 drops it, as etcd does.
+  assert.deepEqual(h.sm.eventsSince(4).map((x) => x.revision), [5]);
   assert.throws(() => h.sm.eventsSince(3), /compacted/);
 });
 
@@ -337,4 +338,48 @@ Deno.test("auto-compaction keeps `retain` revisions and waits until history doub
   assert.throws(() => backend.sm.eventsSince(15), /compacted/);
   assert.equal(backend.sm.eventsSince(16).length, 11);
   assert.ok(backend.sm.sizeEstimate() > 0);
+});
+
+Deno.test("event prev_kv is the key before the txn; a creating put has none (as etcd)", () => {
+  const h = new Harness();
+  h.put("k", "old"); // 2
+  const live: RevisionEvents[] = [];
+  h.sm.subscribe((batch) => live.push(batch));
+  // Delete everything ("\0" ends are not duplicate-checked by etcd), then re-create k.
+  h.apply({
+    op: "txn",
+    requestId: rid(),
+    compare: [],
+    success: [
+      { deleteRange: { key: b("a"), rangeEnd: b("\0"), prevKv: false } },
+      { put: { key: b("k"), value: b("new"), lease: "0", prevKv: false } },
+      { put: { key: b("n"), value: b("x"), lease: "0", prevKv: false } },
+      { deleteRange: { key: b("n"), rangeEnd: b("\0"), prevKv: false } },
+    ],
+    failure: [],
+  });
+  const [del, put, putN, delN] = live[0].events;
+  assert.equal(s(del.prevKv!.value), "old");
+  assert.equal(put.prevKv, undefined, "a put that creates the key has no prev_kv");
+  assert.equal(putN.prevKv, undefined);
+  assert.equal(delN.prevKv, undefined, "n did not exist before the txn");
+});
+
+Deno.test("compaction at a revision drops that revision's deletions from history (as etcd)", () => {
+  const h = new Harness();
+  h.put("a", "1"); // 2
+  h.put("b", "1"); // 3
+  h.apply({
+    op: "txn",
+    requestId: rid(),
+    compare: [],
+    success: [
+      { deleteRange: { key: b("a"), rangeEnd: b(""), prevKv: false } },
+      { put: { key: b("c"), value: b("1"), lease: "0", prevKv: false } },
+    ],
+    failure: [],
+  }); // 4: delete a, put c
+  h.apply({ op: "compact", requestId: rid(), revision: "4" });
+  const [batch] = h.sm.eventsSince(4);
+  assert.deepEqual(batch.events.map((e) => `${e.type} ${s(e.kv.key)}`), ["PUT c"]);
 });

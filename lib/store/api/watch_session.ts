@@ -207,9 +207,13 @@ export class WatchSession {
 
   #deliver(w: Watcher, revision: number, events: WatchEvent[]): void {
     w.sentSinceTick = true;
+    // etcd reads prev_kv at mod_revision - 1 when it sends; compacted away, it is left out.
+    const compacted = this.#sm.compactRevision;
     this.#send(this.#withId(w, {
       header: this.#head(revision),
-      events: events.map((e) => encodeEvent(e, w.prevKv)),
+      events: events.map((e) =>
+        encodeEvent(e, w.prevKv && Number(e.kv.modRevision) - 1 >= compacted)
+      ),
     }));
   }
 }
