@@ -14,6 +14,7 @@ function main(): number {
         from: { type: "string", default: "1" },
         verbose: { type: "boolean", default: false },
         "stop-on-failure": { type: "boolean", default: false },
+        checks: { type: "string", default: "all" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -24,7 +25,9 @@ function main(): number {
     return 2;
   }
   if (values.help) {
-    console.log("usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure]");
+    console.log(
+      "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end]",
+    );
     return 0;
   }
   const n = Number(values.seeds), from = Number(values.from);
@@ -34,11 +37,16 @@ function main(): number {
     );
     return 2;
   }
+  const checks = values.checks;
+  if (checks !== "all" && checks !== "end-to-end") {
+    console.error(`sim: --checks must be "all" or "end-to-end" (got ${checks})`);
+    return 2;
+  }
   let violations = 0;
   let events = 0;
   const began = performance.now();
   for (let seed = from; seed < from + n; seed++) {
-    const r = runSimulation({ seed, verbose: values.verbose });
+    const r = runSimulation({ seed, verbose: values.verbose, checks });
     events += r.stats.events;
     if (values.verbose) {
       for (const line of r.trace ?? []) console.log(line);
@@ -56,9 +64,12 @@ function main(): number {
           r.violation!.message.replaceAll("\n", "\n  ")
         }`,
       );
-      console.log(`  replay with a full trace: deno task sim --seeds 1 --from ${seed} --verbose`);
+      const mode = checks === "all" ? "" : " --checks end-to-end";
+      console.log(
+        `  replay with a full trace: deno task sim --seeds 1 --from ${seed} --verbose${mode}`,
+      );
       if (values["stop-on-failure"]) {
-        n === seed - from + 1 || console.log(`stopping at the first failure`);
+        if (seed - from + 1 < n) console.log(`stopping at the first failure`);
         console.log(`seeds: ${seed - from + 1}, violations: ${violations}`);
         return 1;
       }

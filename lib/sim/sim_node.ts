@@ -43,6 +43,12 @@ export interface NodeHost {
   readonly monitor: SafetyMonitor;
   readonly trace: Trace;
   readonly tuning: NodeTuning;
+  /**
+   * Whether to run the white-box checks (leader commit rule, replication progress, read index)
+   * on top of the end-to-end ones (election safety, log matching, leader completeness, state
+   * machine safety, durability, linearizability).
+   */
+  readonly whiteBox: boolean;
   /** A deliberate application bug, to prove the checks catch it (tests only). */
   readonly appBug: AppBug | undefined;
   send(m: Message): void;
@@ -57,6 +63,10 @@ export interface NodeHost {
   /** The sync of this node's held Ready completes after `delay` ms. */
   scheduleSync(node: SimNode, delay: number): void;
   confChangeApplied(node: SimNode, index: number, cc: ConfChange, cs: ConfState): void;
+  /** Another simulated node, to compare logs. */
+  peer(id: NodeId): SimNode | undefined;
+  /** The node just became leader of `term` (after the safety checks). */
+  becameLeader(node: SimNode, term: number): void;
 }
 
 /**
@@ -72,6 +82,8 @@ interface PendingRead {
   client: number;
   seq: number;
   key: string;
+  /** The highest index known committed anywhere when the read arrived: the read must see it. */
+  floor: number;
   /** The read index, once Raft has confirmed it; -1 before. */
   index: number;
 }
@@ -85,6 +97,8 @@ export class SimNode {
   raw: RawNode | null = null;
   incarnation = 0;
   frozenUntil = 0;
+  /** Until then the node's clock is stalled: no ticks, but it still handles messages. */
+  clockStalledUntil = 0;
   /** A Ready waiting for its sync. */
   held: Ready | null = null;
   sm = new KvStateMachine();
@@ -193,7 +207,13 @@ export class SimNode {
       return;
     }
     const ctx = client + ":" + seq + ":" + attempt;
-    this.pendingReads.set(ctx, { client, seq, key, index: -1 });
+    this.pendingReads.set(ctx, {
+      client,
+      seq,
+      key,
+      index: -1,
+      floor: this.host.monitor.maxCommitted,
+    });
     try {
       this.raw!.readIndex(textEncoder.encode(ctx));
     } catch (e) {
@@ -247,6 +267,32 @@ export class SimNode {
       this.chainBase,
       this.storage.lastIndex(),
     );
+    this.host.becameLeader(this, term);
+  }
+
+  /**
+   * Replication soundness: whatever the leader believes a follower of its term holds (its match
+   * index) must really be in that follower's log, identical to the leader's.
+   */
+  #checkProgress(): void {
+    const progress = this.raw!.status().progress;
+    if (progress === undefined) return;
+    for (const [id, pr] of progress) {
+      if (id === this.id || pr.match === 0) continue;
+      const f = this.host.peer(id);
+      if (f === undefined || f.hs.term !== this.hs.term || pr.match <= f.chainBase) continue;
+      const mine = this.chain.get(pr.match);
+      const theirs = f.chain.get(pr.match);
+      if (mine !== undefined && theirs !== mine) {
+        throw new SimViolation(
+          "replication progress",
+          `leader ${this.id} of term ${this.hs.term} counts node ${id} as holding its log up to ${pr.match}, ` +
+            `but node ${id} ${
+              theirs === undefined ? "does not have that entry" : "holds a different entry there"
+            }`,
+        );
+      }
+    }
   }
 
   #handle(rd: Ready, synced: boolean): void {
@@ -302,6 +348,17 @@ export class SimNode {
         );
       }
       this.storage.setHardState(hs);
+      if (h.whiteBox && this.role === "leader" && hs.commit > old.commit) {
+        // Figure 2's commit rule, observed from outside: a leader only ever advances its commit
+        // index to an entry of its own term (older entries commit indirectly, §5.4.2).
+        const t = this.storage.term(hs.commit);
+        if (t !== hs.term) {
+          throw new SimViolation(
+            "leader commit rule",
+            `leader ${this.id} of term ${hs.term} advanced its commit index to ${hs.commit}, an entry of term ${t}`,
+          );
+        }
+      }
       mon.observeCommit(
         this.id,
         hs.term,
@@ -355,7 +412,15 @@ export class SimNode {
     }
     for (const rs of rd.readStates) {
       const pr = this.pendingReads.get(textDecoder.decode(rs.requestCtx));
-      if (pr !== undefined && pr.index < 0) pr.index = rs.index;
+      if (pr !== undefined && pr.index < 0) {
+        if (h.whiteBox && rs.index < pr.floor) {
+          throw new SimViolation(
+            "read index",
+            `node ${this.id} got read index ${rs.index} for a read that arrived after index ${pr.floor} was committed (a stale read)`,
+          );
+        }
+        pr.index = rs.index;
+      }
     }
     this.raw!.advance(rd);
     // 4. Serve reads whose index is applied.
@@ -367,6 +432,7 @@ export class SimNode {
         }
       }
     }
+    if (h.whiteBox && this.role === "leader") this.#checkProgress();
     // 5. Snapshot and compact when enough was applied.
     const snapIndex = this.storage.snapshot().metadata.index;
     if (this.applied - snapIndex >= h.tuning.compactEvery) {

@@ -29,6 +29,18 @@ export interface SimOptions {
   chaosMs?: number;
   /** Inject a deliberate application bug (to test the checks themselves). */
   appBug?: AppBug;
+  /** "all" (default) or only the end-to-end checks (no white-box checks of the leader). */
+  checks?: "all" | "end-to-end";
+  /** Pin scenario parameters instead of drawing them from the seed (the draws still happen). */
+  overrides?: Partial<SimOverrides>;
+}
+
+export interface SimOverrides {
+  voters: number;
+  learners: number;
+  maxSizePerMsg: number;
+  maxInflightMsgs: number;
+  leaderHazard: number;
 }
 
 export interface SimStats {
@@ -43,6 +55,8 @@ export interface SimStats {
   messagesDelayed: number;
   crashes: number;
   freezes: number;
+  clockStalls: number;
+  leaderStrikes: number;
   partitions: number;
   confChangesApplied: number;
   snapshotsInstalled: number;
@@ -71,7 +85,7 @@ type SimEvent =
   | { k: "sync"; node: NodeId; inc: number }
   | { k: "snapReport"; node: NodeId; inc: number; to: NodeId; ok: boolean }
   | { k: "req"; node: NodeId; client: number; seq: number; attempt: number }
-  | { k: "resp"; client: number; seq: number; output: KvOutput | null }
+  | { k: "resp"; client: number; seq: number; output: KvOutput | null; from: NodeId }
   | { k: "timeout"; client: number; seq: number; attempt: number }
   | { k: "issue"; client: number }
   | { k: "nemesis" }
@@ -80,7 +94,8 @@ type SimEvent =
   | { k: "heal" }
   | { k: "leaderDeadline" }
   | { k: "probe" }
-  | { k: "thaw"; node: NodeId };
+  | { k: "thaw"; node: NodeId }
+  | { k: "strike"; node: NodeId; inc: number };
 
 const TICK_MS = 10;
 /** The chain hash of the bootstrap snapshot's index 1, shared by all initial members. */
@@ -97,6 +112,7 @@ class Simulation implements NodeHost {
   readonly trace: Trace;
   readonly tuning: NodeTuning;
   readonly appBug: AppBug | undefined;
+  readonly whiteBox: boolean;
   readonly network: SimNetwork;
   readonly nodes = new Map<NodeId, SimNode>();
   readonly clients: SimClient[] = [];
@@ -119,28 +135,33 @@ class Simulation implements NodeHost {
   readonly stats: SimStats;
   readonly attemptTimeout: number;
   readonly electionMs: number;
+  /** Chance that a new leader is crashed or isolated right after winning (per seed). */
+  readonly leaderHazard: number;
   #pendingOps = 0;
 
   constructor(readonly options: SimOptions) {
     this.prng = new Prng(options.seed);
     this.trace = new Trace(options.verbose ?? false);
     this.appBug = options.appBug;
+    this.whiteBox = (options.checks ?? "all") === "all";
     this.network = new SimNetwork(this.prng);
     const p = this.prng;
-    const voters = p.pick([1, 3, 3, 3, 5, 5]);
-    const learners = p.pick([0, 0, 1, 2]);
+    const o = options.overrides ?? {};
+    const voters = pin(o.voters, p.pick([1, 3, 3, 3, 5, 5]));
+    const learners = pin(o.learners, p.pick([0, 0, 1, 2]));
     this.tuning = {
       electionTick: 10,
       heartbeatTick: p.pick([1, 1, 2, 3]),
-      maxSizePerMsg: p.pick([0, 64, 256, 1 << 20]),
-      maxInflightMsgs: p.pick([1, 2, 4, 256]),
+      maxSizePerMsg: pin(o.maxSizePerMsg, p.pick([0, 64, 256, 1 << 20])),
+      maxInflightMsgs: pin(o.maxInflightMsgs, p.pick([1, 2, 4, 256])),
       compactEvery: p.range(2, 12),
       maxSyncDelay: p.range(0, 6),
     };
     this.electionMs = this.tuning.electionTick * TICK_MS;
     this.attemptTimeout = p.range(2, 4) * this.electionMs;
-    this.mix = { keys: p.range(1, 3), put: 3, cas: 3, del: 1, get: 3 };
-    // Nemesis weights: partition, crash, freeze, link faults, membership, transfer, campaign, heal.
+    this.mix = { keys: p.range(1, 3), put: 3, cas: 3, del: 1, get: p.pick([3, 6, 12]) };
+    // Nemesis weights: partition, crash, freeze, link faults, membership, transfer, campaign,
+    // clock stall, heal.
     this.weights = [
       p.range(0, 6),
       p.range(0, 4),
@@ -149,9 +170,11 @@ class Simulation implements NodeHost {
       p.range(0, 4),
       p.range(0, 3),
       p.range(0, 1),
+      p.range(0, 3),
       2,
     ];
     this.#chaosEnd = options.chaosMs ?? p.range(1500, 3000);
+    this.leaderHazard = pin(o.leaderHazard, p.pick([0, 0, 0.2, 0.5]));
     const initial: ConfState = { voters: [], learners: [] };
     for (let i = 1; i <= voters; i++) initial.voters.push(i);
     for (let i = 1; i <= learners; i++) initial.learners.push(voters + i);
@@ -162,7 +185,8 @@ class Simulation implements NodeHost {
       `voters=${voters} learners=${learners} clients=${clients} keys=${this.mix.keys} chaos=${this.#chaosEnd}ms ` +
       `heartbeatTick=${this.tuning.heartbeatTick} maxSizePerMsg=${this.tuning.maxSizePerMsg} ` +
       `maxInflight=${this.tuning.maxInflightMsgs} compactEvery=${this.tuning.compactEvery} ` +
-      `maxSync=${this.tuning.maxSyncDelay}ms nemesis=[${this.weights.join(",")}]`;
+      `maxSync=${this.tuning.maxSyncDelay}ms nemesis=[${this.weights.join(",")}] ` +
+      `leaderHazard=${this.leaderHazard} gets=${this.mix.get}/${this.mix.get + 7}`;
     this.stats = {
       events: 0,
       simulatedMs: 0,
@@ -175,6 +199,8 @@ class Simulation implements NodeHost {
       messagesDelayed: 0,
       crashes: 0,
       freezes: 0,
+      clockStalls: 0,
+      leaderStrikes: 0,
       partitions: 0,
       confChangesApplied: 0,
       snapshotsInstalled: 0,
@@ -274,11 +300,33 @@ class Simulation implements NodeHost {
       const node = this.nodes.get(from)!;
       this.acks.push({ index: ackIndex, chain: node.chain.get(ackIndex)! });
     }
-    this.#events.schedule(this.now + this.prng.range(1, 5), { k: "resp", client, seq, output });
+    this.#events.schedule(this.now + this.prng.range(1, 5), {
+      k: "resp",
+      client,
+      seq,
+      output,
+      from,
+    });
   }
 
   scheduleSync(node: SimNode, delay: number): void {
     this.#events.schedule(this.now + delay, { k: "sync", node: node.id, inc: node.incarnation });
+  }
+
+  peer(id: NodeId): SimNode | undefined {
+    return this.nodes.get(id);
+  }
+
+  becameLeader(node: SimNode, term: number): void {
+    // Leader hazard: strike some new leaders soon after they win, before their first entries are
+    // replicated — this is what makes old-term entries linger on minorities (Figure 8 shapes).
+    if (this.#healed || !this.prng.chance(this.leaderHazard)) return;
+    this.trace.log(this.now, () => `leader hazard armed for node ${node.id} (term ${term})`);
+    this.#events.schedule(this.now + this.prng.range(0, 25), {
+      k: "strike",
+      node: node.id,
+      inc: node.incarnation,
+    });
   }
 
   confChangeApplied(node: SimNode, index: number, cc: ConfChange, cs: ConfState): void {
@@ -306,7 +354,11 @@ class Simulation implements NodeHost {
         const node = this.nodes.get(ev.node)!;
         if (node.incarnation !== ev.inc || !node.isUp) return false;
         this.#events.schedule(this.now + TICK_MS, ev);
-        if (node.frozenUntil > this.now || node.held !== null) return false;
+        if (
+          node.frozenUntil > this.now || node.held !== null || node.clockStalledUntil > this.now
+        ) {
+          return false;
+        }
         t.mix(1, ev.node);
         node.tick();
         return false;
@@ -353,7 +405,7 @@ class Simulation implements NodeHost {
       case "req":
         return this.#request(ev);
       case "resp":
-        return this.#response(ev.client, ev.seq, ev.output);
+        return this.#response(ev.client, ev.seq, ev.output, ev.from);
       case "timeout": {
         const c = this.clients[ev.client - 1];
         if (c.current === null || c.current.seq !== ev.seq || c.current.attempt !== ev.attempt) {
@@ -398,6 +450,15 @@ class Simulation implements NodeHost {
             } ms) after healing; ${this.#stuckReport()}`,
           );
         }
+        return false;
+      }
+      case "strike": {
+        const node = this.nodes.get(ev.node)!;
+        if (this.#healed || node.incarnation !== ev.inc || !node.isUp) return false;
+        this.trace.mix(12, ev.node);
+        this.stats.leaderStrikes++;
+        if (this.prng.chance(0.5)) this.#crash(node, this.prng.range(20, 300));
+        else this.#isolate(node, this.prng.range(30, 300));
         return false;
       }
       case "thaw": {
@@ -471,9 +532,12 @@ class Simulation implements NodeHost {
     const op = c.current!;
     op.attempt++;
     const members = this.#memberIds();
-    // Prefer a node other than the last one tried.
+    // A first attempt usually goes to the node that answered last (clients stick to an
+    // endpoint, so one attached to a deposed leader keeps asking it); retries go elsewhere.
     let target = this.prng.pick(members);
-    if (target === op.target && members.length > 1) target = this.prng.pick(members);
+    if (op.attempt === 1 && members.includes(c.preferred) && this.prng.chance(0.8)) {
+      target = c.preferred;
+    } else if (target === op.target && members.length > 1) target = this.prng.pick(members);
     op.target = target;
     this.trace.log(
       this.now,
@@ -535,7 +599,7 @@ class Simulation implements NodeHost {
     return false;
   }
 
-  #response(client: number, seq: number, output: KvOutput | null): boolean {
+  #response(client: number, seq: number, output: KvOutput | null, from: NodeId): boolean {
     const c = this.clients[client - 1];
     const op = c.current;
     if (op === null || op.seq !== seq) return false;
@@ -553,6 +617,7 @@ class Simulation implements NodeHost {
       () => `client ${client} op ${seq} done: ${kvModel.describe(op.input, output)}`,
     );
     observe(c, op.input, output);
+    c.preferred = from;
     c.current = null;
     this.#pendingOps--;
     if (!this.#healed) {
@@ -580,15 +645,7 @@ class Simulation implements NodeHost {
       case 1: {
         if (up.length === 0) break;
         const victim = leader !== null && p.chance(0.4) ? leader.id : p.pick(up);
-        const node = this.nodes.get(victim)!;
-        node.crash();
-        this.stats.crashes++;
-        this.trace.log(this.now, () => `crash node ${victim}${node === leader ? " (leader)" : ""}`);
-        this.#events.schedule(this.now + p.range(5, 400), {
-          k: "restart",
-          node: victim,
-          inc: node.incarnation,
-        });
+        this.#crash(this.nodes.get(victim)!, p.range(5, 400));
         break;
       }
       case 2: {
@@ -646,12 +703,68 @@ class Simulation implements NodeHost {
         node.pump();
         break;
       }
-      case 7:
+      case 7: {
+        // A stalled clock: the node keeps handling messages but its ticks stop, so timeouts
+        // (CheckQuorum, elections) do not fire. Often the leader, often also cut off: a leader
+        // that cannot notice it was deposed — safe Raft must not rely on its clock.
+        if (up.length === 0) break;
+        const victim = leader !== null && p.chance(0.6) ? leader.id : p.pick(up);
+        const node = this.nodes.get(victim)!;
+        const stall = p.range(50, 10 * this.electionMs);
+        this.stats.clockStalls++;
+        node.clockStalledUntil = Math.max(node.clockStalledUntil, this.now + stall);
+        this.trace.log(
+          this.now,
+          () => `clock of node ${victim} stalls until ${node.clockStalledUntil}`,
+        );
+        const r = p.int(3);
+        if (r === 0) this.#isolate(node, p.range(stall >> 1, stall));
+        else if (r === 1) this.#minority(node, p.range(stall >> 1, stall));
+        break;
+      }
+      case 8:
         this.network.healAll();
         this.network.faults = CALM;
         this.trace.log(this.now, () => `links healed and calm`);
         break;
     }
+  }
+
+  #crash(node: SimNode, restartAfter: number): void {
+    node.crash();
+    this.stats.crashes++;
+    this.trace.log(
+      this.now,
+      () => `crash node ${node.id} (${node.role}); restart in ${restartAfter} ms`,
+    );
+    this.#events.schedule(this.now + restartAfter, {
+      k: "restart",
+      node: node.id,
+      inc: node.incarnation,
+    });
+  }
+
+  #isolate(node: SimNode, healAfter: number): void {
+    this.network.healAll();
+    this.network.partition([[node.id], this.#memberIds().filter((id) => id !== node.id)]);
+    this.stats.partitions++;
+    const epoch = ++this.#linkEpoch;
+    this.trace.log(this.now, () => `isolate node ${node.id} for ${healAfter} ms`);
+    this.#events.schedule(this.now + healAfter, { k: "healLinks", epoch });
+  }
+
+  /** Cuts `node` and a minority of the others away from the majority. */
+  #minority(node: SimNode, healAfter: number): void {
+    const others = this.#memberIds().filter((id) => id !== node.id);
+    const max = Math.max(1, Math.floor((this.conf.voters.length - 1) / 2));
+    const side = [node.id];
+    for (const id of others) if (side.length < max && this.prng.chance(0.5)) side.push(id);
+    this.network.healAll();
+    this.network.partition([side, others.filter((id) => !side.includes(id))]);
+    this.stats.partitions++;
+    const epoch = ++this.#linkEpoch;
+    this.trace.log(this.now, () => `partition: minority ${side} for ${healAfter} ms`);
+    this.#events.schedule(this.now + healAfter, { k: "healLinks", epoch });
   }
 
   #partition(leader: SimNode | null): void {
@@ -787,6 +900,7 @@ class Simulation implements NodeHost {
     this.network.faults = CALM;
     for (const node of this.nodes.values()) {
       node.frozenUntil = Math.min(node.frozenUntil, this.now);
+      node.clockStalledUntil = Math.min(node.clockStalledUntil, this.now);
       this.#events.schedule(this.now, { k: "thaw", node: node.id });
       if (node.state === "crashed") this.#restart(node);
     }
@@ -874,6 +988,10 @@ class Simulation implements NodeHost {
     parts.push(`config voters ${this.conf.voters} learners ${this.conf.learners}`);
     return parts.join("; ");
   }
+}
+
+function pin<T>(override: T | undefined, drawn: T): T {
+  return override === undefined ? drawn : override;
 }
 
 function cloneMessage(m: Message): Message {

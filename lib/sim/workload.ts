@@ -22,6 +22,8 @@ export class SimClient {
   /** The last value this client saw for each key (to make CASes that can succeed). */
   readonly lastSeen = new Map<string, string | null>();
   retries = 0;
+  /** The node that answered last; first attempts usually go there. 0: none yet. */
+  preferred = 0;
 
   constructor(readonly id: number) {}
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { runSimulation, type SimStats } from "../../lib/sim/mod.ts";
 
 /** Seeds run by the suite; `deno task sim --seeds 20000` runs many more. */
-const SEEDS = 1500;
+const SEEDS = 3000;
 
 Deno.test(`${SEEDS} seeded chaos runs keep every Raft invariant and a linearizable history`, () => {
   const failures: string[] = [];
@@ -56,6 +56,8 @@ Deno.test("the faults really happen across 200 seeds", () => {
     "messagesDelayed",
     "crashes",
     "freezes",
+    "clockStalls",
+    "leaderStrikes",
     "partitions",
     "confChangesApplied",
     "snapshotsInstalled",
@@ -67,6 +69,13 @@ Deno.test("the faults really happen across 200 seeds", () => {
   assert.ok(sum.operations > 200 * 20, "clients do work");
   for (const shape of ["1/0", "3/0", "5/0", "3/2", "5/1"]) {
     assert.ok(shapes.has(shape), `shape ${shape} not drawn`);
+  }
+});
+
+Deno.test("end-to-end checks alone also pass on the real core", () => {
+  for (let seed = 1; seed <= 100; seed++) {
+    const r = runSimulation({ seed, checks: "end-to-end" });
+    assert.ok(r.ok, r.violation?.message);
   }
 });
 
