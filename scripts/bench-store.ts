@@ -1,7 +1,8 @@
 // Store benchmark: a 3-member twill store against a 3-member etcd 3.4, driven by the same client
 // code over the same etcd v3 JSON API, on loopback only.
 //
-//   deno run -A scripts/bench-store.ts [--only twill|etcd] [--quick] [--json]
+//   deno run -A scripts/bench-store.ts [--only twill|etcd] [--quick] [--json] [--keep]
+//                                      [--phases seq,tp,range,fan,failover]
 //
 // Measures: sequential put latency (1 client, 500 puts, 8-byte keys, 256-byte values);
 // put throughput with 16 and 128 concurrent clients (5,000 puts each); linearizable range
@@ -173,6 +174,7 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
   const token = "bench-token-0123456789abcdef";
   const listen = (i: number) => `127.0.0.1:${38473 + i}`;
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
+  const v8Flags = Deno.env.get("TWILL_BENCH_V8_FLAGS");
   const members = [0, 1, 2].map((i) => {
     const name = `t${i + 1}`;
     const dataDir = join(base, name);
@@ -184,6 +186,9 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
         const args = [
           "run",
           "-A",
+          // Profiling, e.g. TWILL_BENCH_V8_FLAGS=--prof,--no-logfile-per-isolate,--logfile=/tmp/%n.log
+          // (%n is the member's name), then `node --prof-process /tmp/t1.log`.
+          ...(v8Flags ? [`--v8-flags=${v8Flags.replaceAll("%n", name)}`] : []),
           mainTs,
           "agent",
           "--store-only",
@@ -331,6 +336,20 @@ function rssMiB(pid: number | undefined): number {
     return NaN;
   }
 }
+
+/** CPU time (user + system) a process has used so far, in milliseconds. */
+function cpuMillis(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
+
+const clusterCpu = (c: Cluster) => c.members.reduce((s, m) => s + cpuMillis(m.pid()), 0);
 
 interface Results {
   [metric: string]: number;
@@ -497,39 +516,52 @@ async function walMicrobench(dir: string, n: number): Promise<Results> {
   }
 }
 
+const PHASES = ["seq", "tp", "range", "fan", "failover"] as const;
+type Phase = typeof PHASES[number];
+
 async function benchCluster(
   c: Cluster,
   quick: boolean,
+  phases: Set<Phase>,
   log: (s: string) => void,
 ): Promise<Results> {
   const r: Results = {};
   const scale = quick ? 0.2 : 1;
-  log(`${c.kind}: sequential puts`);
-  const seq = await sequentialPuts(c, Math.round(500 * scale));
-  r["put latency p50 (ms)"] = seq.p50;
-  r["put latency p99 (ms)"] = seq.p99;
-  for (const conc of [16, 128]) {
-    log(`${c.kind}: ${conc} concurrent clients`);
-    r[`put throughput, ${conc} clients (puts/s)`] = await throughput(
-      c,
-      conc,
-      Math.round(5000 * scale),
-    );
+  if (phases.has("seq")) {
+    log(`${c.kind}: sequential puts`);
+    const seq = await sequentialPuts(c, Math.round(500 * scale));
+    r["put latency p50 (ms)"] = seq.p50;
+    r["put latency p99 (ms)"] = seq.p99;
   }
-  log(`${c.kind}: linearizable ranges`);
-  const rng = await linearizableRanges(c, Math.round(500 * scale));
-  r["linearizable range p50 (ms)"] = rng.p50;
-  r["linearizable range p99 (ms)"] = rng.p99;
-  log(`${c.kind}: watch fan-out`);
-  const fan = await watchFanout(c, Math.round(1000 * scale), Math.round(200 * scale));
-  r["watch delivery p50 (ms)"] = fan.p50;
-  r["watch delivery p99 (ms)"] = fan.p99;
-  r["watch events delivered"] = fan.delivered;
-  r["member RSS during fan-out, sum of 3 (MiB)"] = fan.rssMiB;
-  log(`${c.kind}: failover`);
-  const fo = await failover(c, quick ? 3 : 10);
-  r["failover: kill leader → next write, median (ms)"] = fo.median;
-  r["failover: kill leader → next write, max (ms)"] = fo.max;
+  if (phases.has("tp")) {
+    for (const conc of [16, 128]) {
+      log(`${c.kind}: ${conc} concurrent clients`);
+      const n = Math.round(5000 * scale);
+      const cpu0 = clusterCpu(c);
+      r[`put throughput, ${conc} clients (puts/s)`] = await throughput(c, conc, n);
+      r[`member CPU per put, ${conc} clients (ms)`] = (clusterCpu(c) - cpu0) / n;
+    }
+  }
+  if (phases.has("range")) {
+    log(`${c.kind}: linearizable ranges`);
+    const rng = await linearizableRanges(c, Math.round(500 * scale));
+    r["linearizable range p50 (ms)"] = rng.p50;
+    r["linearizable range p99 (ms)"] = rng.p99;
+  }
+  if (phases.has("fan")) {
+    log(`${c.kind}: watch fan-out`);
+    const fan = await watchFanout(c, Math.round(1000 * scale), Math.round(200 * scale));
+    r["watch delivery p50 (ms)"] = fan.p50;
+    r["watch delivery p99 (ms)"] = fan.p99;
+    r["watch events delivered"] = fan.delivered;
+    r["member RSS during fan-out, sum of 3 (MiB)"] = fan.rssMiB;
+  }
+  if (phases.has("failover")) {
+    log(`${c.kind}: failover`);
+    const fo = await failover(c, quick ? 3 : 10);
+    r["failover: kill leader → next write, median (ms)"] = fo.median;
+    r["failover: kill leader → next write, max (ms)"] = fo.max;
+  }
   return r;
 }
 
@@ -557,8 +589,17 @@ async function main(): Promise<number> {
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
+      phases: { type: "string", default: PHASES.join(",") },
     },
   });
+  const phases = new Set<Phase>();
+  for (const p of (values.phases as string).split(",")) {
+    if (!PHASES.includes(p as Phase)) {
+      console.error(`bench-store: --phases takes a comma list of ${PHASES.join(",")}, not ${p}`);
+      return 2;
+    }
+    phases.add(p as Phase);
+  }
   const only = values.only as string | undefined;
   if (only && only !== "twill" && only !== "etcd") {
     console.error(`bench-store: --only takes twill or etcd, not ${only}`);
@@ -581,7 +622,7 @@ async function main(): Promise<number> {
         const cluster = kind === "etcd"
           ? await startEtcd(dir, spawned)
           : await startTwill(dir, spawned);
-        results[kind] = await benchCluster(cluster, values.quick as boolean, log);
+        results[kind] = await benchCluster(cluster, values.quick as boolean, phases, log);
       } catch (e) {
         log(`${kind} failed: ${(e as Error).message}`);
       } finally {
