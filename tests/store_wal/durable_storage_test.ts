@@ -259,3 +259,40 @@ Deno.test("save persists in one write and one fsync per Ready; a gap is refused 
     await cleanup();
   }
 });
+
+Deno.test("a commit-only hard state costs no disk write; it is written ahead of the next write and at close", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const src = join(dir, "src");
+    const a = await DurableStorage.open(src);
+    await a.save({ entries: ents(1, 5, 1), hardState: { term: 1, vote: 1, commit: 0 } });
+    const s0 = a.stats();
+    await a.save({ entries: [], hardState: { term: 1, vote: 1, commit: 3 }, mustSync: false });
+    assert.equal(a.stats().writes, s0.writes, "commit-only save wrote to disk");
+    assert.deepEqual(a.hardState(), { term: 1, vote: 1, commit: 3 });
+    // A crash now loses the commit index (Raft allows it) but nothing else.
+    const crashed = join(dir, "crashed");
+    await copyDir(src, crashed);
+    const c = await DurableStorage.open(crashed);
+    assert.deepEqual(c.hardState(), { term: 1, vote: 1, commit: 0 });
+    assert.deepEqual(allEntries(c), ents(1, 5, 1));
+    await c.close();
+    // The next write carries it, ahead of its own records.
+    await a.save({ entries: ents(6, 6, 1) });
+    assert.equal(a.stats().writes, s0.writes + 1);
+    const mid = join(dir, "mid");
+    await copyDir(src, mid);
+    const m = await DurableStorage.open(mid);
+    assert.deepEqual(m.hardState(), { term: 1, vote: 1, commit: 3 });
+    assert.deepEqual(allEntries(m), ents(1, 6, 1));
+    await m.close();
+    // A deferred one with nothing after it is written at close.
+    await a.save({ entries: [], hardState: { term: 1, vote: 1, commit: 6 }, mustSync: false });
+    await a.close();
+    const b = await DurableStorage.open(src);
+    assert.deepEqual(b.hardState(), { term: 1, vote: 1, commit: 6 });
+    await b.close();
+  } finally {
+    await cleanup();
+  }
+});

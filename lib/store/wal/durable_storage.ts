@@ -48,6 +48,8 @@ export interface ReadyToPersist {
 export class DurableStorage implements LogStore {
   private tail: Promise<unknown> = Promise.resolve();
   private failure: Error | undefined;
+  /** A commit-only hard state not yet written (see save). */
+  private deferredHardState: HardState | undefined;
 
   private constructor(
     readonly dir: string,
@@ -144,7 +146,7 @@ export class DurableStorage implements LogStore {
 
   // ---- persistence ----
 
-  /** The last hard state made durable. */
+  /** The newest hard state saved (a commit-only change may not be on disk yet: see save). */
   hardState(): HardState {
     return this.mem.initialState().hardState;
   }
@@ -171,9 +173,20 @@ export class DurableStorage implements LogStore {
    * the Raft core through the Storage methods.
    */
   save(ready: ReadyToPersist): Promise<void> {
+    const { hardState, entries, snapshot } = ready;
+    const snap = snapshot && snapshot.metadata.index > 0 ? snapshot : undefined;
+    if (!snap && entries.length === 0 && hardState && ready.mustSync === false) {
+      // Only the commit index moved: Raft needs no fsync for that, and it need not even be
+      // written now. It is kept and written ahead of the next write, so it becomes durable with
+      // the next synced one (or at close, or when a segment rolls). Saves a disk write and an
+      // event-loop round trip on every commit of every member.
+      return this.exclusive(() => {
+        this.mem.setHardState(hardState);
+        this.deferredHardState = hardState;
+        return Promise.resolve();
+      });
+    }
     return this.exclusive(async () => {
-      const { hardState, entries, snapshot } = ready;
-      const snap = snapshot && snapshot.metadata.index > 0 ? snapshot : undefined;
       const current = this.mem.snapshot().metadata.index;
       if (snap && snap.metadata.index <= current) {
         throw new RaftError(
@@ -190,6 +203,12 @@ export class DurableStorage implements LogStore {
       }
       const parts: Uint8Array[] = [];
       let maxIndex = 0;
+      // A deferred commit index goes first: it describes the log as it was before this write
+      // (a commit index never covers entries that a later write could overwrite).
+      const deferred = this.deferredHardState;
+      if (deferred && !hardState) {
+        parts.push(encodeRecord(RecordType.hardState, encodeHardState(deferred)));
+      }
       if (snap) {
         await this.io(() => this.snaps.write(snap));
         parts.push(encodeRecord(RecordType.snapshotReset, encodeJson(snap.metadata)));
@@ -200,6 +219,7 @@ export class DurableStorage implements LogStore {
       if (hardState) parts.push(encodeRecord(RecordType.hardState, encodeHardState(hardState)));
       const sync = (ready.mustSync ?? true) || !!snap;
       await this.io(() => this.log.append(concatBytes(parts), sync, maxIndex));
+      if (this.deferredHardState === deferred) this.deferredHardState = undefined;
 
       if (snap) this.mem.applySnapshot(snap);
       this.mem.append(entries);
@@ -247,10 +267,23 @@ export class DurableStorage implements LogStore {
     return this.log.segments.map((s) => s.path);
   }
 
-  /** Wait for pending writes and close the segment file. */
+  /** Wait for pending writes (writing a deferred commit index) and close the segment file. */
   async close(): Promise<void> {
+    await this.flushDeferred().catch(() => {});
     await this.tail.catch(() => {});
     this.log.close();
+  }
+
+  /** Make a deferred commit-only hard state durable now. */
+  flushDeferred(): Promise<void> {
+    return this.exclusive(async () => {
+      const hs = this.deferredHardState;
+      if (!hs) return;
+      await this.io(() =>
+        this.log.append(encodeRecord(RecordType.hardState, encodeHardState(hs)), true, 0)
+      );
+      if (this.deferredHardState === hs) this.deferredHardState = undefined;
+    });
   }
 
   private async pruneSnapshotsAndSegments(): Promise<void> {
@@ -265,6 +298,7 @@ export class DurableStorage implements LogStore {
     const last = this.mem.lastIndex();
     const term = this.mem.term(last);
     await this.io(() => this.log.roll(last, term, this.hardState(), this.meta));
+    this.deferredHardState = undefined; // the new segment's header records it, durably
   }
 
   /** Run `f` after every earlier write; after a failed disk write, refuse all further ones. */

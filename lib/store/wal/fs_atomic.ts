@@ -20,6 +20,12 @@ export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<vo
   while (at < bytes.length) at += await file.write(bytes.subarray(at));
 }
 
+/** Write the whole buffer synchronously (for small appends that only reach the page cache). */
+export function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
+  let at = 0;
+  while (at < bytes.length) at += file.writeSync(bytes.subarray(at));
+}
+
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}${TEMP_SUFFIX}`);
