@@ -443,11 +443,13 @@ export class Raft {
     this.lead = this.id;
     this.state = "leader";
     this.prs.progress.get(this.id)!.becomeReplicate();
-    // Conservatively assume any entry in the log might be a conf change not yet applied.
-    this.pendingConfIndex = this.raftLog.lastIndex();
     // Paper §8: a new leader commits an empty entry of its term first.
     const ok = this.appendEntry([{ term: 0, index: 0, type: "normal", data: new Uint8Array() }]);
     invariant(ok, "empty entry was dropped");
+    // Refuse membership changes until that entry is applied: any entry before it might be a
+    // conf change not yet applied, and a leader must commit an entry of its own term before
+    // changing the membership (the known single-server-change bug otherwise).
+    this.pendingConfIndex = this.raftLog.lastIndex();
     this.log("becomeLeader", { term: this.term });
   }
 

@@ -172,25 +172,24 @@ Deno.test("only one conf change may be pending: a second is replaced by an empty
   assert.deepEqual(net.node(1).confState, { voters: [1, 2, 3, 4], learners: [5] });
 });
 
-Deno.test("a conf change proposed before the new leader commits in its term is refused", () => {
-  // becomeLeader sets pendingConfIndex to the last index, so a conf change proposed before the
-  // leader's empty entry is applied becomes a no-op.
+Deno.test("a conf change proposed before the new leader commits an entry of its term is refused", () => {
   const net = new Network([1, 2, 3], { learners: [4] });
-  net.isolate(2);
-  net.isolate(3);
-  net.node(1).rn.campaign();
+  // Elect node 1 but keep its empty entry from being replicated (so it is not committed).
+  net.drop("MsgApp");
+  net.campaign(1);
+  assert.equal(net.raft(1).state, "leader");
+  assert.equal(net.raft(1).committedEntryInCurrentTerm(), false);
+  net.node(1).rn.proposeConfChange({ type: "addNode", nodeId: 4 });
+  const last = net.raft(1).raftLog.allEntries().at(-1)!;
+  assert.equal(last.type, "normal", "the conf change was replaced by an empty entry");
+  assert.equal(last.data.length, 0);
   net.heal();
-  // Deliver votes only.
-  net.stabilize();
-  // Leader elected and no-op committed here; now check the refusal path directly on a fresh leader.
-  const r = net.raft(1);
-  assert.equal(r.state, "leader");
-  r.pendingConfIndex = r.raftLog.lastIndex() + 5; // simulate "not yet applied"
+  net.tick(2);
+  assert.deepEqual(net.node(1).confState, { voters: [1, 2, 3], learners: [4] });
+  // Once the leader's entry is applied, the change is accepted.
   net.node(1).rn.proposeConfChange({ type: "addNode", nodeId: 4 });
   net.stabilize();
-  const last = r.raftLog.allEntries().at(-1)!;
-  assert.equal(last.type, "normal");
-  assert.deepEqual(net.node(1).confState.learners, [4]);
+  assert.deepEqual(net.node(1).confState, { voters: [1, 2, 3, 4], learners: [] });
 });
 
 Deno.test("snapshot install: a follower behind the compaction point gets a snapshot and catches up", () => {
