@@ -1,7 +1,7 @@
 // StoreBackend over a Raft RawNode: the ready loop of one store member.
 //
 // Each Ready is handled in order: persist (snapshot, entries, hard state; one sync) → send the
-// messages → apply the snapshot and the committed entries to the state machine (configuration
+// messages (a leader sends them before its own save when that is safe: maySendBeforeSave) → apply the snapshot and the committed entries to the state machine (configuration
 // changes through applyConfChange) → advance. Time comes in through tick(), driven by the
 // caller's timer (no clock or timer in here besides the injected ones).
 //
@@ -20,10 +20,12 @@ import type {
   ConfChange,
   ConfState,
   Entry,
+  HardState,
   Message,
   NodeId,
   RandInt,
   ReadState,
+  Ready,
   Snapshot,
   SoftState,
   Status,
@@ -153,6 +155,8 @@ export class RaftBackend implements StoreBackend {
   private expiring = false;
   private loopError: Error | undefined;
   private readonly appliedWaiters: { index: number; resolve(): void }[] = [];
+  /** The hard state last handed to storage.save (term and vote must be durable before votes). */
+  private savedHardState: HardState;
 
   constructor(opts: RaftBackendOptions) {
     this.opts = opts;
@@ -166,6 +170,7 @@ export class RaftBackend implements StoreBackend {
     const snap = opts.storage.snapshot();
     this.snapshotIndex = snap.metadata.index;
     this.conf = opts.storage.initialState().confState;
+    this.savedHardState = opts.storage.initialState().hardState;
     this.node = new RawNode({
       id: opts.id,
       electionTick: opts.electionTick ?? 10,
@@ -525,6 +530,8 @@ export class RaftBackend implements StoreBackend {
         const rd = this.node.ready();
         if (rd.softState) this.onSoftState(rd.softState);
         if (rd.hardState) this.term = rd.hardState.term;
+        const early = rd.messages.length > 0 && this.maySendBeforeSave(rd);
+        if (early) this.transport.send(rd.messages);
         await this.storage.save({
           hardState: rd.hardState,
           entries: rd.entries,
@@ -533,8 +540,9 @@ export class RaftBackend implements StoreBackend {
           // change is applied, so a restart never runs an older configuration than it acted on.
           mustSync: rd.mustSync || rd.committedEntries.some((e) => e.type === "confChange"),
         });
+        if (rd.hardState) this.savedHardState = rd.hardState;
         if (this.stopped) return;
-        if (rd.messages.length > 0) this.transport.send(rd.messages);
+        if (rd.messages.length > 0 && !early) this.transport.send(rd.messages);
         if (rd.snapshot && rd.snapshot.metadata.index > 0) this.applySnapshot(rd.snapshot);
         for (const e of rd.committedEntries) this.applyEntry(e);
         if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
@@ -548,6 +556,34 @@ export class RaftBackend implements StoreBackend {
     } finally {
       this.looping = false;
     }
+  }
+
+  /**
+   * Whether a Ready's messages may go out before its own entries are durable here. A leader's
+   * may (Raft thesis §10.2.1: the leader writes its log in parallel with replicating it), which
+   * takes the leader's fsync off every write's critical path, provided that
+   *  - this member is the leader and the Ready changes neither term nor vote (a vote, or a
+   *    message of a new term, must never be sent before the term and vote are durable);
+   *  - no message tells a commit index (or read index) that reaches the entries being saved.
+   * Then a follower can neither apply nor serve anything that is not yet durable here. The
+   * commit index can only come to cover these entries once a follower acknowledges them, and
+   * the messages saying so come out of a later Ready, i.e. after this save completed. (A
+   * single voter commits its own entries at once: its messages to learners wait for the save.)
+   */
+  private maySendBeforeSave(rd: Ready): boolean {
+    if (this.role !== "leader" || rd.snapshot) return false;
+    const hs = rd.hardState;
+    const saved = this.savedHardState;
+    if (hs && (hs.term !== saved.term || hs.vote !== saved.vote)) return false;
+    const firstUnsaved = rd.entries.length > 0 ? rd.entries[0].index : Infinity;
+    for (const m of rd.messages) {
+      if (m.commit >= firstUnsaved) return false;
+      if (m.type === "MsgReadIndexResp" && m.index >= firstUnsaved) return false;
+      if (m.type !== "MsgApp" && m.type !== "MsgHeartbeat" && m.type !== "MsgReadIndexResp") {
+        return false; // anything else (votes, snapshots, TimeoutNow) keeps the old order
+      }
+    }
+    return true;
   }
 
   private onSoftState(ss: SoftState): void {

@@ -138,3 +138,53 @@ Deno.test("a forwarded proposal lost on the way is forwarded again and applied o
     c.stopAll();
   }
 });
+
+Deno.test("a leader replicates while its own save is in flight, but nothing commits on it until that save is done", async () => {
+  const c = InprocCluster.bootstrap([1, 2, 3]);
+  try {
+    const leader = await c.waitLeader();
+    await leader.backend.write(put("warm", "up"));
+    // Hold the leader's next save of entries until we let it go.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let heldFrom = 0;
+    const save = leader.storage.save.bind(leader.storage);
+    leader.storage.save = (rd) => {
+      if (rd.entries.length > 0 && heldFrom === 0) {
+        heldFrom = rd.entries[0].index;
+        return gate.then(() => save(rd));
+      }
+      return save(rd);
+    };
+    const sent: { type: string; commit: number; index: number }[] = [];
+    c.drop = (from, m) => {
+      if (from === leader.id) sent.push({ type: m.type, commit: m.commit, index: m.index });
+      return false;
+    };
+    let done = false;
+    const write = leader.backend.write(put("k", "v")).then(() => (done = true));
+    // The followers get the entry and make it durable although the leader has not yet.
+    await c.waitFor(
+      () =>
+        heldFrom > 0 &&
+        [...c.nodes.values()].filter((n) => n !== leader)
+          .every((n) => n.storage.lastIndex() >= heldFrom),
+      3000,
+      "the followers to hold the entry",
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(done, false, "a write was acknowledged before the leader's own save");
+    assert.ok(sent.some((m) => m.type === "MsgApp"), "no append went out during the save");
+    const early = sent.filter((m) => m.commit >= heldFrom);
+    assert.deepEqual(early, [], "a commit index covering unsaved entries went out");
+    release();
+    await write;
+    await c.waitFor(
+      () => [...c.nodes.values()].every((n) => n.sm.value("k") === "v"),
+      3000,
+      "replication",
+    );
+  } finally {
+    c.stopAll();
+  }
+});
