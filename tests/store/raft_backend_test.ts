@@ -163,6 +163,7 @@ Deno.test("a leader replicates while its own save is in flight, but nothing comm
     };
     let done = false;
     const write = leader.backend.write(put("k", "v")).then(() => (done = true));
+    write.catch(() => {}); // reported by `await write` below, not as an unhandled rejection
     // The followers get the entry and make it durable although the leader has not yet.
     await c.waitFor(
       () =>
