@@ -66,6 +66,8 @@ export class StoreMember implements PeerHandler {
   private membershipBusy = false;
   private ticks = 0;
   private readonly log: EventLogger;
+  /** Peer streams into this member, closed when it stops. */
+  private readonly streams = new Set<WebSocket>();
 
   private constructor(
     readonly opts: StoreMemberOptions,
@@ -229,6 +231,12 @@ export class StoreMember implements PeerHandler {
     this.timer = undefined;
     this.backend.stop();
     this.transport.close();
+    for (const s of this.streams) {
+      try {
+        s.close();
+      } catch { /* already closed */ }
+    }
+    this.streams.clear();
     await this.server?.shutdown().catch(() => {});
     await this.storage.close();
   }
@@ -385,6 +393,11 @@ export class StoreMember implements PeerHandler {
   isRemoved(from: NodeId): boolean {
     const t = this.backend.members;
     return from > 0 && from <= t.maxId && t.get(from) === undefined;
+  }
+
+  streamOpened(socket: WebSocket): void {
+    this.streams.add(socket);
+    socket.addEventListener("close", () => this.streams.delete(socket));
   }
 
   receive(from: NodeId, msgs: Message[]): void {

@@ -1,4 +1,5 @@
 // The member-to-member HTTP routes, mounted under /raft/ next to the client API on the same port:
+//   GET  /raft/stream     a WebSocket of Raft message batches (peers; transport.ts)
 //   POST /raft/msg        a batch of Raft messages            (peers)
 //   POST /raft/snapshot   one MsgSnap, on its own request      (peers)
 //   POST /raft/join       a new node asks to join              (joining agents; forwarded to the leader)
@@ -11,7 +12,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import type { Message, NodeId } from "../../raft/types.ts";
 import { decodeMessage, type WireMessage } from "./message_codec.ts";
-import { CLUSTER_HEADER, FROM_HEADER } from "./transport.ts";
+import { CLUSTER_HEADER, FROM_HEADER, type StreamNotice } from "./transport.ts";
 import { StoreError } from "../errors.ts";
 
 export interface JoinRequest {
@@ -72,6 +73,8 @@ export interface PeerHandler {
   clusterId(): string;
   token(): string;
   receive(from: NodeId, msgs: Message[]): void;
+  /** A peer opened a message stream (to close it when this member stops). */
+  streamOpened?(socket: WebSocket): void;
   /** True when `from` was a member once and has been removed (ids are never reused). */
   isRemoved(from: NodeId): boolean;
   join(req: JoinRequest): Promise<JoinResponse>;
@@ -138,6 +141,52 @@ export function createPeerApp(h: PeerHandler): Hono {
   };
   app.post("/msg", receive);
   app.post("/snapshot", receive);
+
+  // A peer's long-lived message stream (see transport.ts): one JSON frame per batch, no answer
+  // unless the stream must end (a StreamNotice, then close).
+  app.get("/stream", (c) => {
+    const cluster = c.req.header(CLUSTER_HEADER);
+    if (cluster !== h.clusterId()) {
+      return c.json(
+        { error: `stream for cluster ${cluster}, this member is in ${h.clusterId()}` },
+        409,
+      );
+    }
+    const from = Number(c.req.header(FROM_HEADER) ?? 0);
+    if (h.isRemoved(from)) {
+      return c.json(
+        { error: `member ${from} was removed from this cluster`, code: "removed" },
+        410,
+      );
+    }
+    if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket") {
+      return c.json({ error: "/raft/stream expects a WebSocket upgrade" }, 400);
+    }
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
+    const end = (notice: StreamNotice) => {
+      try {
+        socket.send(JSON.stringify(notice));
+        socket.close();
+      } catch { /* already closed */ }
+    };
+    socket.onmessage = (ev) => {
+      let msgs: Message[];
+      try {
+        const body = JSON.parse(String(ev.data)) as { msgs: WireMessage[] };
+        msgs = body.msgs.map(decodeMessage);
+      } catch (e) {
+        end({ error: `bad Raft message batch: ${(e as Error).message}` });
+        return;
+      }
+      if (h.isRemoved(from)) {
+        end({ removed: true, error: `member ${from} was removed from this cluster` });
+        return;
+      }
+      h.receive(from, msgs);
+    };
+    h.streamOpened?.(socket);
+    return response;
+  });
 
   app.post("/join", async (c) => {
     let req: JoinRequest;
