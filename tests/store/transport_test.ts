@@ -1,0 +1,151 @@
+// The peer transport against the real peer routes on a loopback socket: messages go over one
+// long-lived stream per peer, in order; a wrong token or cluster never delivers anything; a
+// member that was removed is told so.
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { createPeerApp, type PeerHandler } from "../../lib/store/node/peer_routes.ts";
+import { HttpTransport } from "../../lib/store/node/transport.ts";
+import { newMessage } from "../../lib/raft/util.ts";
+import type { Message, NodeId } from "../../lib/raft/types.ts";
+
+const TOKEN = "transport-test-token";
+
+interface Peer {
+  address: string;
+  received: Message[];
+  streams: WebSocket[];
+  removed: Set<NodeId>;
+  stop(): Promise<void>;
+}
+
+function startPeer(): Promise<Peer> {
+  const received: Message[] = [];
+  const streams: WebSocket[] = [];
+  const removed = new Set<NodeId>();
+  const handler: PeerHandler = {
+    clusterId: () => "c1",
+    token: () => TOKEN,
+    receive: (_from, msgs) => received.push(...msgs),
+    isRemoved: (from) => removed.has(from),
+    streamOpened: (s) => streams.push(s),
+    join: () => Promise.reject(new Error("not in this test")),
+    status: () => {
+      throw new Error("not in this test");
+    },
+    members: () => Promise.reject(new Error("not in this test")),
+    keepAlive: () => Promise.reject(new Error("not in this test")),
+    timeToLive: () => Promise.reject(new Error("not in this test")),
+  };
+  const app = new Hono();
+  app.route("/raft", createPeerApp(handler));
+  return new Promise((resolve) => {
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: ({ port }) =>
+        resolve({
+          address: `127.0.0.1:${port}`,
+          received,
+          streams,
+          removed,
+          async stop() {
+            for (const s of streams) s.close();
+            await server.shutdown();
+          },
+        }),
+    }, app.fetch);
+  });
+}
+
+function transport(selfId: NodeId, opts: { token?: string; clusterId?: string } = {}) {
+  const events = { unreachable: 0, removedBy: [] as NodeId[] };
+  const t = new HttpTransport({
+    selfId,
+    clusterId: opts.clusterId ?? "c1",
+    token: opts.token ?? TOKEN,
+    onUnreachable: () => events.unreachable++,
+    onSnapshotStatus: () => {},
+    onRemoved: (by) => events.removedBy.push(by),
+    retryMs: 10,
+  });
+  return { t, events };
+}
+
+const heartbeat = (from: NodeId, to: NodeId, commit: number) =>
+  newMessage({ type: "MsgHeartbeat", from, to, term: 1, commit });
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test("messages to a peer travel in order over one long-lived stream", async () => {
+  const peer = await startPeer();
+  const { t, events } = transport(2);
+  try {
+    t.setPeer(1, peer.address);
+    for (let i = 1; i <= 200; i++) {
+      t.send([heartbeat(2, 1, i)]);
+      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    await until(() => peer.received.length === 200, "200 messages");
+    assert.deepEqual(
+      peer.received.map((m) => m.commit),
+      Array.from({ length: 200 }, (_, i) => i + 1),
+    );
+    assert.equal(peer.streams.length, 1, "one stream for every batch");
+    assert.equal(events.unreachable, 0);
+  } finally {
+    t.close();
+    await peer.stop();
+  }
+});
+
+Deno.test("a wrong token or cluster delivers nothing and reports the peer unreachable", async () => {
+  const peer = await startPeer();
+  const wrongToken = transport(2, { token: "not-the-token" });
+  const wrongCluster = transport(3, { clusterId: "c2" });
+  try {
+    for (const { t } of [wrongToken, wrongCluster]) {
+      t.setPeer(1, peer.address);
+      t.send([heartbeat(2, 1, 1)]);
+    }
+    await until(
+      () => wrongToken.events.unreachable > 0 && wrongCluster.events.unreachable > 0,
+      "both to fail",
+    );
+    assert.equal(peer.received.length, 0);
+    assert.equal(peer.streams.length, 0);
+  } finally {
+    wrongToken.t.close();
+    wrongCluster.t.close();
+    await peer.stop();
+  }
+});
+
+Deno.test("a removed member is told so, on an open stream and when it opens a new one", async () => {
+  const peer = await startPeer();
+  const { t, events } = transport(4);
+  try {
+    t.setPeer(1, peer.address);
+    t.send([heartbeat(4, 1, 1)]);
+    await until(() => peer.received.length === 1, "the first message");
+    peer.removed.add(4);
+    t.send([heartbeat(4, 1, 2)]);
+    await until(() => events.removedBy.length > 0, "the removal notice on the open stream");
+    assert.equal(peer.received.length, 1, "a removed member's message was delivered");
+    // The stream is closed; the next attempt is refused at the handshake (410).
+    const before = events.removedBy.length;
+    await new Promise((r) => setTimeout(r, 20));
+    t.send([heartbeat(4, 1, 3)]);
+    await until(() => events.removedBy.length > before, "the refusal of a new stream");
+    assert.deepEqual([...new Set(events.removedBy)], [1]);
+    assert.equal(peer.received.length, 1);
+  } finally {
+    t.close();
+    await peer.stop();
+  }
+});
