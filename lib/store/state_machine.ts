@@ -127,6 +127,11 @@ export class MvccStateMachine implements KvStateMachine {
     switch (cmd.op) {
       case "put": {
         checkPut(cmd);
+        // A plain put checks its lease before the key (a put inside a txn the other way round).
+        const lease = canonId(cmd.lease);
+        if (lease !== "0" && !this.#leases.has(lease)) {
+          throw new StoreError("leaseNotFound", ETCD_MESSAGES.leaseNotFound);
+        }
         const r = this.#txn({ compare: [], success: [{ put: cmd }], failure: [] });
         return (r.responses[0] as { put: PutResult }).put;
       }
@@ -329,13 +334,14 @@ export class MvccStateMachine implements KvStateMachine {
     });
   }
 
+  /** etcd's checkPut, in its order: the key must exist for ignore_*, then the lease. */
   #checkPutTarget(put: PutRequest): void {
+    if ((put.ignoreValue || put.ignoreLease) && !this.#current(toBin(put.key))) {
+      throw new StoreError("invalidArgument", ETCD_MESSAGES.keyNotFound);
+    }
     const lease = canonId(put.lease);
     if (lease !== "0" && !this.#leases.has(lease)) {
       throw new StoreError("leaseNotFound", ETCD_MESSAGES.leaseNotFound);
-    }
-    if ((put.ignoreValue || put.ignoreLease) && !this.#current(toBin(put.key))) {
-      throw new StoreError("invalidArgument", ETCD_MESSAGES.keyNotFound);
     }
   }
 

@@ -91,6 +91,14 @@ export async function runRandomScenario(
     const p: Json = { key: b64(pick(keys)), value: b64(`v${int(5)}`) };
     if (rand() < 0.25) p.lease = pick(leaseIds);
     if (rand() < 0.3) p.prev_kv = true;
+    const r = rand();
+    if (r < 0.06) {
+      delete p.value;
+      p.ignore_value = true;
+    } else if (r < 0.12) {
+      delete p.lease;
+      p.ignore_lease = true;
+    }
     return p;
   };
   const delOf = (): Json => {
