@@ -221,6 +221,16 @@ export async function runAgentOnRegistry(
       for (const e of evs) mergePeerEvent(pendingEvents, e);
       pendingAt ??= at;
       draining ??= (async () => {
+        // one event-loop turn first: watch responses already buffered join this batch; a big
+        // batch means a burst (a backlog after a pause, a bulk write), so while it keeps
+        // growing wait a little longer (at most 30 ms) — one kernel batch beats several
+        await new Promise((r) => setTimeout(r, 0));
+        const t0 = performance.now();
+        while (pendingEvents.size >= 64 && performance.now() - t0 < 30) {
+          const n = pendingEvents.size;
+          await new Promise((r) => setTimeout(r, 3));
+          if (pendingEvents.size === n) break;
+        }
         while (pendingEvents.size) {
           const batch = [...pendingEvents.values()];
           const since = pendingAt!;
@@ -235,8 +245,17 @@ export async function runAgentOnRegistry(
     async function fastApply(evs: PeerEvent[], at: number) {
       if (!evs.length) return;
       try {
-        const errors = await exclusive(() => backend.applyEvents(evs));
+        let t0 = 0;
+        const errors = await exclusive(() => {
+          t0 = performance.now();
+          return backend.applyEvents(evs);
+        });
         state.lastEventToProgrammedSeconds = (performance.now() - at) / 1000;
+        log("info", "peers_programmed", {
+          events: evs.length,
+          apply_ms: Math.round(performance.now() - t0),
+          since_event_ms: Math.round(performance.now() - at),
+        });
         state.peersProgrammed = watcher.peers.size;
         if (errors) {
           log("warn", "peer_apply_partial", { errors, fallback: "reconcile" });
