@@ -132,6 +132,12 @@ export async function runAgentOnRegistry(
       throw new Error("IPv6-only networks are not supported by twill's backends yet; enable IPv4");
     }
     const network = cfg.network;
+    if (cfg.enableIPv6) {
+      log("warn", "ipv6_data_plane_missing", {
+        detail: "an IPv6 subnet is leased and written to subnet.env, but twill's backends " +
+          "program IPv4 routes only",
+      });
+    }
     let backend: Backend;
     if (cfg.backend.type === "vxlan") {
       const mac = await loadVtepMac(opts.dataDir);
