@@ -40,9 +40,11 @@ export const MAX_LEASE_TTL = 9_000_000_000;
 /** How many request ids (with their results) are remembered; the oldest is forgotten first. */
 export const DEDUP_CAPACITY = 4096;
 
-/** One version of one key; `tomb` marks a deletion at `mod`. */
+/** One version of one key; `tomb` marks a deletion at `mod`; `sub` orders the writes of one
+ *  revision (a txn). */
 interface KeyRecord {
   mod: number;
+  sub: number;
   create: number;
   ver: number;
   value: Uint8Array;
@@ -59,6 +61,8 @@ interface Lease {
 class WriteContext {
   changed = false;
   events: WatchEvent[] = [];
+  /** Key and sub-revision of each write, in order. */
+  writes: [string, number][] = [];
   constructor(readonly begin: number) {}
   get rev(): number {
     return this.changed ? this.begin + 1 : this.begin;
@@ -74,7 +78,10 @@ export class MvccStateMachine implements KvStateMachine {
   #keys: string[] = []; // sorted binary keys that have history
   #history = new Map<string, KeyRecord[]>();
   #leases = new Map<string, Lease>();
-  #events: RevisionEvents[] = [];
+  /** Revisions that wrote something, ascending, with their writes ([key, sub]) in order. The
+   *  events themselves are rebuilt from #history when a watcher replays (see #eventsAt). */
+  #revs: number[] = [];
+  #revWrites = new Map<number, [string, number][]>();
   #dedup = new Map<string, ApplyResult>();
   #listeners = new Set<(batch: RevisionEvents) => void>();
   #restoreListeners = new Set<() => void>();
@@ -257,9 +264,7 @@ export class MvccStateMachine implements KvStateMachine {
     for (const [k, recs] of this.#history) {
       for (const r of recs) n += k.length + r.value.length + 32;
     }
-    for (const b of this.#events) {
-      for (const e of b.events) n += e.kv.key.length + e.kv.value.length + 64;
-    }
+    n += this.#revs.length * 48;
     return n;
   }
 
@@ -277,14 +282,30 @@ export class MvccStateMachine implements KvStateMachine {
     if (from < this.#compactRevision) {
       throw new StoreError("compacted", ETCD_MESSAGES.compacted);
     }
-    let lo = 0;
-    let hi = this.#events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#events[mid].revision < from) lo = mid + 1;
-      else hi = mid;
+    const out: RevisionEvents[] = [];
+    for (let i = lowerBoundNum(this.#revs, from); i < this.#revs.length; i++) {
+      const revision = this.#revs[i];
+      const events = this.#eventsAt(revision);
+      if (events.length) out.push({ revision, events });
     }
-    return this.#events.slice(lo);
+    return out;
+  }
+
+  /** The events of one revision as etcd reports them: prev_kv is the key at revision - 1 and
+   *  absent for a put that creates the key. Writes compaction removed are left out. */
+  #eventsAt(revision: number): WatchEvent[] {
+    const events: WatchEvent[] = [];
+    for (const [k, sub] of this.#revWrites.get(revision) ?? []) {
+      const rec = this.#history.get(k)?.find((r) => r.mod === revision && r.sub === sub);
+      if (!rec) continue;
+      const event: WatchEvent = rec.tomb
+        ? { type: "DELETE", kv: tombKv(k, revision) }
+        : { type: "PUT", kv: toKv(k, rec) };
+      const prev = rec.tomb || rec.create !== rec.mod ? this.#at(k, revision - 1) : null;
+      if (prev) event.prevKv = toKv(k, prev);
+      events.push(event);
+    }
+    return events;
   }
 
   subscribe(listener: (batch: RevisionEvents) => void): () => void {
@@ -375,13 +396,14 @@ export class MvccStateMachine implements KvStateMachine {
     const lease = put.ignoreLease ? prev!.lease : canonId(put.lease);
     const rec: KeyRecord = {
       mod: rev,
+      sub: ctx.writes.length,
       create: prev ? prev.create : rev,
       ver: prev ? prev.ver + 1 : 1,
       value,
       lease,
       tomb: false,
     };
-    this.#append(k, rec);
+    this.#append(k, rec, ctx);
     if (prev && prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
     if (lease !== "0") this.#leases.get(lease)?.keys.add(k);
     ctx.changed = true;
@@ -412,20 +434,15 @@ export class MvccStateMachine implements KvStateMachine {
 
   #deleteKey(k: string, prev: KeyRecord, ctx: WriteContext): void {
     const rev = ctx.begin + 1;
-    this.#append(k, { mod: rev, create: 0, ver: 0, value: EMPTY, lease: "0", tomb: true });
+    const sub = ctx.writes.length;
+    this.#append(
+      k,
+      { mod: rev, sub, create: 0, ver: 0, value: EMPTY, lease: "0", tomb: true },
+      ctx,
+    );
     if (prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
     ctx.changed = true;
-    const event: WatchEvent = {
-      type: "DELETE",
-      kv: {
-        key: fromBin(k),
-        value: EMPTY,
-        createRevision: "0",
-        modRevision: String(rev),
-        version: "0",
-        lease: "0",
-      },
-    };
+    const event: WatchEvent = { type: "DELETE", kv: tombKv(k, rev) };
     const before = this.#eventPrev(k, ctx);
     if (before) event.prevKv = before;
     ctx.events.push(event);
@@ -438,7 +455,8 @@ export class MvccStateMachine implements KvStateMachine {
     return before ? toKv(k, before) : undefined;
   }
 
-  #append(k: string, rec: KeyRecord): void {
+  #append(k: string, rec: KeyRecord, ctx: WriteContext): void {
+    ctx.writes.push([k, rec.sub]);
     let recs = this.#history.get(k);
     if (!recs) {
       recs = [];
@@ -452,7 +470,8 @@ export class MvccStateMachine implements KvStateMachine {
     if (!ctx.changed) return;
     this.#revision = ctx.begin + 1;
     const batch: RevisionEvents = { revision: this.#revision, events: ctx.events };
-    this.#events.push(batch);
+    this.#revs.push(this.#revision);
+    this.#revWrites.set(this.#revision, ctx.writes);
     for (const l of [...this.#listeners]) l(batch);
   }
 
@@ -535,35 +554,26 @@ export class MvccStateMachine implements KvStateMachine {
       }
     }
     this.#keys = keep;
-    this.#events = this.#events.filter((b) => b.revision >= rev);
-    // As in etcd, compaction at rev keeps each key's newest version at or below rev only if it
-    // is not a deletion: the deletions made at rev itself leave the history (and so do puts at
-    // rev of keys the same revision then deleted).
-    const atRev = this.#events[0];
-    if (atRev && atRev.revision === rev) {
-      const lastIndex = new Map<string, number>();
-      atRev.events.forEach((e, i) => lastIndex.set(toBin(e.kv.key), i));
-      const kept = atRev.events.filter((e, i) =>
-        e.type === "PUT" && lastIndex.get(toBin(e.kv.key)) === i
-      );
-      if (kept.length) this.#events[0] = { revision: rev, events: kept };
-      else this.#events.shift();
-    }
+    // History before rev is gone; writes at rev itself stay listed, and #eventsAt skips the
+    // ones compaction removed (as in etcd: deletions at rev, and puts at rev of keys deleted
+    // later in that same revision).
+    const first = lowerBoundNum(this.#revs, rev);
+    for (const r of this.#revs.slice(0, first)) this.#revWrites.delete(r);
+    this.#revs = this.#revs.slice(first);
   }
 
   // ---------------------------------------------------------------------------------- snapshot
 
   snapshot(): Uint8Array {
     const image: SnapshotImage = {
-      format: 1,
+      format: 2,
       appliedIndex: this.#appliedIndex,
       revision: this.#revision,
       compactRevision: this.#compactRevision,
-      keys: this.#keys.map((k) => [fromBin(k), this.#history.get(k)!]),
+      keys: this.#keys.map((k) => [fromBin(k), this.#history.get(k)!.map(recordTuple)]),
       leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
         [id, l],
       ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
-      events: this.#events,
       dedup: [...this.#dedup.entries()],
     };
     return new TextEncoder().encode(encodeResult(image));
@@ -571,18 +581,32 @@ export class MvccStateMachine implements KvStateMachine {
 
   restore(bytes: Uint8Array): void {
     const image = decodeResult(new TextDecoder().decode(bytes)) as SnapshotImage;
-    if (image.format !== 1) {
+    if (image.format !== 2) {
       throw new Error(`store: snapshot format ${image.format} is not one this version reads`);
     }
     this.#appliedIndex = image.appliedIndex;
     this.#revision = image.revision;
     this.#compactRevision = image.compactRevision;
     this.#keys = image.keys.map(([k]) => toBin(k));
-    this.#history = new Map(image.keys.map(([k, recs]) => [toBin(k), recs]));
+    this.#history = new Map(image.keys.map(([k, recs]) => [toBin(k), recs.map(fromTuple)]));
     this.#leases = new Map(
       image.leases.map(([id, ttl, keys]) => [id, { ttl, keys: new Set(keys.map(toBin)) }]),
     );
-    this.#events = image.events;
+    // Rebuild the per-revision write lists from the history.
+    const writes: [number, number, string][] = [];
+    for (const [k, recs] of this.#history) for (const r of recs) writes.push([r.mod, r.sub, k]);
+    writes.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    this.#revs = [];
+    this.#revWrites = new Map();
+    for (const [mod, sub, k] of writes) {
+      let list = this.#revWrites.get(mod);
+      if (!list) {
+        list = [];
+        this.#revWrites.set(mod, list);
+        this.#revs.push(mod);
+      }
+      list.push([k, sub]);
+    }
     this.#dedup = new Map(image.dedup);
     for (const l of [...this.#restoreListeners]) l();
   }
@@ -599,15 +623,47 @@ interface TxnPath {
   nested: (TxnPath | null)[];
 }
 
+/** [mod, sub, create, version, lease, tomb (0/1), value] */
+type RecordTuple = [number, number, number, number, string, number, Uint8Array];
+
 interface SnapshotImage {
-  format: 1;
+  format: 2;
   appliedIndex: number;
   revision: number;
   compactRevision: number;
-  keys: [Uint8Array, KeyRecord[]][];
+  keys: [Uint8Array, RecordTuple[]][];
   leases: [string, number, Uint8Array[]][];
-  events: RevisionEvents[];
   dedup: [string, ApplyResult][];
+}
+
+function recordTuple(r: KeyRecord): RecordTuple {
+  return [r.mod, r.sub, r.create, r.ver, r.lease, r.tomb ? 1 : 0, r.value];
+}
+
+function fromTuple([mod, sub, create, ver, lease, tomb, value]: RecordTuple): KeyRecord {
+  return { mod, sub, create, ver, lease, tomb: tomb === 1, value };
+}
+
+function tombKv(k: string, rev: number): KeyValue {
+  return {
+    key: fromBin(k),
+    value: EMPTY,
+    createRevision: "0",
+    modRevision: String(rev),
+    version: "0",
+    lease: "0",
+  };
+}
+
+function lowerBoundNum(sorted: number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function errorResult(e: StoreError): ApplyError {
