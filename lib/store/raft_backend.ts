@@ -1,9 +1,13 @@
 // StoreBackend over a Raft RawNode: the ready loop of one store member.
 //
 // Each Ready is handled in order: persist (snapshot, entries, hard state; one sync) → send the
-// messages (a leader sends them before its own save when that is safe: maySendBeforeSave) → apply the snapshot and the committed entries to the state machine (configuration
-// changes through applyConfChange) → advance. Time comes in through tick(), driven by the
-// caller's timer (no clock or timer in here besides the injected ones).
+// messages → apply the snapshot and the committed entries to the state machine (configuration
+// changes through applyConfChange) → advance. Two exceptions keep fsyncs off a write's critical
+// path: a leader sends before its own save when that is safe (maySendBeforeSave), and committed
+// entries that were durable here before the Ready are applied before its save
+// (applyDurableCommitted), so an acknowledgement never waits for the fsync of later entries.
+// Time comes in through tick(), driven by the caller's timer (no clock or timer in here besides
+// the injected ones).
 //
 // Writes are proposed on whichever member receives them; Raft forwards a follower's proposal to
 // the leader (MsgProp over the peer transport). The write resolves when the entry carrying its
@@ -532,6 +536,15 @@ export class RaftBackend implements StoreBackend {
         if (rd.hardState) this.term = rd.hardState.term;
         const early = rd.messages.length > 0 && this.maySendBeforeSave(rd);
         if (early) this.transport.send(rd.messages);
+        // Committed entries that were durable here before this Ready (all but those the Ready
+        // itself brings) are applied now, without waiting for this Ready's fsync: they are
+        // committed, i.e. durable on a quorum, and already in this member's log. A
+        // configuration change and everything after it waits for the save (see mustSync).
+        const durable = this.applyDurableCommitted(rd);
+        if (durable > 0) {
+          this.settleReads();
+          this.notifyApplied();
+        }
         await this.storage.save({
           hardState: rd.hardState,
           entries: rd.entries,
@@ -544,7 +557,9 @@ export class RaftBackend implements StoreBackend {
         if (this.stopped) return;
         if (rd.messages.length > 0 && !early) this.transport.send(rd.messages);
         if (rd.snapshot && rd.snapshot.metadata.index > 0) this.applySnapshot(rd.snapshot);
-        for (const e of rd.committedEntries) this.applyEntry(e);
+        for (let i = durable; i < rd.committedEntries.length; i++) {
+          this.applyEntry(rd.committedEntries[i]);
+        }
         if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
         this.node.advance(rd);
         this.settleReads();
@@ -556,6 +571,20 @@ export class RaftBackend implements StoreBackend {
     } finally {
       this.looping = false;
     }
+  }
+
+  /** Applies the Ready's committed entries that precede its own entries and any configuration
+   *  change; returns how many. */
+  private applyDurableCommitted(rd: Ready): number {
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) return 0;
+    const firstUnsaved = rd.entries.length > 0 ? rd.entries[0].index : Infinity;
+    const ents = rd.committedEntries;
+    let n = 0;
+    while (n < ents.length && ents[n].index < firstUnsaved && ents[n].type !== "confChange") {
+      this.applyEntry(ents[n]);
+      n++;
+    }
+    return n;
   }
 
   /**
