@@ -177,6 +177,52 @@ Deno.test({
           await waitFor("route gone after expiry", async () => !(await hasRoute()), 15_000);
         },
       );
+
+      await t.step(
+        "vxlan with DirectRouting: same-L2 peers get a route via their PublicIP, plus FDB/neigh",
+        async () => {
+          await running[0].stop();
+          running.length = 0;
+          await etcdPut(
+            topo,
+            `${P}/config`,
+            '{"Network":"10.60.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}',
+          );
+          for (const n of [1, 2]) running.push(startAgent(topo, n, [], MAIN_ETCD));
+          for (const n of [1, 2]) {
+            await waitFor(
+              `n${n} ready`,
+              async () => (await httpStatus(topo.node(n), "/readyz")) === 200,
+            );
+          }
+          const env2 = await Deno.readTextFile(`${dir}/n2/subnet.env`);
+          const base2 = env2.match(/FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1/)![1];
+          const direct = async () =>
+            (JSON.parse(
+              (await sh(["ip", "-n", topo.node(1), "-j", "route", "show", `${base2}.0/24`])).out,
+            ) as { gateway: string; dev: string }[]).map((x) => `${x.gateway} ${x.dev}`).join();
+          await waitFor(
+            "the direct route on n1",
+            async () => (await direct()) === `${topo.nodeIp(2)} eth0`,
+            5000,
+          )
+            .catch(async (e) => {
+              throw new Error(`${e.message}: have ${await direct()}\n${running[0].log()}`);
+            });
+          const fdb = await sh(
+            inNs(topo.node(1), ["bridge", "-j", "fdb", "show", "dev", "flannel.1"]),
+          );
+          assert.ok(fdb.out.includes(`"dst":"${topo.nodeIp(2)}"`), fdb.out);
+          const p2 = `${base2}.2`;
+          await waitFor(
+            "pod 1 → pod 2 (direct)",
+            async () =>
+              (await sh(inNs(topo.pod(1), ["ping", "-c", "1", "-W", "1", p2]), { allowFail: true }))
+                .code === 0,
+            5000,
+          );
+        },
+      );
     } finally {
       for (const a of running) await a.stop("SIGKILL");
       await etcd?.stop();

@@ -179,7 +179,7 @@ export async function vxlanScenario(
     );
 
     await t.step(
-      "pod → outside is masqueraded to the node address; pod ↔ pod keeps pod addresses",
+      "masquerade: pod → outside gets the node address, pod ↔ pod and outside → pod keep theirs",
       async () => {
         const cap = (filter: string[], ns: string, iface: string) =>
           new Deno.Command("ip", {
@@ -200,6 +200,15 @@ export async function vxlanScenario(
         assert.ok(await ping(topo.pod(1), podIp.get(2)!));
         const o2 = new TextDecoder().decode((await inPod.output()).stdout);
         assert.match(o2, new RegExp(`IP ${podIp.get(1)!.replace(/\./g, "\\.")} > `));
+        // outside → a local pod keeps the client's address (the "internet" routes the pod
+        // subnet to node 1)
+        const sub1 = env.get(1)!.match(/FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1/)![1] + ".0/24";
+        await sh(["ip", "-n", topo.ul, "route", "replace", sub1, "via", topo.nodeIp(1)]);
+        const fromOutside = cap(["icmp", "and", "src", "host", "10.99.0.254"], topo.pod(1), "eth0");
+        await new Promise((r) => setTimeout(r, 400));
+        assert.ok(await ping(topo.ul, podIp.get(1)!), "the outside reaches a pod");
+        const o3 = new TextDecoder().decode((await fromOutside.output()).stdout);
+        assert.match(o3, /IP 10\.99\.0\.254 > /);
       },
     );
 
@@ -239,23 +248,38 @@ export async function vxlanScenario(
       },
     );
 
-    await t.step("reconcile restores a deleted route and a deleted flannel.1", async () => {
-      const sub3 = env.get(3)!.match(/FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1/)![1] + ".0/24";
-      await sh(["ip", "-n", topo.node(2), "route", "del", sub3]);
-      await waitFor(
-        "route restored",
-        async () => (await routes(topo.node(2), "flannel.1")).includes(sub3),
-        12_000,
-      );
-      await sh(["ip", "-n", topo.node(2), "link", "del", "flannel.1"]);
-      await waitFor(
-        "flannel.1 recreated",
-        async () => (await routes(topo.node(2), "flannel.1")).length === 2,
-        12_000,
-      );
-      await waitFor("pod 2 → pod 3 again", () => ping(topo.pod(2), podIp.get(3)!), 12_000);
-      assert.match(agents.get(2)!.log(), /event=reconcile_repaired/);
-    });
+    await t.step(
+      "reconcile restores a deleted route, flannel.1 and the masquerade table",
+      async () => {
+        const sub3 = env.get(3)!.match(/FLANNEL_SUBNET=(\d+\.\d+\.\d+)\.1/)![1] + ".0/24";
+        await sh(["ip", "-n", topo.node(2), "route", "del", sub3]);
+        await waitFor(
+          "route restored",
+          async () => (await routes(topo.node(2), "flannel.1")).includes(sub3),
+          12_000,
+        );
+        await sh(["ip", "-n", topo.node(2), "link", "del", "flannel.1"]);
+        await waitFor(
+          "flannel.1 recreated",
+          async () => (await routes(topo.node(2), "flannel.1")).length === 2,
+          12_000,
+        );
+        await waitFor("pod 2 → pod 3 again", () => ping(topo.pod(2), podIp.get(3)!), 12_000);
+        assert.match(agents.get(2)!.log(), /event=reconcile_repaired/);
+        // a removed masquerade table comes back
+        await sh(inNs(topo.node(2), ["nft", "delete", "table", "ip", "twill"]));
+        await waitFor(
+          "masquerade table restored",
+          async () =>
+            (await sh(inNs(topo.node(2), ["nft", "list", "table", "ip", "twill"]), {
+              allowFail: true,
+            }))
+              .code === 0,
+          12_000,
+        );
+        assert.match(agents.get(2)!.log(), /event=reconcile_repaired masquerade=reapplied/);
+      },
+    );
 
     await t.step(
       "a deleted lease disappears from the other nodes; a running node re-acquires its own",
