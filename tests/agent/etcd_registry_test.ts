@@ -1,5 +1,5 @@
-// Both registries (over EtcdClient, over the agent's own JSON calls) against a real etcd 3.4 on
-// loopback (agent-net's ports 22379-22382).
+// The registries (over EtcdClient, over the agent's own JSON calls) against a real etcd 3.4 on
+// loopback (agent-net's ports 22379-22382) and against twill's own store API (in process).
 import assert from "node:assert/strict";
 import { EtcdHttpRegistry } from "../../lib/subnet/etcd_http.ts";
 import { LeaseLostError, LeaseManager } from "../../lib/subnet/manager.ts";
@@ -7,21 +7,49 @@ import { startEtcd } from "./etcd_helper.ts";
 import { EtcdClientRegistry } from "../../lib/subnet/etcd_client_registry.ts";
 import { EtcdClient } from "../../lib/store/client.ts";
 import type { SubnetRegistry } from "../../lib/subnet/registry.ts";
+import { LocalBackend } from "../../lib/store/local_backend.ts";
+import { createApiApp } from "../../lib/store/api/app.ts";
+
+/** twill's etcd-shaped API over a single-process backend, on an ephemeral loopback port. */
+function startTwill(token: string): { endpoint: string; stop(): Promise<void> } {
+  const backend = new LocalBackend({ expiryCheckMs: 500 });
+  const app = createApiApp(backend, { token });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  return {
+    endpoint: `http://127.0.0.1:${server.addr.port}`,
+    async stop() {
+      backend.close();
+      await server.shutdown();
+    },
+  };
+}
 
 const P = "/coreos.com/network";
 
-for (const kind of ["EtcdClient", "etcd_http"] as const) {
-  Deno.test(`registry over ${kind}: acquire, fenced renew, watch events, compaction, against real etcd`, async () => {
+const KINDS = [
+  ["EtcdClient", "etcd 3.4"],
+  ["etcd_http", "etcd 3.4"],
+  ["EtcdClient", "twill"],
+  ["etcd_http", "twill"],
+] as const;
+
+for (const [kind, server] of KINDS) {
+  Deno.test(`registry over ${kind} against ${server}: acquire, fenced renew, watch, compaction`, async () => {
     const port = kind === "EtcdClient" ? 22379 : 22381;
-    const etcd = await startEtcd(`127.0.0.1:${port}`, `127.0.0.1:${port + 1}`);
+    const token = server === "twill" ? "twa-registry-token" : undefined;
+    const etcd = server === "twill"
+      ? startTwill(token!)
+      : await startEtcd(`127.0.0.1:${port}`, `127.0.0.1:${port + 1}`);
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     const ac = new AbortController();
     try {
       const reg: SubnetRegistry = kind === "EtcdClient"
-        ? new EtcdClientRegistry(new EtcdClient({ endpoints: [etcd.endpoint] }))
-        : new EtcdHttpRegistry({ endpoints: [etcd.endpoint] });
+        ? new EtcdClientRegistry(new EtcdClient({ endpoints: [etcd.endpoint], token }))
+        : new EtcdHttpRegistry({ endpoints: [etcd.endpoint], token });
       const put = (k: string, v: string) =>
         fetch(`${etcd.endpoint}/v3/kv/put`, {
           method: "POST",
+          headers,
           body: JSON.stringify({ key: btoa(k), value: btoa(v) }),
         }).then((r) => r.json());
       await put(`${P}/config`, '{"Network":"10.7.0.0/16","Backend":{"Type":"vxlan"}}');
@@ -72,6 +100,7 @@ for (const kind of ["EtcdClient", "etcd_http"] as const) {
       const st = await reg.list(`${P}/`);
       await fetch(`${etcd.endpoint}/v3/kv/compaction`, {
         method: "POST",
+        headers,
         body: JSON.stringify({ revision: st.revision.toString() }),
       }).then((r) => r.json());
       const it = reg.watch(`${P}/subnets/`, 2n, ac.signal)[Symbol.asyncIterator]();
