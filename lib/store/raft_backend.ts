@@ -9,8 +9,9 @@
 // Time comes in through tick(), driven by the caller's timer (no clock or timer in here besides
 // the injected ones).
 //
-// Writes are proposed on whichever member receives them; Raft forwards a follower's proposal to
-// the leader (MsgProp over the peer transport). The write resolves when the entry carrying its
+// Writes are proposed on whichever member receives them; a follower forwards the proposal to the
+// leader itself (a MsgProp over the peer transport, as Raft would, without waiting for its ready
+// loop). The write resolves when the entry carrying its
 // requestId is applied locally. After a leader change, every pending write is proposed again,
 // and a follower forwards a write again when it has not applied after two election timeouts
 // (the state machine applies a requestId at most once: it remembers the last 4096). A write
@@ -20,6 +21,7 @@
 // when the local state machine has applied the index the leader confirmed.
 import { RawNode } from "../raft/rawnode.ts";
 import { decodeConfChange } from "../raft/confchange_codec.ts";
+import { newMessage } from "../raft/util.ts";
 import type {
   ConfChange,
   ConfState,
@@ -461,6 +463,21 @@ export class RaftBackend implements StoreBackend {
   // ----- internals ----------------------------------------------------------------------------
 
   private propose(p: PendingWrite): void {
+    const ss = this.node.basicStatus().softState;
+    if (ss.role === "follower" && ss.lead !== 0) {
+      // A follower forwards the proposal to the leader at once, as Raft itself would, but
+      // without waiting for the ready loop (which may be in the middle of an fsync).
+      this.transport.send([newMessage({
+        type: "MsgProp",
+        from: this.id,
+        to: ss.lead,
+        entries: [{ term: 0, index: 0, type: "normal", data: p.data }],
+      })]);
+      p.proposed = true;
+      p.proposedTerm = this.term;
+      p.proposedAtTick = this.tickCount;
+      return;
+    }
     try {
       this.node.propose(p.data);
       p.proposed = true;
