@@ -1,6 +1,7 @@
 // Peer transport: sends Raft messages to other members on the same port as the client API, under
 // /raft/. Each member keeps ONE long-lived WebSocket to each peer (GET /raft/stream, upgraded,
-// with the same Bearer token and cluster headers as every peer request) and writes each Ready's
+// with the same Bearer token and cluster headers as every peer request; the client end is
+// peer_stream.ts, which sets TCP_NODELAY) and writes each Ready's
 // messages for that peer as one frame the moment the Ready is sent: no request per batch, no
 // waiting for an answer before the next batch, messages to a peer stay in order. Snapshots
 // travel on their own POST /raft/snapshot so a large transfer never delays heartbeats.
@@ -10,6 +11,7 @@
 // stream's handshake or in a frame it sends back) is reported through onRemoved.
 import type { Message, NodeId } from "../../raft/types.ts";
 import { encodeMessage, messageSize } from "./message_codec.ts";
+import { PeerStream } from "./peer_stream.ts";
 import type { EventLogger } from "./log.ts";
 import { silentLogger } from "./log.ts";
 
@@ -55,11 +57,13 @@ interface Peer {
   address: string;
   queue: Message[];
   failing: boolean;
-  ws: WebSocket | undefined;
-  open: boolean;
+  stream: PeerStream | undefined;
+  /** A stream is being opened. */
+  opening: boolean;
+  /** Counts stream attempts, so that a late answer to an abandoned one is ignored. */
+  attempt: number;
   /** performance.now() before which no new stream is attempted. */
   retryAt: number;
-  connectTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class HttpTransport implements PeerSink {
@@ -85,10 +89,10 @@ export class HttpTransport implements PeerSink {
         address,
         queue: [],
         failing: false,
-        ws: undefined,
-        open: false,
+        stream: undefined,
+        opening: false,
+        attempt: 0,
         retryAt: 0,
-        connectTimer: undefined,
       });
     }
   }
@@ -145,12 +149,12 @@ export class HttpTransport implements PeerSink {
   /** Writes the peer's queue to its stream, opening the stream first if need be. */
   private flush(id: NodeId, p: Peer): void {
     if (p.queue.length === 0 || this.closed) return;
-    if (!p.open) {
+    const stream = p.stream;
+    if (!stream) {
       this.connect(id, p);
       return;
     }
-    const ws = p.ws!;
-    if (ws.bufferedAmount > (this.opts.maxBufferedBytes ?? 8 << 20)) {
+    if (stream.bufferedAmount > (this.opts.maxBufferedBytes ?? 8 << 20)) {
       // The peer is not reading (frozen, or far too slow): drop, and let Raft slow down.
       p.queue.length = 0;
       this.opts.onUnreachable(id);
@@ -166,62 +170,66 @@ export class HttpTransport implements PeerSink {
       }
       const batch = p.queue.splice(0, n);
       try {
-        ws.send(JSON.stringify({ msgs: batch.map(encodeMessage) }));
+        stream.send(JSON.stringify({ msgs: batch.map(encodeMessage) }));
       } catch (e) {
-        this.lost(id, p, ws, (e as Error).message);
+        this.lost(id, p, stream, (e as Error).message);
         return;
       }
     }
   }
 
   private connect(id: NodeId, p: Peer): void {
-    if (p.ws || this.closed) return; // already opening
+    if (p.stream || p.opening || this.closed) return;
     if (performance.now() < p.retryAt) {
       this.trimQueue(p);
       return; // the next send after retryAt tries again (Raft sends at least every heartbeat)
     }
-    let ws: WebSocket;
-    try {
-      ws = new WebSocket(`ws://${p.address}/raft/stream`, { headers: this.headers() });
-    } catch (e) {
-      this.failed(id, p, (e as Error).message);
-      return;
-    }
-    p.ws = ws;
-    p.open = false;
-    p.connectTimer = setTimeout(() => {
-      p.connectTimer = undefined;
-      if (p.ws === ws && !p.open) this.lost(id, p, ws, "timed out opening the peer stream");
-    }, this.opts.connectTimeoutMs ?? 1000);
-    ws.onopen = () => {
-      if (p.ws !== ws) return;
-      clearTimeout(p.connectTimer);
-      p.connectTimer = undefined;
-      p.open = true;
+    p.opening = true;
+    const attempt = ++p.attempt;
+    const current = () => !this.closed && p.attempt === attempt && this.peers.get(id) === p;
+    let opened: PeerStream | undefined;
+    PeerStream.open(p.address, "/raft/stream", this.headers(), this.opts.connectTimeoutMs ?? 1000, {
+      onText: (text) => {
+        let notice: StreamNotice = {};
+        try {
+          notice = JSON.parse(text);
+        } catch { /* not ours */ }
+        if (notice.removed && current()) this.opts.onRemoved?.(id);
+      },
+      onClose: (why) => {
+        if (opened && p.stream === opened) this.lost(id, p, opened, why);
+      },
+    }).then((stream) => {
+      if (!current()) {
+        stream.close();
+        return;
+      }
+      p.opening = false;
+      if (stream.isClosed) {
+        this.failed(id, p, "the peer closed the stream at once");
+        return;
+      }
+      opened = stream;
+      p.stream = stream;
       if (p.failing) {
         p.failing = false;
         this.log("info", "peer_reachable", { peer: id, address: p.address });
       }
       this.flush(id, p);
-    };
-    ws.onmessage = (ev) => {
-      let notice: StreamNotice = {};
-      try {
-        notice = JSON.parse(String(ev.data));
-      } catch { /* not ours */ }
-      if (notice.removed) this.opts.onRemoved?.(id);
-    };
-    ws.onerror = (ev) => this.lost(id, p, ws, (ev as ErrorEvent).message ?? "stream error");
-    ws.onclose = () => this.lost(id, p, ws, "stream closed");
+    }, (e: Error) => {
+      if (!current()) return;
+      p.opening = false;
+      // "peer stream refused: HTTP 410 …": this member was removed from the cluster.
+      if (/HTTP 410\b/.test(e.message)) this.opts.onRemoved?.(id);
+      this.failed(id, p, e.message);
+    });
   }
 
   /** A stream failed or closed: forget it, tell Raft, try again after retryMs. */
-  private lost(id: NodeId, p: Peer, ws: WebSocket, why: string): void {
-    if (p.ws !== ws) return;
+  private lost(id: NodeId, p: Peer, stream: PeerStream, why: string): void {
+    if (p.stream !== stream) return;
     this.dropStream(p);
     if (this.closed) return;
-    // The handshake's status is only in the error text ("Invalid status code: 410").
-    if (/\b410\b/.test(why)) this.opts.onRemoved?.(id);
     this.failed(id, p, why);
   }
 
@@ -240,21 +248,13 @@ export class HttpTransport implements PeerSink {
     if (p.queue.length > 64) p.queue.splice(0, p.queue.length - 64);
   }
 
+  /** Closes the peer's stream (and forgets any being opened). */
   private dropStream(p: Peer): void {
-    const ws = p.ws;
-    p.ws = undefined;
-    p.open = false;
-    if (p.connectTimer !== undefined) clearTimeout(p.connectTimer);
-    p.connectTimer = undefined;
-    if (!ws) return;
-    ws.onopen =
-      ws.onmessage =
-      ws.onerror =
-      ws.onclose =
-        null;
-    try {
-      ws.close();
-    } catch { /* already closed */ }
+    const stream = p.stream;
+    p.stream = undefined;
+    p.opening = false;
+    p.attempt++;
+    stream?.close();
   }
 
   private async post(
