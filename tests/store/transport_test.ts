@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { createPeerApp, type PeerHandler } from "../../lib/store/node/peer_routes.ts";
 import { HttpTransport } from "../../lib/store/node/transport.ts";
+import { encodeFrame, parseFrame } from "../../lib/store/node/peer_stream.ts";
 import { newMessage } from "../../lib/raft/util.ts";
 import type { Message, NodeId } from "../../lib/raft/types.ts";
 
@@ -148,4 +149,28 @@ Deno.test("a removed member is told so, on an open stream and when it opens a ne
     t.close();
     await peer.stop();
   }
+});
+
+Deno.test("stream frames round-trip at every length encoding, and a partial frame waits for more", () => {
+  for (const n of [0, 1, 125, 126, 127, 65535, 65536, 200_000]) {
+    const payload = new Uint8Array(n).map((_, i) => (i * 7) & 0xff);
+    const frame = encodeFrame(0x1, payload);
+    assert.equal(frame[0], 0x81, "FIN and text opcode");
+    assert.ok((frame[1] & 0x80) !== 0, "client frames are masked");
+    const got = parseFrame(frame);
+    assert.ok(got, `length ${n}`);
+    assert.equal(got.size, frame.length);
+    assert.equal(got.opcode, 0x1);
+    assert.deepEqual(got.payload, payload);
+    assert.equal(parseFrame(frame.subarray(0, frame.length - 1)), null);
+  }
+  // Two frames back to back come out one at a time.
+  const two = new Uint8Array([
+    ...encodeFrame(0x1, new Uint8Array([1])),
+    ...encodeFrame(0x9, new Uint8Array([2])),
+  ]);
+  const first = parseFrame(two)!;
+  assert.deepEqual([first.opcode, [...first.payload]], [0x1, [1]]);
+  const second = parseFrame(two.subarray(first.size))!;
+  assert.deepEqual([second.opcode, [...second.payload]], [0x9, [2]]);
 });
