@@ -538,8 +538,10 @@ async function benchCluster(
       log(`${c.kind}: ${conc} concurrent clients`);
       const n = Math.round(5000 * scale);
       const cpu0 = clusterCpu(c);
+      const self0 = cpuMillis(Deno.pid);
       r[`put throughput, ${conc} clients (puts/s)`] = await throughput(c, conc, n);
       r[`member CPU per put, ${conc} clients (ms)`] = (clusterCpu(c) - cpu0) / n;
+      r[`bench client CPU per put, ${conc} clients (ms)`] = (cpuMillis(Deno.pid) - self0) / n;
     }
   }
   if (phases.has("range")) {
