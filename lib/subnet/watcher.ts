@@ -103,7 +103,9 @@ export function mergePeerEvent(pending: Map<string, PeerEvent>, ev: PeerEvent): 
         lease: ev.lease,
       },
     );
+  } else if (programmed) {
+    pending.set(k, { type: "removed", lease: programmed });
   } else {
-    pending.set(k, { type: "removed", lease: programmed ?? ev.lease });
+    pending.delete(k); // added and gone before it was programmed: nothing to do
   }
 }

@@ -1,6 +1,10 @@
 // Starts a throwaway etcd 3.4 (Debian's etcd-server) for agent tests; killed by the caller.
 export interface EtcdProc {
   endpoint: string;
+  /** SIGKILL, keeping the data dir: start again with restart(). */
+  kill(): Promise<void>;
+  /** Starts again on the same data dir (after kill()). */
+  restart(): Promise<EtcdProc>;
   stop(): Promise<void>;
 }
 
@@ -8,8 +12,9 @@ export async function startEtcd(
   clientAddr: string,
   peerAddr: string,
   netns?: string,
+  existingDir?: string,
 ): Promise<EtcdProc> {
-  const dir = await Deno.makeTempDir({ prefix: "twa-etcd-" });
+  const dir = existingDir ?? await Deno.makeTempDir({ prefix: "twa-etcd-" });
   const args = [
     "--name",
     "twa",
@@ -68,6 +73,13 @@ export async function startEtcd(
   }
   return {
     endpoint,
+    async kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    },
+    restart: () => startEtcd(clientAddr, peerAddr, netns, dir),
     async stop() {
       try {
         child.kill("SIGKILL");

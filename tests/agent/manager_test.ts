@@ -208,4 +208,8 @@ Deno.test("pending peer events merge to one per peer, keeping what the kernel ha
   assert.deepEqual([...m.values()], [{ type: "removed", lease: v0 }]);
   mergePeerEvent(m, { type: "added", lease: v1 });
   assert.deepEqual([...m.values()], [{ type: "added", lease: v1, previous: v0 }]);
+  const fresh = new Map();
+  mergePeerEvent(fresh, { type: "added", lease: v1 });
+  mergePeerEvent(fresh, { type: "removed", lease: v1 });
+  assert.equal(fresh.size, 0, "added and removed before programming: nothing to do");
 });

@@ -3,7 +3,7 @@
 // namespace (--etcd-endpoints) or twill's embedded store (--init / --join). Namespaces
 // <prefix>*, removed by exact name in finally.
 import assert from "node:assert/strict";
-import { startEtcd } from "../agent/etcd_helper.ts";
+import { type EtcdProc, startEtcd } from "../agent/etcd_helper.ts";
 import {
   type AgentMode,
   type AgentProc,
@@ -14,6 +14,7 @@ import {
   sh,
   startAgent,
   type StoreAccess,
+  storeCall,
   storeDel,
   storeList,
   storePut,
@@ -50,7 +51,7 @@ export async function vxlanScenario(
   const dir = await Deno.makeTempDir({ prefix: `${o.prefix}-e2e-` });
   const topo = new Topology(o.prefix, 3, dir);
   const agents = new Map<number, AgentProc>();
-  let etcd: { stop(): Promise<void> } | null = null;
+  let etcd: EtcdProc | null = null;
   const token = "twa-e2e-token";
   let store: StoreAccess;
   const mode = (n: number, restart = false): AgentMode =>
@@ -319,6 +320,54 @@ export async function vxlanScenario(
         await waitFor("pod 1 → pod 2 still", () => ping(topo.pod(1), podIp.get(2)!), 5000);
       },
     );
+
+    if (o.store === "etcd") {
+      await t.step(
+        "after a store outage past compaction, an agent re-lists and applies the difference",
+        async () => {
+          const lease = (ip: string, mac: string) =>
+            `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+          const pid = agents.get(1)!.child.pid;
+          Deno.kill(pid, "SIGSTOP");
+          try {
+            // while node 1 sleeps its watch connection breaks (the store restarts) ...
+            await etcd!.kill();
+            etcd = await etcd!.restart();
+            // ... a peer comes and goes, another one comes, and that history is compacted away
+            await storePut(
+              store,
+              `${P}/subnets/10.50.200.0-24`,
+              lease("10.99.0.200", "02:dd:00:00:00:c8"),
+            );
+            await storeDel(store, `${P}/subnets/10.50.200.0-24`);
+            await storePut(
+              store,
+              `${P}/subnets/10.50.201.0-24`,
+              lease("10.99.0.201", "02:dd:00:00:00:c9"),
+            );
+            const head = await storeCall(store, "/v3/kv/range", { key: btoa("x") }) as {
+              header: { revision: string };
+            };
+            await storeCall(store, "/v3/kv/compaction", { revision: head.header.revision });
+          } finally {
+            Deno.kill(pid, "SIGCONT");
+          }
+          await waitFor(
+            "n1 programs the peer it missed",
+            async () => (await routes(topo.node(1), "flannel.1")).includes("10.50.201.0/24"),
+            15_000,
+          );
+          assert.ok(!(await routes(topo.node(1), "flannel.1")).includes("10.50.200.0/24"));
+          assert.match(agents.get(1)!.log(), /event=watch_compacted/);
+          await storeDel(store, `${P}/subnets/10.50.201.0-24`);
+          await waitFor(
+            "and drops it when it goes",
+            async () => !(await routes(topo.node(1), "flannel.1")).includes("10.50.201.0/24"),
+            5000,
+          );
+        },
+      );
+    }
   } catch (e) {
     for (const [n, a] of agents) console.error(`--- agent n${n} log ---\n${a.log()}`);
     throw e;
