@@ -339,3 +339,33 @@ Deno.test("watch filters drop puts or deletes, by name or number", async () => {
   ]);
   assert.deepEqual(got, [["1", ["PUT"]], ["0", ["DELETE"]]]);
 });
+
+Deno.test("a streamed body splits into its JSON objects however the bytes arrive", async () => {
+  const { jsonTexts } = await import("../../lib/store/api/json_stream.ts");
+  const objects = ['{"a":"}{\\"x"}', '{"b":[1,{"c":"]"}]}', "[]", '{"d":"\\\\"}'];
+  const text = ` ${objects[0]}\n${objects[1]}  ${objects[2]}\r\n\t${objects[3]} `;
+  const bytes = te.encode(text);
+  for (const size of [1, 2, 3, 7, bytes.length]) {
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < bytes.length; i += size) c.enqueue(bytes.slice(i, i + size));
+        c.close();
+      },
+    });
+    const got: string[] = [];
+    for await (const t of jsonTexts(stream, 1024)) got.push(t);
+    assert.deepEqual(got, objects, `chunks of ${size}`);
+  }
+  const bad = new Response('{"a":1} x').body;
+  await assert.rejects(async () => {
+    for await (const _ of jsonTexts(bad, 1024)) { /* drain */ }
+  }, /invalid character 'x'/);
+  const cut = new Response('{"a":').body;
+  await assert.rejects(async () => {
+    for await (const _ of jsonTexts(cut, 1024)) { /* drain */ }
+  }, /unexpected EOF/);
+  const huge = new Response(`{"a":"${"x".repeat(5000)}"}`).body;
+  await assert.rejects(async () => {
+    for await (const _ of jsonTexts(huge, 1024)) { /* drain */ }
+  }, /too large/);
+});

@@ -45,6 +45,9 @@ export async function* jsonTexts(
         else if (ch === "}" || ch === "]") {
           depth--;
           if (depth === 0) {
+            if (i + 1 - start > maxBytes) {
+              throw invalidArgument("etcdserver: request is too large");
+            }
             yield buf.slice(start, i + 1);
             buf = buf.slice(i + 1);
             i = -1;
