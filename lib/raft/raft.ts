@@ -80,6 +80,8 @@ export class Raft {
   randomizedElectionTimeout = 0;
   /** ReadIndex requests waiting for the leader to commit an entry of its term. */
   pendingReadIndexMessages: Message[] = [];
+  /** Hand-off attempts of a removed leader (each retry tries the next voter). */
+  private handOffAttempts = 0;
   /** Proposals were appended since the last broadcast (flushed by flushProposals). */
   appendPending = false;
   private readonly rand: (n: number) => number;
@@ -1004,16 +1006,12 @@ export class Raft {
    * every election timeout, and CheckQuorum still applies.
    */
   private handOffLeadership(): void {
-    let best = NONE;
-    let bestMatch = -1;
-    for (const id of this.prs.voterIds()) {
-      if (id === this.id) continue;
-      const m = this.prs.progress.get(id)!.match;
-      if (m > bestMatch) {
-        best = id;
-        bestMatch = m;
-      }
-    }
+    // Most caught-up first; each retry moves on to the next voter, so a dead voter cannot stall
+    // the hand-off forever.
+    const order = this.prs.voterIds().filter((id) => id !== this.id).sort((a, b) =>
+      this.prs.progress.get(b)!.match - this.prs.progress.get(a)!.match || a - b
+    );
+    const best = order.length > 0 ? order[this.handOffAttempts++ % order.length] : NONE;
     if (best === NONE) {
       this.log("stepDown", { reason: "removed from the configuration", term: this.term });
       this.becomeFollower(this.term, NONE);
@@ -1022,7 +1020,7 @@ export class Raft {
     this.log("removedLeaderHandsOff", { to: best, term: this.term });
     this.leadTransferee = best;
     this.electionElapsed = 0;
-    if (bestMatch === this.raftLog.lastIndex()) this.sendTimeoutNow(best);
+    if (this.prs.progress.get(best)!.match === this.raftLog.lastIndex()) this.sendTimeoutNow(best);
     else this.sendAppend(best);
   }
 

@@ -546,3 +546,21 @@ Deno.test("ReadIndex at a removed leader needs a heartbeat round even if one vot
   net.stabilize();
   assert.equal(net.node(1).readStates.length, 0, "a non-member must not answer reads alone");
 });
+
+Deno.test("a removed leader whose first hand-off target is down tries the next voter", () => {
+  const net = electedCluster([1, 2, 3, 4, 5]);
+  net.propose(1, "x");
+  // Every voter is caught up, so node 2 (lowest id) is the first target; it never gets the
+  // MsgTimeoutNow and then goes down for good.
+  net.filter = (m) => !(m.to === 2 && m.type === "MsgTimeoutNow");
+  net.node(1).rn.proposeConfChange({ type: "removeNode", nodeId: 1 });
+  net.stabilize();
+  assert.equal(net.raft(1).leadTransferee, 2);
+  net.isolate(2);
+  net.tick(40, [1, 3, 4, 5]);
+  const ls = net.leaders().filter((id) => id !== 2);
+  assert.equal(ls.length, 1);
+  assert.ok([3, 4, 5].includes(ls[0]), `leader ${ls[0]}`);
+  net.propose(ls[0], "y");
+  assert.deepEqual(net.node(5).applied, ["x", "y"]);
+});
