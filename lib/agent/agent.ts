@@ -3,7 +3,7 @@
 // backend → kernel. Nothing is torn down when `signal` aborts.
 import { formatCIDR } from "../net/cidr.ts";
 import { findInterface } from "../net/iface.ts";
-import { applyRuleset, renderMasqRuleset, ruleCount } from "../net/nftables.ts";
+import { applyRuleset, renderMasqRuleset, renderMasqRuleset6, ruleCount } from "../net/nftables.ts";
 import type { Backend } from "../backend/backend.ts";
 import { HostGwBackend } from "../backend/hostgw.ts";
 import { VxlanBackend } from "../backend/vxlan.ts";
@@ -47,8 +47,8 @@ function msg(e: unknown): string {
 }
 
 /** Loads the VTEP MAC kept in the data dir, or chooses one and keeps it. */
-export async function loadVtepMac(dataDir: string): Promise<string> {
-  const path = `${dataDir}/vtep-mac`;
+export async function loadVtepMac(dataDir: string, file = "vtep-mac"): Promise<string> {
+  const path = `${dataDir}/${file}`;
   try {
     const text = (await Deno.readTextFile(path)).trim().toLowerCase();
     if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(text)) return text;
@@ -80,6 +80,7 @@ export async function runAgentOnRegistry(
   log("info", "interface_chosen", {
     iface: iface.name,
     address: iface.address,
+    address6: iface.address6 ?? undefined,
     mtu: iface.mtu,
     public_ip: publicIP,
     how: opts.iface.length ? "--iface" : "default route",
@@ -132,16 +133,30 @@ export async function runAgentOnRegistry(
       throw new Error("IPv6-only networks are not supported by twill's backends yet; enable IPv4");
     }
     const network = cfg.network;
-    if (cfg.enableIPv6) {
+    if (cfg.enableIPv6 && cfg.backend.type !== "vxlan") {
       log("warn", "ipv6_data_plane_missing", {
-        detail: "an IPv6 subnet is leased and written to subnet.env, but twill's backends " +
-          "program IPv4 routes only",
+        detail: `an IPv6 subnet is leased and written to subnet.env, but the ${cfg.backend.type} ` +
+          "backend programs IPv4 routes only",
       });
+    }
+    if (cfg.enableIPv6 && cfg.backend.type === "vxlan" && !iface.address6) {
+      throw new Error(
+        `IPv6 is enabled in the network config but ${iface.name} has no global IPv6 address; ` +
+          "give it one or pick another --iface",
+      );
     }
     let backend: Backend;
     if (cfg.backend.type === "vxlan") {
       const mac = await loadVtepMac(opts.dataDir);
-      backend = new VxlanBackend(cfg.backend, iface, publicIP, mac, network);
+      const v6 = cfg.enableIPv6 && cfg.ipv6Network
+        ? {
+          publicIPv6: iface.address6!,
+          prefixLen: iface.prefixLen6,
+          mac: await loadVtepMac(opts.dataDir, "vtep-mac-v6"),
+          network: cfg.ipv6Network,
+        }
+        : null;
+      backend = new VxlanBackend(cfg.backend, iface, publicIP, mac, network, v6);
       log("info", "backend_chosen", {
         type: "vxlan",
         vni: cfg.backend.vni,
@@ -289,7 +304,11 @@ export async function runAgentOnRegistry(
 
     async function applyMasq() {
       if (!opts.ipMasq) return;
-      await applyRuleset(renderMasqRuleset(formatCIDR(network), formatCIDR(own!.subnet!)));
+      let rules = renderMasqRuleset(formatCIDR(network), formatCIDR(own!.subnet!));
+      if (cfg!.enableIPv6 && cfg!.ipv6Network && own!.ipv6Subnet) {
+        rules += renderMasqRuleset6(formatCIDR(cfg!.ipv6Network), formatCIDR(own!.ipv6Subnet));
+      }
+      await applyRuleset(rules);
       log("info", "masquerade_applied", { network: formatCIDR(network), subnet: state.subnet });
     }
 

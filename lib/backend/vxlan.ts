@@ -24,25 +24,41 @@ export function vxlanDeviceName(vni: number): string {
   return `flannel.${vni}`;
 }
 
-/** Pure: the entries wanted for the given peers. */
+/** Pure: the entries wanted for the given peers (IPv4 overlay). */
 export function vxlanDesired(
   peers: Lease[],
   dev: string,
   publicIP: string,
   direct: { iface: string; underlay: CIDR } | null,
 ): DataPlane {
+  return vxlanDesiredFamily(peers, dev, publicIP, direct, false);
+}
+
+/**
+ * Pure: the entries wanted for the given peers, for one family: IPv4 uses the lease's Subnet,
+ * PublicIP and BackendData; IPv6 its IPv6Subnet, PublicIPv6 and BackendV6Data.
+ */
+export function vxlanDesiredFamily(
+  peers: Lease[],
+  dev: string,
+  ownPublic: string,
+  direct: { iface: string; underlay: CIDR } | null,
+  v6: boolean,
+): DataPlane {
   const dp: DataPlane = { routes: [], neighs: [], fdbs: [] };
   for (const p of peers) {
-    const d = vxlanData(p.attrs);
-    if (!p.subnet || !d || !p.attrs.publicIP || p.attrs.publicIP === publicIP) continue;
-    const gw = formatIP(p.subnet.ip);
+    const sn = v6 ? p.ipv6Subnet : p.subnet;
+    const pub = v6 ? p.attrs.publicIPv6 : p.attrs.publicIP;
+    const d = vxlanData(p.attrs, v6);
+    if (!sn || !d || !pub || pub === ownPublic) continue;
+    const gw = formatIP(sn.ip);
     dp.neighs.push({ ip: gw, mac: d.vtepMAC, dev });
-    dp.fdbs.push({ mac: d.vtepMAC, dst: p.attrs.publicIP, dev });
-    const sameL2 = direct && contains(direct.underlay, parseIP(p.attrs.publicIP));
+    dp.fdbs.push({ mac: d.vtepMAC, dst: pub, dev });
+    const sameL2 = direct && contains(direct.underlay, parseIP(pub));
     dp.routes.push(
       sameL2
-        ? { dst: formatCIDR(p.subnet), via: p.attrs.publicIP, dev: direct.iface, onlink: false }
-        : { dst: formatCIDR(p.subnet), via: gw, dev, onlink: true },
+        ? { dst: formatCIDR(sn), via: pub, dev: direct.iface, onlink: false }
+        : { dst: formatCIDR(sn), via: gw, dev, onlink: true },
     );
   }
   return dp;
@@ -59,11 +75,33 @@ interface FdbJson {
   flags?: string[];
 }
 
+/** The IPv6 side of a dual-stack VXLAN backend (Flannel's flannel-v6.<VNI>). */
+export interface VxlanV6 {
+  /** Our underlay IPv6 address (VXLAN local, PublicIPv6). */
+  publicIPv6: string;
+  prefixLen: number;
+  mac: string;
+  network: CIDR;
+}
+
+/** One overlay family's device and view of the leases. */
+interface Side {
+  v6: boolean;
+  dev: string;
+  mac: string;
+  local: string;
+  mtu: number;
+  network: CIDR;
+  own: () => CIDR | null;
+  direct: { iface: string; underlay: CIDR } | null;
+}
+
 export class VxlanBackend implements Backend {
   readonly type = "vxlan" as const;
   readonly mtu: number;
   readonly dev: string;
   private own: Lease | null = null;
+  private sides: Side[];
 
   constructor(
     private cfg: VxlanBackendConfig,
@@ -71,17 +109,47 @@ export class VxlanBackend implements Backend {
     private publicIP: string,
     private mac: string,
     private network: CIDR,
+    private v6: VxlanV6 | null = null,
   ) {
-    this.mtu = cfg.mtu || iface.mtu - 50;
     this.dev = vxlanDeviceName(cfg.vni);
+    const mtu4 = cfg.mtu || iface.mtu - 50;
+    const mtu6 = cfg.mtu || iface.mtu - 70; // IPv6 outer header: 20 bytes more
+    this.mtu = v6 ? Math.min(mtu4, mtu6) : mtu4;
+    this.sides = [{
+      v6: false,
+      dev: this.dev,
+      mac,
+      local: iface.address,
+      mtu: mtu4,
+      network,
+      own: () => this.own?.subnet ?? null,
+      direct: cfg.directRouting
+        ? { iface: iface.name, underlay: parseCIDR(`${iface.address}/${iface.prefixLen}`) }
+        : null,
+    }];
+    if (v6) {
+      this.sides.push({
+        v6: true,
+        dev: `flannel-v6.${cfg.vni}`,
+        mac: v6.mac,
+        local: v6.publicIPv6,
+        mtu: mtu6,
+        network: v6.network,
+        own: () => this.own?.ipv6Subnet ?? null,
+        direct: cfg.directRouting
+          ? { iface: iface.name, underlay: parseCIDR(`${v6.publicIPv6}/${v6.prefixLen}`) }
+          : null,
+      });
+    }
   }
 
   leaseAttrs(): LeaseAttrs {
     return {
       publicIP: this.publicIP,
-      publicIPv6: null,
+      publicIPv6: this.v6?.publicIPv6 ?? null,
       backendType: "vxlan",
       backendData: { VNI: this.cfg.vni, VtepMAC: this.mac },
+      ...(this.v6 ? { backendV6Data: { VNI: this.cfg.vni, VtepMAC: this.v6.mac } } : {}),
     };
   }
 
@@ -89,53 +157,60 @@ export class VxlanBackend implements Backend {
     this.own = lease;
   }
 
-  deviceSpec(): VxlanDeviceSpec {
+  private spec(side: Side): VxlanDeviceSpec {
+    const sn = side.own();
     return {
-      name: this.dev,
+      name: side.dev,
       vni: this.cfg.vni,
-      local: this.iface.address,
+      local: side.local,
       link: this.iface.name,
       port: this.cfg.port,
-      mac: this.mac,
-      mtu: this.mtu,
-      address: this.own?.subnet ? `${formatIP(this.own.subnet.ip)}/32` : null,
+      mac: side.mac,
+      mtu: side.mtu,
+      address: sn ? `${formatIP(sn.ip)}/${side.v6 ? 128 : 32}` : null,
     };
   }
 
-  private direct(): { iface: string; underlay: CIDR } | null {
-    if (!this.cfg.directRouting) return null;
-    return {
-      iface: this.iface.name,
-      underlay: parseCIDR(`${this.iface.address}/${this.iface.prefixLen}`),
-    };
+  deviceSpec(): VxlanDeviceSpec {
+    return this.spec(this.sides[0]);
+  }
+
+  private desiredSide(side: Side, peers: Lease[]): DataPlane {
+    const ownPublic = side.v6 ? this.v6!.publicIPv6 : this.publicIP;
+    return vxlanDesiredFamily(peers, side.dev, ownPublic, side.direct, side.v6);
   }
 
   desired(peers: Lease[]): DataPlane {
-    return vxlanDesired(peers, this.dev, this.publicIP, this.direct());
+    return merge(this.sides.map((s) => this.desiredSide(s, peers)));
   }
 
-  async actual(): Promise<DataPlane> {
-    const own = this.own?.subnet ?? null;
+  private async actualSide(side: Side): Promise<DataPlane> {
+    const fam = side.v6 ? "-6" : "-4";
+    const own = side.own();
     const [routes, directRoutes, neighs, fdbs] = await Promise.all([
-      ipJson<IpRouteJson[]>(["-4", "route", "show", "dev", this.dev]),
-      this.cfg.directRouting
-        ? ipJson<IpRouteJson[]>(["-4", "route", "show", "dev", this.iface.name])
+      ipJson<IpRouteJson[]>([fam, "route", "show", "dev", side.dev]),
+      side.direct
+        ? ipJson<IpRouteJson[]>([fam, "route", "show", "dev", this.iface.name])
         : Promise.resolve([] as IpRouteJson[]),
-      ipJson<NeighJson[]>(["-4", "neigh", "show", "dev", this.dev]),
-      bridgeJson<FdbJson[]>(["fdb", "show", "dev", this.dev]),
+      ipJson<NeighJson[]>([fam, "neigh", "show", "dev", side.dev]),
+      bridgeJson<FdbJson[]>(["fdb", "show", "dev", side.dev]),
     ]);
     return {
       routes: [
-        ...ownedRoutes(routes ?? [], this.dev, this.network, own),
-        ...ownedRoutes(directRoutes ?? [], this.iface.name, this.network, own),
+        ...ownedRoutes(routes ?? [], side.dev, side.network, own),
+        ...ownedRoutes(directRoutes ?? [], this.iface.name, side.network, own),
       ],
       neighs: (neighs ?? [])
         .filter((n) => n.lladdr && (n.state ?? []).includes("PERMANENT"))
-        .map((n): NeighEntry => ({ ip: n.dst, mac: n.lladdr!.toLowerCase(), dev: this.dev })),
+        .map((n): NeighEntry => ({ ip: n.dst, mac: n.lladdr!.toLowerCase(), dev: side.dev })),
       fdbs: (fdbs ?? [])
         .filter((f) => f.dst && f.mac !== "00:00:00:00:00:00")
-        .map((f): FdbEntry => ({ mac: f.mac.toLowerCase(), dst: f.dst!, dev: this.dev })),
+        .map((f): FdbEntry => ({ mac: f.mac.toLowerCase(), dst: f.dst!, dev: side.dev })),
     };
+  }
+
+  async actual(): Promise<DataPlane> {
+    return merge(await Promise.all(this.sides.map((s) => this.actualSide(s))));
   }
 
   async applyEvents(events: PeerEvent[]): Promise<string> {
@@ -156,14 +231,17 @@ export class VxlanBackend implements Backend {
       peersProgrammed: 0,
       errors: "",
     };
-    const have = await ipJson<LinkDetails[]>(["-d", "addr", "show", "dev", this.dev]);
-    const dplan = planDevice(this.deviceSpec(), have?.[0] ?? null);
-    if (dplan.lines.length) {
-      const r = await ipBatch(dplan.lines);
-      res.deviceChanged = true;
-      res.deviceRecreated = dplan.recreated;
-      res.deviceReason = dplan.reason;
-      if (!r.ok) throw new Error(`could not set up ${this.dev}: ${r.errors}`);
+    for (const side of this.sides) {
+      const have = await ipJson<LinkDetails[]>(["-d", "addr", "show", "dev", side.dev]);
+      const dplan = planDevice(this.spec(side), have?.[0] ?? null);
+      if (dplan.lines.length) {
+        const r = await ipBatch(dplan.lines);
+        res.deviceChanged = true;
+        res.deviceRecreated ||= dplan.recreated;
+        res.deviceReason = [res.deviceReason, `${side.dev}: ${dplan.reason}`].filter((x) => x)
+          .join("; ");
+        if (!r.ok) throw new Error(`could not set up ${side.dev}: ${r.errors}`);
+      }
     }
     const want = this.desired(peers);
     const plan = planDataPlane(want, await this.actual());
@@ -175,7 +253,15 @@ export class VxlanBackend implements Backend {
     }
     res.added = plan.added;
     res.removed = plan.removed;
-    res.peersProgrammed = want.routes.length;
+    res.peersProgrammed = this.desiredSide(this.sides[0], peers).routes.length;
     return res;
   }
+}
+
+function merge(parts: DataPlane[]): DataPlane {
+  return {
+    routes: parts.flatMap((p) => p.routes),
+    neighs: parts.flatMap((p) => p.neighs),
+    fdbs: parts.flatMap((p) => p.fdbs),
+  };
 }

@@ -24,7 +24,15 @@ export interface LinkDetails {
   flags: string[];
   linkinfo?: {
     info_kind?: string;
-    info_data?: { id?: number; local?: string; link?: string; port?: number; learning?: boolean };
+    info_data?: {
+      id?: number;
+      local?: string;
+      /** iproute2 names an IPv6 local address local6 */
+      local6?: string;
+      link?: string;
+      port?: number;
+      learning?: boolean;
+    };
   };
   addr_info?: { family: string; local: string; prefixlen: number }[];
 }
@@ -53,7 +61,8 @@ export function incompatibility(s: VxlanDeviceSpec, have: LinkDetails): string |
   if (kind !== "vxlan") return `kind ${kind ?? "unknown"} is not vxlan`;
   const d = have.linkinfo?.info_data ?? {};
   if (d.id !== s.vni) return `VNI ${d.id} != ${s.vni}`;
-  if (d.local !== s.local) return `local ${d.local} != ${s.local}`;
+  const local = d.local ?? d.local6;
+  if (local !== s.local) return `local ${local} != ${s.local}`;
   if (d.link !== undefined && d.link !== s.link) return `dev ${d.link} != ${s.link}`;
   if ((d.port ?? 8472) !== s.port) return `dstport ${d.port} != ${s.port}`;
   if (d.learning) return "learning is on";
@@ -77,7 +86,10 @@ export function planDevice(s: VxlanDeviceSpec, have: LinkDetails | null): Device
   }
   if (have.mtu !== s.mtu) lines.push(`link set ${s.name} mtu ${s.mtu}`);
   if (!have.flags.includes("UP")) lines.push(`link set ${s.name} up`);
-  const v4 = (have.addr_info ?? []).filter((a) => a.family === "inet");
+  const family = s.local.includes(":") ? "inet6" : "inet";
+  const v4 = (have.addr_info ?? []).filter((a) =>
+    a.family === family && !(family === "inet6" && a.local.toLowerCase().startsWith("fe80:"))
+  );
   for (const a of v4) {
     if (`${a.local}/${a.prefixlen}` !== s.address) {
       lines.push(`addr del ${a.local}/${a.prefixlen} dev ${s.name}`);

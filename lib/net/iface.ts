@@ -25,6 +25,9 @@ export interface ChosenIface {
   address: string;
   /** Its prefix length (for DirectRouting's same-L2 check). */
   prefixLen: number;
+  /** The interface's first global IPv6 address (dual stack), or null. */
+  address6: string | null;
+  prefixLen6: number;
 }
 
 export class IfaceError extends Error {
@@ -32,6 +35,10 @@ export class IfaceError extends Error {
     super(message);
     this.name = "IfaceError";
   }
+}
+
+function firstV6(l: LinkAddrs): IfaceAddr | undefined {
+  return l.addr_info.find((a) => a.family === "inet6" && (a.scope ?? "global") === "global");
 }
 
 function firstV4(l: LinkAddrs): IfaceAddr | undefined {
@@ -56,6 +63,8 @@ export function chooseInterface(
       mtu: l.mtu,
       address: a.local,
       prefixLen: a.prefixlen,
+      address6: firstV6(l)?.local ?? null,
+      prefixLen6: firstV6(l)?.prefixlen ?? 0,
     };
   };
   if (wanted.length) {

@@ -26,6 +26,27 @@ table ip ${TABLE} {
 `;
 }
 
+/** The IPv6 counterpart (table ip6 twill), multicast being ff00::/8. */
+export function renderMasqRuleset6(network: string, ownSubnet: string): string {
+  return `table ip6 ${TABLE} {}
+delete table ip6 ${TABLE}
+table ip6 ${TABLE} {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip6 saddr ${network} ip6 daddr ${network} return
+    ip6 saddr != ${network} ip6 daddr ${ownSubnet} return
+    ip6 saddr ${network} ip6 daddr != ff00::/8 masquerade fully-random
+    ip6 saddr != ${network} ip6 daddr ${network} masquerade fully-random
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ip6 saddr ${network} accept
+    ip6 daddr ${network} accept
+  }
+}
+`;
+}
+
 /** Applies a ruleset file text atomically. Throws with nft's message on failure. */
 export async function applyRuleset(text: string): Promise<void> {
   const r = await runCommand("nft", ["-f", "-"], text);

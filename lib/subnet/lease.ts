@@ -102,8 +102,8 @@ export interface VxlanLeaseData {
   vtepMAC: string;
 }
 
-export function vxlanData(attrs: LeaseAttrs): VxlanLeaseData | null {
-  const d = attrs.backendData;
+export function vxlanData(attrs: LeaseAttrs, v6 = false): VxlanLeaseData | null {
+  const d = v6 ? attrs.backendV6Data : attrs.backendData;
   if (typeof d !== "object" || d === null) return null;
   const vni = pick(d as Record<string, unknown>, "VNI");
   const mac = pick(d as Record<string, unknown>, "VtepMAC");

@@ -241,3 +241,48 @@ Deno.test("watch fast path: adds in L2-then-route order, removals first, renewal
     "route replace 10.5.2.0/24 via 10.5.2.0 dev flannel.1 onlink",
   ]);
 });
+
+Deno.test("dual stack: the IPv6 overlay uses IPv6Subnet, PublicIPv6 and BackendV6Data", async () => {
+  const { vxlanDesiredFamily } = await import("../../lib/backend/vxlan.ts");
+  const p = {
+    ...peer("10.5.2.0/24", "192.0.2.2", "02:00:00:00:00:02"),
+    ipv6Subnet: parseCIDR("fd70:0:0:2::/64"),
+  };
+  p.attrs = {
+    ...p.attrs,
+    publicIPv6: "fd99::2",
+    backendV6Data: { VNI: 1, VtepMAC: "02:00:00:00:06:02" },
+  };
+  const d = vxlanDesiredFamily([p], "flannel-v6.1", "fd99::1", null, true);
+  assert.deepEqual(d.neighs, [{
+    ip: "fd70:0:0:2::",
+    mac: "02:00:00:00:06:02",
+    dev: "flannel-v6.1",
+  }]);
+  assert.deepEqual(d.fdbs, [{ mac: "02:00:00:00:06:02", dst: "fd99::2", dev: "flannel-v6.1" }]);
+  assert.deepEqual(d.routes, [
+    { dst: "fd70:0:0:2::/64", via: "fd70:0:0:2::", dev: "flannel-v6.1", onlink: true },
+  ]);
+  // an IPv6 device is compared on local6 and its IPv6 address
+  const v6spec: VxlanDeviceSpec = {
+    ...spec,
+    name: "flannel-v6.1",
+    local: "fd99::1",
+    address: "fd70:0:0:1::/128",
+  };
+  const have = {
+    ifname: "flannel-v6.1",
+    mtu: 1450,
+    address: "02:aa:00:00:00:01",
+    flags: ["UP"],
+    linkinfo: {
+      info_kind: "vxlan",
+      info_data: { id: 1, local6: "fd99::1", link: "eth0", port: 8472, learning: false },
+    },
+    addr_info: [
+      { family: "inet6", local: "fd70:0:0:1::", prefixlen: 128 },
+      { family: "inet6", local: "fe80::aa:ff:fe00:1", prefixlen: 64 },
+    ],
+  };
+  assert.deepEqual(planDevice(v6spec, have).lines, []);
+});

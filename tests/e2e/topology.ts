@@ -67,7 +67,16 @@ export class Topology {
     await sh(["ip", "netns", "add", name]);
     this.namespaces.push(name);
     await sh(["ip", "-n", name, "link", "set", "lo", "up"]);
+    if (this.ipv6) {
+      // no duplicate address detection: addresses are usable at once
+      for (const k of ["all", "default"]) {
+        await sh(inNs(name, ["sysctl", "-qw", `net.ipv6.conf.${k}.accept_dad=0`]));
+      }
+    }
   }
+
+  /** Dual stack: nodes get fd99::N/64 on eth0 too, pods an address of the IPv6 subnet. */
+  ipv6 = false;
 
   async create(): Promise<void> {
     await this.addNs(this.ul);
@@ -99,6 +108,13 @@ export class Topology {
       await sh(["ip", "-n", ns, "link", "set", "eth0", "up"]);
       await sh(["ip", "-n", ns, "route", "add", "default", "via", "10.99.0.254"]);
       await sh(inNs(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+      if (this.ipv6) {
+        await sh(inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
+        await sh(["ip", "-n", ns, "addr", "add", `fd99::${n}/64`, "dev", "eth0", "nodad"]);
+      }
+    }
+    if (this.ipv6) {
+      await sh(["ip", "-n", ul, "addr", "add", "fd99::fe/64", "dev", "br0", "nodad"]);
     }
   }
 
@@ -137,6 +153,13 @@ export class Topology {
     await sh(["ip", "-n", pod, "link", "set", "eth0", "mtu", mtu, "up"]);
     await sh(["ip", "-n", pod, "addr", "add", `${podIp}/${len}`, "dev", "eth0"]);
     await sh(["ip", "-n", pod, "route", "add", "default", "via", gw]);
+    if (vars.FLANNEL_IPV6_SUBNET) {
+      const [gw6, len6] = vars.FLANNEL_IPV6_SUBNET.split("/");
+      await sh(["ip", "-n", node, "addr", "replace", `${gw6}/${len6}`, "dev", "cni0", "nodad"]);
+      const pod6 = gw6.replace(/::1$/, "::2");
+      await sh(["ip", "-n", pod, "addr", "add", `${pod6}/${len6}`, "dev", "eth0", "nodad"]);
+      await sh(["ip", "-n", pod, "-6", "route", "add", "default", "via", gw6]);
+    }
     return podIp;
   }
 
