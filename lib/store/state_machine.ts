@@ -242,10 +242,9 @@ export class MvccStateMachine implements KvStateMachine {
   #at(k: string, rev: number): KeyRecord | null {
     const recs = this.#history.get(k);
     if (!recs) return null;
-    for (let i = recs.length - 1; i >= 0; i--) {
-      if (recs[i].mod <= rev) return recs[i].tomb ? null : recs[i];
-    }
-    return null;
+    // Records are in (mod, sub) order: the last one with mod <= rev is the state at rev.
+    const i = upperBoundMod(recs, rev) - 1;
+    return i < 0 || recs[i].tomb ? null : recs[i];
   }
 
   #current(k: string): KeyRecord | null {
@@ -296,7 +295,13 @@ export class MvccStateMachine implements KvStateMachine {
   #eventsAt(revision: number): WatchEvent[] {
     const events: WatchEvent[] = [];
     for (const [k, sub] of this.#revWrites.get(revision) ?? []) {
-      const rec = this.#history.get(k)?.find((r) => r.mod === revision && r.sub === sub);
+      const recs = this.#history.get(k);
+      let rec: KeyRecord | undefined;
+      if (recs) {
+        for (let i = upperBoundMod(recs, revision) - 1; i >= 0 && recs[i].mod === revision; i--) {
+          if (recs[i].sub === sub) rec = recs[i];
+        }
+      }
       if (!rec) continue;
       const event: WatchEvent = rec.tomb
         ? { type: "DELETE", kv: tombKv(k, revision) }
@@ -346,12 +351,25 @@ export class MvccStateMachine implements KvStateMachine {
     return { succeeded, nested };
   }
 
+  /** etcd's checkRequests: every put on the chosen path first, then every range. */
   #validatePath(req: TxnRequest, path: TxnPath): void {
-    const ops = path.succeeded ? req.success : req.failure;
-    ops.forEach((op, i) => {
-      if ("put" in op) this.#checkPutTarget(op.put);
-      else if ("range" in op) this.#readRevision(op.range.revision);
-      else if ("txn" in op) this.#validatePath(op.txn, path.nested[i]!);
+    const deleted: [string, string][] = [];
+    walkPath(req, path, (op) => {
+      if ("deleteRange" in op) {
+        deleted.push([toBin(op.deleteRange.key), toBin(op.deleteRange.rangeEnd)]);
+      } else if ("put" in op) {
+        this.#checkPutTarget(op.put);
+        // etcd would accept this and then panic in the middle of applying (an ignore_* put of
+        // a key an earlier delete of the same txn removed): refuse it whole instead.
+        const k = toBin(op.put.key);
+        if (
+          (op.put.ignoreValue || op.put.ignoreLease) &&
+          deleted.some(([s, e]) => inRange(k, s, e))
+        ) throw new StoreError("invalidArgument", ETCD_MESSAGES.keyNotFound);
+      }
+    });
+    walkPath(req, path, (op) => {
+      if ("range" in op) this.#readRevision(op.range.revision);
     });
   }
 
@@ -623,6 +641,12 @@ interface TxnPath {
   nested: (TxnPath | null)[];
 }
 
+/** Calls fn for each non-txn operation on the chosen path, in execution order. */
+function walkPath(req: TxnRequest, path: TxnPath, fn: (op: RequestOp) => void): void {
+  const ops = path.succeeded ? req.success : req.failure;
+  ops.forEach((op, i) => "txn" in op ? walkPath(op.txn, path.nested[i]!, fn) : fn(op));
+}
+
 /** [mod, sub, create, version, lease, tomb (0/1), value] */
 type RecordTuple = [number, number, number, number, string, number, Uint8Array];
 
@@ -653,6 +677,18 @@ function tombKv(k: string, rev: number): KeyValue {
     version: "0",
     lease: "0",
   };
+}
+
+/** Index of the first record with mod > rev (records sorted by mod). */
+function upperBoundMod(recs: KeyRecord[], rev: number): number {
+  let lo = 0;
+  let hi = recs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (recs[mid].mod <= rev) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function lowerBoundNum(sorted: number[], x: number): number {

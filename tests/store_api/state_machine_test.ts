@@ -383,3 +383,21 @@ Deno.test("compaction at a revision drops that revision's deletions from history
   const [batch] = h.sm.eventsSince(4);
   assert.deepEqual(batch.events.map((e) => `${e.type} ${s(e.kv.key)}`), ["PUT c"]);
 });
+
+Deno.test("an ignore_value put of a key the same txn deleted is refused whole (etcd panics)", () => {
+  const h = new Harness();
+  h.put("k", "v"); // 2
+  const r = h.apply({
+    op: "txn",
+    requestId: rid(),
+    compare: [],
+    success: [
+      { deleteRange: { key: b("a"), rangeEnd: b("\0"), prevKv: false } },
+      { put: { key: b("k"), value: b(""), lease: "0", prevKv: false, ignoreValue: true } },
+    ],
+    failure: [],
+  });
+  assert.ok(isApplyError(r) && r.error.message === "etcdserver: key not found");
+  assert.equal(h.sm.revision, 2);
+  assert.equal(s(h.get("k").kvs[0].value), "v");
+});
