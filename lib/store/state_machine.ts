@@ -114,8 +114,13 @@ export class MvccStateMachine implements KvStateMachine {
     try {
       result = this.#applyCommand(cmd);
     } catch (e) {
-      if (!(e instanceof StoreError)) throw e;
-      result = errorResult(e);
+      // A bug must not become a poison pill that stops every member at this entry forever:
+      // it is answered as an internal error, the same way on every member.
+      result = errorResult(
+        e instanceof StoreError
+          ? e
+          : new StoreError("internal", `store: applying ${cmd.op} failed: ${String(e)}`),
+      );
     }
     if (cmd.requestId) {
       this.#dedup.set(cmd.requestId, result);
