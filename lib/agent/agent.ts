@@ -133,13 +133,7 @@ export async function runAgentOnRegistry(
       throw new Error("IPv6-only networks are not supported by twill's backends yet; enable IPv4");
     }
     const network = cfg.network;
-    if (cfg.enableIPv6 && cfg.backend.type !== "vxlan") {
-      log("warn", "ipv6_data_plane_missing", {
-        detail: `an IPv6 subnet is leased and written to subnet.env, but the ${cfg.backend.type} ` +
-          "backend programs IPv4 routes only",
-      });
-    }
-    if (cfg.enableIPv6 && cfg.backend.type === "vxlan" && !iface.address6) {
+    if (cfg.enableIPv6 && !iface.address6) {
       throw new Error(
         `IPv6 is enabled in the network config but ${iface.name} has no global IPv6 address; ` +
           "give it one or pick another --iface",
@@ -164,7 +158,12 @@ export async function runAgentOnRegistry(
         mtu: backend.mtu,
       });
     } else {
-      backend = new HostGwBackend(iface, publicIP, network);
+      backend = new HostGwBackend(
+        iface,
+        publicIP,
+        network,
+        cfg.enableIPv6 ? cfg.ipv6Network : null,
+      );
       log("info", "backend_chosen", { type: "host-gw", mtu: backend.mtu });
     }
 

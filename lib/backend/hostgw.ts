@@ -1,5 +1,6 @@
-// The host-gw backend: per peer a route <subnet> via <PublicIP> dev <iface>. Needs every node on
-// one L2 and PublicIP = the interface address (it cannot work behind NAT).
+// The host-gw backend: per peer a route <subnet> via <PublicIP> dev <iface> (dual stack: also
+// <IPv6Subnet> via <PublicIPv6>). Needs every node on one L2 and PublicIP = the interface address
+// (it cannot work behind NAT).
 import { type CIDR, formatCIDR } from "../net/cidr.ts";
 import { bridgeBatch, ipBatch, ipJson } from "../net/ip_batch.ts";
 import type { ChosenIface } from "../net/iface.ts";
@@ -9,11 +10,31 @@ import { type DataPlane, emptyPlan, eventLines, planDataPlane } from "./dataplan
 import { type PeerEvent, splitPeerEvents } from "../subnet/watcher.ts";
 import { type IpRouteJson, ownedRoutes } from "./routes.ts";
 
-export function hostGwDesired(peers: Lease[], iface: string, publicIP: string): DataPlane {
+export function hostGwDesired(
+  peers: Lease[],
+  iface: string,
+  publicIP: string,
+  v6 = false,
+): DataPlane {
   const dp: DataPlane = { routes: [], neighs: [], fdbs: [] };
   for (const p of peers) {
-    if (!p.subnet || !p.attrs.publicIP || p.attrs.publicIP === publicIP) continue;
-    dp.routes.push({ dst: formatCIDR(p.subnet), via: p.attrs.publicIP, dev: iface, onlink: false });
+    if (!p.attrs.publicIP || p.attrs.publicIP === publicIP) continue;
+    if (p.subnet) {
+      dp.routes.push({
+        dst: formatCIDR(p.subnet),
+        via: p.attrs.publicIP,
+        dev: iface,
+        onlink: false,
+      });
+    }
+    if (v6 && p.ipv6Subnet && p.attrs.publicIPv6) {
+      dp.routes.push({
+        dst: formatCIDR(p.ipv6Subnet),
+        via: p.attrs.publicIPv6,
+        dev: iface,
+        onlink: false,
+      });
+    }
   }
   return dp;
 }
@@ -23,7 +44,13 @@ export class HostGwBackend implements Backend {
   readonly mtu: number;
   private own: Lease | null = null;
 
-  constructor(private iface: ChosenIface, private publicIP: string, private network: CIDR) {
+  constructor(
+    private iface: ChosenIface,
+    private publicIP: string,
+    private network: CIDR,
+    /** Dual stack: the IPv6 network; our PublicIPv6 is the interface's IPv6 address. */
+    private network6: CIDR | null = null,
+  ) {
     if (publicIP !== iface.address) {
       throw new Error(
         `host-gw cannot work behind NAT: the public IP ${publicIP} is not the address of ` +
@@ -34,7 +61,11 @@ export class HostGwBackend implements Backend {
   }
 
   leaseAttrs(): LeaseAttrs {
-    return { publicIP: this.publicIP, publicIPv6: null, backendType: "host-gw" };
+    return {
+      publicIP: this.publicIP,
+      publicIPv6: this.network6 ? this.iface.address6 : null,
+      backendType: "host-gw",
+    };
   }
 
   setOwnLease(lease: Lease): void {
@@ -43,20 +74,30 @@ export class HostGwBackend implements Backend {
 
   async applyEvents(events: PeerEvent[]): Promise<string> {
     const { add, replaced, remove } = splitPeerEvents(events);
-    const d = (ls: Lease[]) => hostGwDesired(ls, this.iface.name, this.publicIP);
+    const d = (ls: Lease[]) => hostGwDesired(ls, this.iface.name, this.publicIP, !!this.network6);
     const plan = eventLines(d(add), d(remove), d(replaced));
     const r = await ipBatch([...plan.ipFirst, ...plan.ipLast]);
     return r.errors;
   }
 
   async reconcile(peers: Lease[]): Promise<ReconcileResult> {
-    const routes = await ipJson<IpRouteJson[]>(["-4", "route", "show", "dev", this.iface.name]);
+    const [routes, routes6] = await Promise.all([
+      ipJson<IpRouteJson[]>(["-4", "route", "show", "dev", this.iface.name]),
+      this.network6
+        ? ipJson<IpRouteJson[]>(["-6", "route", "show", "dev", this.iface.name])
+        : Promise.resolve([] as IpRouteJson[]),
+    ]);
     const actual: DataPlane = {
-      routes: ownedRoutes(routes ?? [], this.iface.name, this.network, this.own?.subnet ?? null),
+      routes: [
+        ...ownedRoutes(routes ?? [], this.iface.name, this.network, this.own?.subnet ?? null),
+        ...(this.network6
+          ? ownedRoutes(routes6 ?? [], this.iface.name, this.network6, this.own?.ipv6Subnet ?? null)
+          : []),
+      ],
       neighs: [],
       fdbs: [],
     };
-    const want = hostGwDesired(peers, this.iface.name, this.publicIP);
+    const want = hostGwDesired(peers, this.iface.name, this.publicIP, !!this.network6);
     const plan = planDataPlane(want, actual);
     let errors = "";
     if (!emptyPlan(plan)) {
@@ -69,7 +110,7 @@ export class HostGwBackend implements Backend {
       deviceRecreated: false,
       added: plan.added,
       removed: plan.removed,
-      peersProgrammed: want.routes.length,
+      peersProgrammed: hostGwDesired(peers, this.iface.name, this.publicIP).routes.length,
       errors,
     };
   }

@@ -1,6 +1,6 @@
 // End to end, dual stack: 2 nodes with IPv4 and IPv6 underlay addresses, `main.ts agent
-// --etcd-endpoints` against etcd 3.4, a net-conf with EnableIPv6: both overlays (flannel.1 and
-// flannel-v6.1) carry pod traffic. Namespaces twa-d*, removed by exact name.
+// --etcd-endpoints` against etcd 3.4, a net-conf with EnableIPv6; vxlan (flannel.1 and
+// flannel-v6.1) and host-gw both carry pod traffic over both families. Namespaces twa-d*/twa-g*.
 import assert from "node:assert/strict";
 import { startEtcd } from "../agent/etcd_helper.ts";
 import {
@@ -16,23 +16,30 @@ import {
 } from "./topology.ts";
 
 const P = "/coreos.com/network";
-const NET_CONF =
-  '{"Network":"10.70.0.0/16","EnableIPv6":true,"IPv6Network":"fd70::/48","Backend":{"Type":"vxlan"}}';
+const netConf = (backend: string) =>
+  `{"Network":"10.70.0.0/16","EnableIPv6":true,"IPv6Network":"fd70::/48","Backend":{"Type":"${backend}"}}`;
 
-Deno.test({
-  name: "e2e dual stack: IPv4 and IPv6 leases, subnet.env, pods ping over both overlays",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
+for (const backend of ["vxlan", "host-gw"] as const) {
+  Deno.test({
+    name: `e2e dual stack, ${backend}: IPv4 and IPv6 leases, subnet.env, pods ping over both`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () => dualStack(backend),
+  });
+}
+
+async function dualStack(backend: "vxlan" | "host-gw") {
+  const vxlan = backend === "vxlan";
+  {
     const dir = await Deno.makeTempDir({ prefix: "twa-e2e-d-" });
-    const topo = new Topology("twa-d", 2, dir);
+    const topo = new Topology(vxlan ? "twa-d" : "twa-g", 2, dir);
     topo.ipv6 = true;
     const agents: AgentProc[] = [];
     let etcd: { stop(): Promise<void> } | null = null;
     try {
       await topo.create();
       etcd = await startEtcd("10.99.0.254:22379", "10.99.0.254:22380", topo.ul);
-      await etcdPut(topo, `${P}/config`, NET_CONF);
+      await etcdPut(topo, `${P}/config`, netConf(backend));
       for (const n of [1, 2]) {
         agents.push(
           startAgent(topo, n, ["--ip-masq"], {
@@ -55,15 +62,14 @@ Deno.test({
       for (const [k, v] of leases) {
         assert.match(k, /\/subnets\/10\.70\.\d+\.0-24&fd70:[0-9a-f:]+::-64$/);
         const a = JSON.parse(v);
-        assert.deepEqual(Object.keys(a), [
-          "PublicIP",
-          "PublicIPv6",
-          "BackendType",
-          "BackendData",
-          "BackendV6Data",
-        ]);
+        assert.deepEqual(
+          Object.keys(a),
+          vxlan
+            ? ["PublicIP", "PublicIPv6", "BackendType", "BackendData", "BackendV6Data"]
+            : ["PublicIP", "PublicIPv6", "BackendType"],
+        );
         assert.match(a.PublicIPv6, /^fd99::[12]$/);
-        assert.equal(a.BackendV6Data.VNI, 1);
+        if (vxlan) assert.equal(a.BackendV6Data.VNI, 1);
       }
       const env = await Promise.all(
         [1, 2].map((n) => Deno.readTextFile(`${dir}/n${n}/subnet.env`)),
@@ -71,7 +77,7 @@ Deno.test({
       for (const e of env) {
         assert.match(
           e,
-          /^FLANNEL_NETWORK=10\.70\.0\.0\/16\nFLANNEL_SUBNET=10\.70\.\d+\.1\/24\nFLANNEL_IPV6_NETWORK=fd70::\/48\nFLANNEL_IPV6_SUBNET=fd70:[0-9a-f:]+::1\/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=true\n$/,
+          /^FLANNEL_NETWORK=10\.70\.0\.0\/16\nFLANNEL_SUBNET=10\.70\.\d+\.1\/24\nFLANNEL_IPV6_NETWORK=fd70::\/48\nFLANNEL_IPV6_SUBNET=fd70:[0-9a-f:]+::1\/64\nFLANNEL_MTU=(1430|1500)\nFLANNEL_IPMASQ=true\n$/,
         );
       }
       const p4 = [await topo.addPod(1, env[0]), await topo.addPod(2, env[1])];
@@ -91,16 +97,40 @@ Deno.test({
           })).code === 0,
         5000,
       );
-      // full IPv6 MTU with don't-fragment: 1430 − 40 (IPv6) − 8 (ICMPv6) = 1382 bytes of payload
+      // full IPv6 MTU with don't-fragment: MTU − 40 (IPv6) − 8 (ICMPv6) bytes of payload
+      const payload = String((vxlan ? 1430 : 1500) - 48);
       const big = await sh(
-        inNs(topo.pod(2), ["ping", "-6", "-c", "1", "-W", "1", "-M", "do", "-s", "1382", p6[0]]),
+        inNs(topo.pod(2), ["ping", "-6", "-c", "1", "-W", "1", "-M", "do", "-s", payload, p6[0]]),
         { allowFail: true },
       );
       assert.equal(big.code, 0, big.out + big.err);
-      const dev = await sh(["ip", "-n", topo.node(1), "-d", "-j", "link", "show", "flannel-v6.1"]);
-      const info = JSON.parse(dev.out)[0].linkinfo.info_data;
-      assert.equal(info.local6, "fd99::1");
-      assert.equal(info.learning, false);
+      if (vxlan) {
+        const dev = await sh([
+          "ip",
+          "-n",
+          topo.node(1),
+          "-d",
+          "-j",
+          "link",
+          "show",
+          "flannel-v6.1",
+        ]);
+        const info = JSON.parse(dev.out)[0].linkinfo.info_data;
+        assert.equal(info.local6, "fd99::1");
+        assert.equal(info.learning, false);
+      } else {
+        const r6 = await sh([
+          "ip",
+          "-n",
+          topo.node(1),
+          "-6",
+          "-j",
+          "route",
+          "show",
+          `${p6[1].replace(/::2$/, "::")}/64`,
+        ]);
+        assert.equal(JSON.parse(r6.out)[0].gateway, "fd99::2");
+      }
       // the devices are reused as they are: no repairs after several reconcile passes
       await new Promise((r) => setTimeout(r, 6000));
       assert.doesNotMatch(agents[0].log(), /reconcile_repaired/);
@@ -115,5 +145,5 @@ Deno.test({
       await topo.destroy();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
-  },
-});
+  }
+}
