@@ -28,6 +28,7 @@ import type { NetworkAgentOptions } from "./options.ts";
 import { AgentState } from "./state.ts";
 
 const MASQ_RULES = 6;
+const RESYNC_MS = 15_000;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -427,6 +428,36 @@ export async function runAgentOnRegistry(
       }
     };
 
+    // Every 15 s: list the leases again. It probes the store for /healthz (a silently dead watch
+    // raises no error) and repairs any drift between the watch and the store. A listing older
+    // than what the watch has already applied is skipped, so it never undoes a newer event.
+    const resyncLoop = async () => {
+      while (!stop.signal.aborted) {
+        await sleep(RESYNC_MS, stop.signal);
+        if (stop.signal.aborted) return;
+        try {
+          const at = performance.now();
+          const seenBefore = state.watchRevision;
+          const r = await manager.listLeases();
+          state.storeOk(now());
+          if (r.revision < state.watchRevision || state.watchRevision !== seenBefore) continue;
+          if (state.leaseHeld && !reacquiring && !r.leases.some((l) => sameSubnets(l, own!))) {
+            void reacquire("our lease is no longer in the store");
+            continue;
+          }
+          const diff = watcher.reset(r.leases);
+          if (diff.length) {
+            log("warn", "resync_found_drift", { changes: diff.length, revision: r.revision });
+            for (const ev of diff) logPeer(ev);
+            queueEvents(diff, at);
+          }
+        } catch (e) {
+          state.storeFailed(now(), e);
+          log("warn", "store_probe_failed", { error: msg(e) });
+        }
+      }
+    };
+
     const watchLoop = async () => {
       let from = listed.revision + 1n;
       while (!stop.signal.aborted) {
@@ -527,7 +558,7 @@ export async function runAgentOnRegistry(
       }
     };
 
-    await Promise.all([reconcileLoop(), watchLoop(), renewLoop()]);
+    await Promise.all([reconcileLoop(), watchLoop(), renewLoop(), resyncLoop()]);
     log("info", "agent_stopped", { subnet: state.subnet });
   };
 
