@@ -62,10 +62,6 @@ export async function loadVtepMac(dataDir: string, file = "vtep-mac"): Promise<s
   return mac;
 }
 
-export interface AgentHandle {
-  state: AgentState;
-}
-
 export async function runAgentOnRegistry(
   opts: NetworkAgentOptions,
   reg: SubnetRegistry,

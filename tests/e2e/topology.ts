@@ -177,14 +177,11 @@ export interface AgentProc {
   stop(sig?: Deno.Signal): Promise<number>;
 }
 
-const ENTRY = new URL("./agent_entry.ts", import.meta.url).pathname;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 /** How an agent process is started. */
 export type AgentMode =
-  /** tests/e2e/agent_entry.ts: runNetworkAgent against etcd, 1 s reconcile */
-  | { kind: "entry"; etcd: string }
   /** `main.ts agent --etcd-endpoints …` (the real binary, no embedded store) */
   | { kind: "main-etcd"; etcd: string }
   /** `main.ts agent` with the embedded store: --init on node 1, --join, or a plain restart */
@@ -193,8 +190,8 @@ export type AgentMode =
 export function startAgent(
   t: Topology,
   n: number,
-  extra: string[] = [],
-  mode: AgentMode = { kind: "entry", etcd: "http://10.99.0.254:22379" },
+  extra: string[],
+  mode: AgentMode,
 ): AgentProc {
   const dir = `${t.dir}/n${n}`;
   const common = [
@@ -211,9 +208,7 @@ export function startAgent(
   ];
   const deno = [Deno.execPath(), "run", "-A", "--no-check"];
   let cmd: string[];
-  if (mode.kind === "entry") {
-    cmd = [...deno, ENTRY, "--etcd-endpoints", mode.etcd, ...common, "--reconcile-ms", "1000"];
-  } else if (mode.kind === "main-etcd") {
+  if (mode.kind === "main-etcd") {
     cmd = [...deno, "--config", CONFIG, MAIN, "agent", "--etcd-endpoints", mode.etcd, ...common];
   } else {
     const addr = `${t.nodeIp(n)}:8473`;
