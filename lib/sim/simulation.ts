@@ -9,13 +9,13 @@ import {
   type ConfState,
   type Message,
   type NodeId,
-  RaftError,
 } from "../raft/mod.ts";
 import { checkLinearizable } from "../linearizability/checker.ts";
 import { kvModel, type KvOutput } from "../linearizability/kv_model.ts";
 import { EventQueue } from "./event_queue.ts";
 import { encodeCommand } from "./kv_state_machine.ts";
-import { CALM, type LinkFaults, SimNetwork } from "./network.ts";
+import { CALM, SimNetwork } from "./network.ts";
+import { type FaultTarget, Nemesis } from "./nemesis.ts";
 import { Prng } from "./prng.ts";
 import { SafetyMonitor, SimViolation } from "./safety.ts";
 import { type AppBug, type NodeHost, type NodeTuning, SimNode } from "./sim_node.ts";
@@ -105,7 +105,7 @@ export function runSimulation(options: SimOptions): SimResult {
   return new Simulation(options).run();
 }
 
-class Simulation implements NodeHost {
+class Simulation implements NodeHost, FaultTarget {
   now = 0;
   readonly prng: Prng;
   readonly monitor = new SafetyMonitor();
@@ -130,7 +130,7 @@ class Simulation implements NodeHost {
   /** Removed nodes keep running until every remaining member has durably committed and applied their removal. */
   #removals: { id: NodeId; index: number }[] = [];
   readonly mix: WorkloadMix;
-  readonly weights: number[];
+  readonly nemesis: Nemesis;
   readonly scenario: string;
   readonly stats: SimStats;
   readonly attemptTimeout: number;
@@ -162,7 +162,7 @@ class Simulation implements NodeHost {
     this.mix = { keys: p.range(1, 3), put: 3, cas: 3, del: 1, get: p.pick([3, 6, 12]) };
     // Nemesis weights: partition, crash, freeze, link faults, membership, transfer, campaign,
     // clock stall, heal.
-    this.weights = [
+    const weights = [
       p.range(0, 6),
       p.range(0, 4),
       p.range(0, 4),
@@ -173,6 +173,7 @@ class Simulation implements NodeHost {
       p.range(0, 3),
       2,
     ];
+    this.nemesis = new Nemesis(weights, this);
     this.#chaosEnd = options.chaosMs ?? p.range(1500, 3000);
     this.leaderHazard = pin(o.leaderHazard, p.pick([0, 0, 0.2, 0.5]));
     const initial: ConfState = { voters: [], learners: [] };
@@ -185,7 +186,7 @@ class Simulation implements NodeHost {
       `voters=${voters} learners=${learners} clients=${clients} keys=${this.mix.keys} chaos=${this.#chaosEnd}ms ` +
       `heartbeatTick=${this.tuning.heartbeatTick} maxSizePerMsg=${this.tuning.maxSizePerMsg} ` +
       `maxInflight=${this.tuning.maxInflightMsgs} compactEvery=${this.tuning.compactEvery} ` +
-      `maxSync=${this.tuning.maxSyncDelay}ms nemesis=[${this.weights.join(",")}] ` +
+      `maxSync=${this.tuning.maxSyncDelay}ms nemesis=[${weights.join(",")}] ` +
       `leaderHazard=${this.leaderHazard} gets=${this.mix.get}/${this.mix.get + 7}`;
     this.stats = {
       events: 0,
@@ -421,7 +422,7 @@ class Simulation implements NodeHost {
         return false;
       case "nemesis":
         if (!this.#healed) {
-          this.#nemesis();
+          this.nemesis.act();
           this.#events.schedule(this.now + this.prng.range(10, 150), ev);
         }
         return false;
@@ -442,7 +443,7 @@ class Simulation implements NodeHost {
         this.#heal();
         return false;
       case "leaderDeadline": {
-        if (this.#leader() === null) {
+        if (this.currentLeader() === null) {
           throw new SimViolation(
             "liveness",
             `no leader within 3 election timeouts (${
@@ -457,8 +458,8 @@ class Simulation implements NodeHost {
         if (this.#healed || node.incarnation !== ev.inc || !node.isUp) return false;
         this.trace.mix(12, ev.node);
         this.stats.leaderStrikes++;
-        if (this.prng.chance(0.5)) this.#crash(node, this.prng.range(20, 300));
-        else this.#isolate(node, this.prng.range(30, 300));
+        if (this.prng.chance(0.5)) this.crash(node, this.prng.range(20, 300));
+        else this.nemesis.isolate(node, this.prng.range(30, 300));
         return false;
       }
       case "thaw": {
@@ -531,7 +532,7 @@ class Simulation implements NodeHost {
   #send(c: SimClient): void {
     const op = c.current!;
     op.attempt++;
-    const members = this.#memberIds();
+    const members = this.memberIds();
     // A first attempt usually goes to the node that answered last (clients stick to an
     // endpoint, so one attached to a deposed leader keeps asking it); retries go elsewhere.
     let target = this.prng.pick(members);
@@ -628,109 +629,36 @@ class Simulation implements NodeHost {
 
   // ---- faults ----
 
-  #nemesis(): void {
-    const p = this.prng;
-    const total = this.weights.reduce((a, b) => a + b, 0);
-    if (total === 0) return;
-    let r = p.int(total);
-    let action = 0;
-    while (r >= this.weights[action]) r -= this.weights[action++];
-    this.trace.mix(10, action);
-    const up = this.#memberIds().filter((id) => this.nodes.get(id)!.isUp);
-    const leader = this.#leader();
-    switch (action) {
-      case 0:
-        this.#partition(leader);
-        break;
-      case 1: {
-        if (up.length === 0) break;
-        const victim = leader !== null && p.chance(0.4) ? leader.id : p.pick(up);
-        this.#crash(this.nodes.get(victim)!, p.range(5, 400));
-        break;
-      }
-      case 2: {
-        if (up.length === 0) break;
-        const victim = leader !== null && p.chance(0.4) ? leader.id : p.pick(up);
-        const node = this.nodes.get(victim)!;
-        node.frozenUntil = Math.max(node.frozenUntil, this.now + p.range(10, 4 * this.electionMs));
-        this.stats.freezes++;
-        this.#events.schedule(node.frozenUntil, { k: "thaw", node: victim });
-        this.trace.log(this.now, () => `freeze node ${victim} until ${node.frozenUntil}`);
-        break;
-      }
-      case 3: {
-        const f: LinkFaults = p.pick([
-          CALM,
-          { ...CALM, dropRate: 0.05 + 0.25 * p.float() },
-          { ...CALM, duplicateRate: 0.1 + 0.3 * p.float() },
-          { ...CALM, maxDelay: 30, spikeRate: 0.1, spikeMax: 3 * this.electionMs },
-          {
-            dropRate: 0.1,
-            duplicateRate: 0.1,
-            minDelay: 1,
-            maxDelay: 20,
-            spikeRate: 0.05,
-            spikeMax: 200,
-          },
-        ]);
-        this.network.faults = f;
-        this.trace.log(this.now, () => `link faults ${JSON.stringify(f)}`);
-        break;
-      }
-      case 4:
-        this.#membership(leader);
-        break;
-      case 5: {
-        if (leader === null) break;
-        const others = this.conf.voters.filter((v) => v !== leader.id);
-        if (others.length === 0) break;
-        const to = p.pick(others);
-        this.stats.transfers++;
-        this.trace.log(this.now, () => `transfer leadership ${leader.id} -> ${to}`);
-        if (leader.frozenUntil <= this.now && leader.held === null) {
-          leader.raw!.transferLeadership(to);
-          leader.pump();
-        }
-        break;
-      }
-      case 6: {
-        const cand = up.filter((id) => this.conf.voters.includes(id));
-        if (cand.length === 0) break;
-        const node = this.nodes.get(p.pick(cand))!;
-        if (node.frozenUntil > this.now || node.held !== null) break;
-        this.trace.log(this.now, () => `node ${node.id} campaigns`);
-        node.raw!.campaign();
-        node.pump();
-        break;
-      }
-      case 7: {
-        // A stalled clock: the node keeps handling messages but its ticks stop, so timeouts
-        // (CheckQuorum, elections) do not fire. Often the leader, often also cut off: a leader
-        // that cannot notice it was deposed — safe Raft must not rely on its clock.
-        if (up.length === 0) break;
-        const victim = leader !== null && p.chance(0.6) ? leader.id : p.pick(up);
-        const node = this.nodes.get(victim)!;
-        const stall = p.range(50, 10 * this.electionMs);
-        this.stats.clockStalls++;
-        node.clockStalledUntil = Math.max(node.clockStalledUntil, this.now + stall);
-        this.trace.log(
-          this.now,
-          () => `clock of node ${victim} stalls until ${node.clockStalledUntil}`,
-        );
-        const r = p.int(3);
-        if (r === 0) this.#isolate(node, p.range(stall >> 1, stall));
-        else if (r === 1) this.#minority(node, p.range(stall >> 1, stall));
-        break;
-      }
-      case 8:
-        this.network.healAll();
-        this.network.faults = CALM;
-        this.trace.log(this.now, () => `links healed and calm`);
-        break;
-    }
+  node(id: NodeId): SimNode {
+    return this.nodes.get(id)!;
   }
 
-  #crash(node: SimNode, restartAfter: number): void {
+  thawAt(node: SimNode): void {
+    this.#events.schedule(node.frozenUntil, { k: "thaw", node: node.id });
+  }
+
+  healLinksAfter(ms: number): void {
+    const epoch = ++this.#linkEpoch;
+    this.#events.schedule(this.now + ms, { k: "healLinks", epoch });
+  }
+
+  nextNodeId(): NodeId {
+    return this.#nextId;
+  }
+
+  addMember(id: NodeId): void {
+    this.#nextId = id + 1;
+    const node = new SimNode(id, this);
+    this.nodes.set(id, node);
+    node.start();
+    this.#events.schedule(this.now + this.prng.range(1, TICK_MS), {
+      k: "tick",
+      node: id,
+      inc: node.incarnation,
+    });
+  }
+
+  crash(node: SimNode, restartAfter: number): void {
     node.crash();
     this.stats.crashes++;
     this.trace.log(
@@ -742,124 +670,6 @@ class Simulation implements NodeHost {
       node: node.id,
       inc: node.incarnation,
     });
-  }
-
-  #isolate(node: SimNode, healAfter: number): void {
-    this.network.healAll();
-    this.network.partition([[node.id], this.#memberIds().filter((id) => id !== node.id)]);
-    this.stats.partitions++;
-    const epoch = ++this.#linkEpoch;
-    this.trace.log(this.now, () => `isolate node ${node.id} for ${healAfter} ms`);
-    this.#events.schedule(this.now + healAfter, { k: "healLinks", epoch });
-  }
-
-  /** Cuts `node` and a minority of the others away from the majority. */
-  #minority(node: SimNode, healAfter: number): void {
-    const others = this.#memberIds().filter((id) => id !== node.id);
-    const max = Math.max(1, Math.floor((this.conf.voters.length - 1) / 2));
-    const side = [node.id];
-    for (const id of others) if (side.length < max && this.prng.chance(0.5)) side.push(id);
-    this.network.healAll();
-    this.network.partition([side, others.filter((id) => !side.includes(id))]);
-    this.stats.partitions++;
-    const epoch = ++this.#linkEpoch;
-    this.trace.log(this.now, () => `partition: minority ${side} for ${healAfter} ms`);
-    this.#events.schedule(this.now + healAfter, { k: "healLinks", epoch });
-  }
-
-  #partition(leader: SimNode | null): void {
-    const p = this.prng;
-    const ids = this.#memberIds();
-    if (ids.length < 2) return;
-    this.network.healAll();
-    const kind = p.int(5);
-    const focus = leader !== null && p.chance(0.5) ? leader.id : p.pick(ids);
-    const others = ids.filter((id) => id !== focus);
-    switch (kind) {
-      case 0: // isolate one node (often the leader)
-        this.network.partition([[focus], others]);
-        break;
-      case 1: { // split into two random groups
-        const a: NodeId[] = [], b: NodeId[] = [];
-        for (const id of ids) (p.chance(0.5) ? a : b).push(id);
-        this.network.partition([a, b]);
-        break;
-      }
-      case 2: // one way: the focus node can hear but not speak (or the reverse)
-        for (const o of others) {
-          p.chance(0.5) ? this.network.cut(focus, o) : this.network.cut(o, focus);
-        }
-        break;
-      case 3: // asymmetric: random directed links cut
-        for (const a of ids) {
-          for (const b of ids) if (a !== b && p.chance(0.3)) this.network.cut(a, b);
-        }
-        break;
-      case 4: { // a bridge: the focus node sees both halves, the halves do not see each other
-        const a: NodeId[] = [], b: NodeId[] = [];
-        for (const id of others) (p.chance(0.5) ? a : b).push(id);
-        for (const x of a) {
-          for (const y of b) {
-            this.network.cut(x, y);
-            this.network.cut(y, x);
-          }
-        }
-        break;
-      }
-    }
-    this.stats.partitions++;
-    const epoch = ++this.#linkEpoch;
-    this.trace.log(
-      this.now,
-      () => `partition kind ${kind} focus ${focus}: cut ${this.network.describeCuts()}`,
-    );
-    this.#events.schedule(this.now + p.range(20, 6 * this.electionMs), { k: "healLinks", epoch });
-  }
-
-  #membership(leader: SimNode | null): void {
-    if (leader === null || leader.frozenUntil > this.now || leader.held !== null) return;
-    const p = this.prng;
-    const { voters, learners } = this.conf;
-    const options: ConfChange[] = [];
-    const size = voters.length + learners.length;
-    if (size < 7) {
-      options.push({ type: "addLearner", nodeId: this.#nextId });
-      options.push({ type: "addNode", nodeId: this.#nextId });
-    }
-    for (const l of learners) {
-      options.push({ type: "addNode", nodeId: l }, { type: "removeNode", nodeId: l });
-    }
-    // Removing the leader of a two-voter cluster can leave the survivor unable to learn that the
-    // removal committed (the removed leader steps down at once), a known single-step-removal
-    // liveness trap (etcd's advice: transfer leadership first). Safety is still checked.
-    for (const v of voters) {
-      if (voters.length > 2 || (voters.length === 2 && v !== leader.id)) {
-        options.push({ type: "removeNode", nodeId: v });
-      }
-    }
-    if (voters.length > 3) options.push({ type: "removeNode", nodeId: p.pick(voters) });
-    const cc = p.pick(options);
-    if (cc.nodeId === this.#nextId) {
-      this.#nextId++;
-      const node = new SimNode(cc.nodeId, this);
-      this.nodes.set(cc.nodeId, node);
-      node.start();
-      this.#events.schedule(this.now + p.range(1, TICK_MS), {
-        k: "tick",
-        node: cc.nodeId,
-        inc: node.incarnation,
-      });
-    }
-    this.trace.log(
-      this.now,
-      () => `propose conf change ${cc.type} ${cc.nodeId} at leader ${leader.id}`,
-    );
-    try {
-      leader.raw!.proposeConfChange(cc);
-    } catch (e) {
-      if (!(e instanceof RaftError)) throw e;
-    }
-    leader.pump();
   }
 
   #restart(node: SimNode): void {
@@ -879,7 +689,7 @@ class Simulation implements NodeHost {
   }
 
   #applyRemovals(): void {
-    const members = this.#memberIds();
+    const members = this.memberIds();
     this.#removals = this.#removals.filter(({ id, index }) => {
       // Durably: a member that restarts with an older commit would still count the removed node.
       for (const m of members) {
@@ -914,13 +724,13 @@ class Simulation implements NodeHost {
 
   // ---- views ----
 
-  #memberIds(): NodeId[] {
+  memberIds(): NodeId[] {
     const ids = [...this.conf.voters, ...this.conf.learners];
     return ids.filter((id) => this.nodes.get(id)?.state !== "removed");
   }
 
   /** The up node that is leader in the highest term, if any. */
-  #leader(): SimNode | null {
+  currentLeader(): SimNode | null {
     let best: SimNode | null = null;
     for (const node of this.nodes.values()) {
       if (node.isUp && node.role === "leader" && (best === null || node.hs.term > best.hs.term)) {
@@ -937,12 +747,12 @@ class Simulation implements NodeHost {
   }
 
   #converged(): boolean {
-    const leader = this.#leader();
+    const leader = this.currentLeader();
     if (leader === null) return false;
     const commit = leader.hs.commit;
     if (commit < this.monitor.maxCommitted) return false;
     let stateHash = -1;
-    for (const id of this.#memberIds()) {
+    for (const id of this.memberIds()) {
       const node = this.nodes.get(id)!;
       if (!node.isUp || node.applied !== commit) return false;
       const h = hashBytes(node.sm.snapshot());
