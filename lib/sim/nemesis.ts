@@ -230,11 +230,10 @@ export class Nemesis {
     for (const l of learners) {
       options.push({ type: "addNode", nodeId: l }, { type: "removeNode", nodeId: l });
     }
-    // Removing the leader of a two-voter cluster can leave the survivor unable to learn that the
-    // removal committed (the removed leader steps down at once), a known single-step-removal
-    // liveness trap (etcd's advice: transfer leadership first). Safety is still checked.
-    for (const v of voters) {
-      if (voters.length > 2 || (voters.length === 2 && v !== leader.id)) {
+    // Any voter may be removed, the leader too, down to one voter (a removed leader hands over
+    // to the most caught-up voter, so even a two-voter survivor learns the removal committed).
+    if (voters.length > 1) {
+      for (const v of voters) {
         options.push({ type: "removeNode", nodeId: v });
       }
     }
