@@ -42,6 +42,9 @@ const EMBEDDED = values.store === "embedded";
 const ETCD = EMBEDDED ? "http://10.99.0.1:8473" : "http://10.99.0.254:22379";
 const TOKEN = "twa-bench-token";
 const JOINS = Number(values.joins);
+// embedded: nodes 1-3 are the voters (their agents take part in (a)), 4-5 --store-only
+// learners, and 6 — the measured agent of (b) — a plain client (see inner())
+const NODES = EMBEDDED ? 6 : 3;
 const PEERS = Number(values.peers);
 
 function pct(xs: number[], p: number): number {
@@ -135,8 +138,16 @@ async function rssMiB(pid: number): Promise<number> {
   return Number(s.match(/VmRSS:\s+(\d+)/)![1]) / 1024;
 }
 
-/** Applies the entries of `leases` with ip/bridge -batch into a fresh namespace; ms taken. */
-async function floorOnce(fl: string, leases: { lease: Lease }[]): Promise<number> {
+/**
+ * Applies the entries of `leases` with ip/bridge -batch into a fresh namespace; ms from the first
+ * spawn to the last exit. `parallel`: the ip batch (neighbours, then routes) and the bridge batch
+ * (FDB) run at once, as the agent does; otherwise one after the other (FDB first, as Flannel).
+ */
+async function floorOnce(
+  fl: string,
+  leases: { lease: Lease }[],
+  parallel: boolean,
+): Promise<number> {
   await sh(["ip", "netns", "add", fl]);
   try {
     await sh(["ip", "-n", fl, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
@@ -168,12 +179,21 @@ async function floorOnce(fl: string, leases: { lease: Lease }[]): Promise<number
       vxlanDesired(leases.map((l) => l.lease), "flannel.1", "10.98.0.1", null),
       { routes: [], neighs: [], fdbs: [] },
     );
+    // a fresh device: nothing to delete, so plan.ipFirst holds just the neighbours
+    const ip = () =>
+      sh(["ip", "-n", fl, "-force", "-batch", "-"], {
+        stdin: [...plan.ipFirst, ...plan.ipLast].join("\n") + "\n",
+      });
+    const bridge = () =>
+      sh(["ip", "netns", "exec", fl, "bridge", "-force", "-batch", "-"], {
+        stdin: plan.bridge.join("\n") + "\n",
+      });
     const t = performance.now();
-    await sh(["ip", "-n", fl, "-force", "-batch", "-"], { stdin: plan.ipFirst.join("\n") + "\n" });
-    await sh(["ip", "netns", "exec", fl, "bridge", "-force", "-batch", "-"], {
-      stdin: plan.bridge.join("\n") + "\n",
-    });
-    await sh(["ip", "-n", fl, "-force", "-batch", "-"], { stdin: plan.ipLast.join("\n") + "\n" });
+    if (parallel) await Promise.all([ip(), bridge()]);
+    else {
+      await bridge();
+      await ip();
+    }
     return performance.now() - t;
   } finally {
     await sh(["ip", "netns", "del", fl], { allowFail: true });
@@ -182,7 +202,7 @@ async function floorOnce(fl: string, leases: { lease: Lease }[]): Promise<number
 
 // ---------------------------------------------------------------- inner: runs in the underlay ns
 async function inner(dir: string, prefix: string) {
-  const topo = new Topology(prefix, 3, dir, true);
+  const topo = new Topology(prefix, NODES, dir, true);
   const agents: AgentProc[] = [];
   const out: Record<string, unknown> = {};
   try {
@@ -240,15 +260,43 @@ async function inner(dir: string, prefix: string) {
     out.join_ms = { n: JOINS, p50: pct(lat, 50), p99: pct(lat, 99), max: Math.max(...lat) };
 
     console.error("bench: (b) peers");
-    // The measured agent: node 1 with etcd; with the embedded store node 1 is the Raft leader
-    // (pausing it would pause the store), so node 3 is measured and paused instead.
-    const M = EMBEDDED ? 3 : 1;
-    // (b) 1,000 peers on agent 1 (the others stop so they do not compete for the 2 cores)
-    // with etcd the other agents stop so they do not compete for the 2 cores; with the embedded
-    // store they are voters and keep running (and program the same 1,000 peers meanwhile)
+    // The measured agent: node 1 with etcd, whose other agents stop so they do not compete
+    // for the 2 cores. With the embedded store every agent of nodes 1-3 holds a store member,
+    // and pausing one would pause its member too (the backlog would include its Raft catch-up,
+    // which is the store's work, not the agent's). So the measured agent is node 6, a plain
+    // client as most agents of a cluster are: nodes 4 and 5 join first as --store-only
+    // learners (the 2 standby places), so 6 runs no store. Agents 1-3 keep running (voters)
+    // and program the same peers; each run waits until they are done before resuming 6.
+    let M = 1;
+    let realPeers = 2;
     if (!EMBEDDED) {
       await agents[1].stop();
       await agents[2].stop();
+    } else {
+      for (const n of [4, 5, 6]) {
+        const extra = n < 6 ? ["--store-only"] : [];
+        agents.push(startAgent(topo, n, extra, {
+          kind: "main-embedded",
+          token: TOKEN,
+          role: "join",
+          netConf: `${dir}/net-conf.json`,
+        }));
+        await waitFor(
+          `node ${n} joined`,
+          async () =>
+            n < 6
+              ? /event=store_member_started/.test(agents[n - 1].log())
+              : (await httpStatus(topo.node(n), "/readyz")) === 200,
+          30_000,
+        ).catch((e) => {
+          throw new Error(`${e.message}\n${agents[n - 1].log()}`);
+        });
+      }
+      if (!/event=joined_as_client/.test(agents[5].log())) {
+        throw new Error(`node 6 was meant to join as a plain client:\n${agents[5].log()}`);
+      }
+      M = 6;
+      realPeers = 3;
     }
     await new Promise((r) => setTimeout(r, 500));
     const leases = Array.from({ length: PEERS }, (_, i) => synthetic(i, 1024)); // clear of the agents’ own subnets
@@ -276,10 +324,26 @@ async function inner(dir: string, prefix: string) {
         });
       }
       const tWritten = performance.now();
+      if (paused && EMBEDDED) {
+        // the other agents (store members) program the same peers: let them finish first
+        for (const n of [1, 2, 3]) {
+          await waitFor(
+            `node ${n} programmed`,
+            async () =>
+              JSON.parse(
+                (await sh(["ip", "-n", topo.node(n), "-j", "route", "show", "dev", "flannel.1"]))
+                  .out,
+              ).length >= PEERS,
+            30_000,
+            20,
+          );
+        }
+      }
+      const tResumed = performance.now();
       if (paused) Deno.kill(pid, "SIGCONT");
-      await waitFor(`${PEERS} routes on node 1`, () => Promise.resolve(tDone > 0), 60_000, 5);
+      await waitFor(`${PEERS} routes on node ${M}`, () => Promise.resolve(tDone > 0), 60_000, 5);
       await stopMon();
-      return { t0, tWritten, tDone };
+      return { t0, tWritten, tResumed, tDone };
     };
     const streaming = await measure(false);
     // remove them again, wait until the kernel is back to the 2 real peers
@@ -296,26 +360,71 @@ async function inner(dir: string, prefix: string) {
         async () =>
           JSON.parse(
             (await sh(["ip", "-n", topo.node(M), "-j", "route", "show", "dev", "flannel.1"])).out,
-          ).length === 2,
+          ).length === realPeers,
         30_000,
         50,
       );
     };
-    // the backlog case three times; the median is reported, with the agent's own batch time
-    const runs: { tDone: number; tWritten: number; t0: number; applyMs: number }[] = [];
+    // the backlog case three times; the median is reported, with the agent's own phases from
+    // its peers_programmed log lines (wall-clock, lined up with SIGCONT)
+    interface Phases {
+      batches: number;
+      events: number;
+      /** SIGCONT → the first watch response decoded by the agent */
+      resumeToFirstEventMs: number;
+      /** summed over batches: first event → kernel batch start (batching) */
+      waitMs: number;
+      /** summed over batches: the kernel batches (plan, spawn, ip/bridge) */
+      applyMs: number;
+      /** SIGCONT → the agent's last batch finished */
+      agentDoneMs: number;
+    }
+    const phasesOf = (log: string, resumedAt: number): Phases => {
+      const p: Phases = {
+        batches: 0,
+        events: 0,
+        resumeToFirstEventMs: Infinity,
+        waitMs: 0,
+        applyMs: 0,
+        agentDoneMs: 0,
+      };
+      for (const l of log.split("\n")) {
+        if (!l.includes("event=peers_programmed")) continue;
+        const f = (k: string) => Number(l.match(new RegExp(` ${k}=([\\d.]+)`))?.[1] ?? NaN);
+        p.batches++;
+        p.events += f("events");
+        p.waitMs += f("wait_ms");
+        p.applyMs += f("apply_ms");
+        const at = f("received_at") - resumedAt;
+        p.resumeToFirstEventMs = Math.min(p.resumeToFirstEventMs, at);
+        p.agentDoneMs = Math.max(p.agentDoneMs, at + f("since_event_ms"));
+      }
+      return p;
+    };
+    const runs: {
+      tDone: number;
+      tWritten: number;
+      tResumed: number;
+      t0: number;
+      phases: Phases;
+    }[] = [];
     for (let rep = 0; rep < 3; rep++) {
       await removeAll();
       const mark = agents[M - 1].log().length;
       const r = await measure(true);
       await new Promise((res) => setTimeout(res, 200)); // let the log lines arrive
-      const applyMs = agents[M - 1].log().slice(mark).split("\n")
-        .map((l) => l.match(/event=peers_programmed .*apply_ms=(\d+)/))
-        .reduce((sum, m) => sum + (m ? Number(m[1]) : 0), 0);
-      runs.push({ ...r, applyMs });
+      const phases = phasesOf(
+        agents[M - 1].log().slice(mark),
+        performance.timeOrigin + r.tResumed,
+      );
+      runs.push({ ...r, phases });
+      for (const l of agents[M - 1].log().slice(mark).split("\n")) {
+        if (l.includes("event=peers_programmed")) console.error(`bench: run ${rep + 1}: ${l}`);
+      }
     }
-    runs.sort((x, y) => (x.tDone - x.tWritten) - (y.tDone - y.tWritten));
+    runs.sort((x, y) => (x.tDone - x.tResumed) - (y.tDone - y.tResumed));
     const backlog = runs[1];
-    const tDone = backlog.tDone, tWritten = backlog.tWritten, t0 = backlog.t0;
+    const tDone = backlog.tDone, tResumed = backlog.tResumed;
     const counts = {
       routes: JSON.parse(
         (await sh(["ip", "-n", topo.node(M), "-j", "route", "show", "dev", "flannel.1"])).out,
@@ -341,36 +450,54 @@ async function inner(dir: string, prefix: string) {
     };
 
     // the floor: the same entries through ip/bridge -batch into a fresh namespace's flannel.1,
-    // three times (fresh namespace each), median
-    const floors: number[] = [];
-    for (let rep = 0; rep < 3; rep++) floors.push(await floorOnce(`${topo.prefix}floor`, leases));
-    floors.sort((x, y) => x - y);
+    // three times each way (fresh namespace each), median: one batch after the other, and both
+    // at once (as the agent does)
+    const floorOf = async (parallel: boolean) => {
+      const xs: number[] = [];
+      for (let rep = 0; rep < 3; rep++) {
+        xs.push(await floorOnce(`${topo.prefix}floor`, leases, parallel));
+      }
+      return xs.sort((x, y) => x - y);
+    };
+    const floors = await floorOf(false);
+    const floorsPar = await floorOf(true);
     const floorMs = floors[1];
     out.peers_1000 = {
       peers: PEERS,
       kernel_entries: counts,
-      // all leases already in the store, agent resumed (SIGCONT) at tWritten: watch backlog →
+      // all leases already in the store, agent resumed (SIGCONT) at tResumed: watch backlog →
       // kernel, the figure comparable with the floor
-      backlog_to_programmed_ms: tDone - tWritten,
-      store_write_ms: tWritten - t0,
+      backlog_to_programmed_ms: tDone - tResumed,
+      store_write_ms: backlog.tWritten - backlog.t0,
       // agent running while the leases are written in 8 transactions
       streaming_from_first_write_ms: streaming.tDone - streaming.t0,
       streaming_after_last_write_ms: streaming.tDone - streaming.tWritten,
       floor_ip_batch_ms: floorMs,
       floor_runs_ms: floors,
-      backlog_runs_ms: runs.map((r) => r.tDone - r.tWritten),
-      agent_batch_apply_ms: backlog.applyMs,
-      ratio_vs_floor: (tDone - tWritten) / floorMs,
+      backlog_runs_ms: runs.map((r) => r.tDone - r.tResumed),
+      floor_parallel_ms: floorsPar[1],
+      floor_parallel_runs_ms: floorsPar,
+      agent_phases: backlog.phases,
+      ratio_vs_floor: (tDone - tResumed) / floorMs,
+      ratio_vs_parallel_floor: (tDone - tResumed) / floorsPar[1],
     };
 
-    // idle figures of agent 1 holding 1,000 peers (default 5 s reconcile)
+    // idle figures of the measured agent holding 1,000 peers over 30 s (6 reconcile passes of
+    // 5 s, 2 re-lists of 15 s); embedded: also node 3's, an agent with its store member (voter)
     await new Promise((r) => setTimeout(r, 2000));
     const hz = 100;
-    const c0 = await cpuTicks(pid);
+    const idlePids = EMBEDDED ? [pid, agents[2].child.pid] : [pid];
+    const c0 = await Promise.all(idlePids.map(cpuTicks));
     const w0 = performance.now();
-    await new Promise((r) => setTimeout(r, 15_000));
-    const cpu = ((await cpuTicks(pid)) - c0) / hz / ((performance.now() - w0) / 1000);
-    out.agent_idle = { rss_mib: await rssMiB(pid), cpu_percent_of_one_core: cpu * 100 };
+    await new Promise((r) => setTimeout(r, 30_000));
+    const secs = (performance.now() - w0) / 1000;
+    const c1 = await Promise.all(idlePids.map(cpuTicks));
+    const idle = async (i: number) => ({
+      rss_mib: await rssMiB(idlePids[i]),
+      cpu_percent_of_one_core: ((c1[i] - c0[i]) / hz / secs) * 100,
+    });
+    out.agent_idle = await idle(0);
+    if (EMBEDDED) out.member_agent_idle = await idle(1);
     const metrics = (await sh([
       "ip",
       "netns",
@@ -392,7 +519,7 @@ async function inner(dir: string, prefix: string) {
 // ---------------------------------------------------------------- outer: topology and cleanup
 async function outer() {
   const dir = await Deno.makeTempDir({ prefix: "twa-bench-" });
-  const topo = new Topology("twa-bn", 3, dir);
+  const topo = new Topology("twa-bn", NODES, dir);
   let store: { stop(): Promise<void> } | null = null;
   let child: Deno.ChildProcess | null = null;
   // Interrupted (Ctrl-C, timeout): stop what runs in our namespaces, then remove them.
@@ -452,7 +579,13 @@ async function outer() {
       console.log(JSON.stringify(res, null, 2));
     } else {
       const j = res.join_ms, p = res.peers_1000, a = res.agent_idle;
-      console.log(`store: ${EMBEDDED ? "twill embedded (3 voters)" : "etcd 3.4"}`);
+      console.log(
+        `store: ${
+          EMBEDDED
+            ? "twill embedded (3 voters, 2 learners; measured agent a plain client)"
+            : "etcd 3.4"
+        }`,
+      );
       console.log(
         `(a) join → route on all 3 nodes, ${j.n} joins: p50 ${j.p50.toFixed(1)} ms, p99 ${
           j.p99.toFixed(1)
@@ -461,18 +594,30 @@ async function outer() {
       console.log(
         `(b) ${p.peers} peers: kernel has ${p.kernel_entries.routes} routes, ${p.kernel_entries.neighs} neighbours, ${p.kernel_entries.fdbs} FDB entries`,
       );
+      const ph = p.agent_phases;
+      const ms = (x: number) => x.toFixed(0);
       console.log(
         `    all ${p.peers} leases in the store, agent resumed: programmed in ${
-          p.backlog_to_programmed_ms.toFixed(0)
-        } ms; floor (ip/bridge -batch of the same entries): ${
-          p.floor_ip_batch_ms.toFixed(0)
-        } ms → ${p.ratio_vs_floor.toFixed(2)}×`,
+          ms(p.backlog_to_programmed_ms)
+        } ms; floor (ip -batch, then bridge -batch, same entries): ${
+          ms(p.floor_ip_batch_ms)
+        } ms → ${p.ratio_vs_floor.toFixed(2)}×; both batches at once: ${
+          ms(p.floor_parallel_ms)
+        } ms → ${p.ratio_vs_parallel_floor.toFixed(2)}×`,
       );
       console.log(
-        `    (median of 3; agent's own kernel batches took ${p.agent_batch_apply_ms} ms of it; ` +
-          `runs ${p.backlog_runs_ms.map((x: number) => x.toFixed(0)).join("/")} ms, floor runs ${
-            p.floor_runs_ms.map((x: number) => x.toFixed(0)).join("/")
-          } ms)`,
+        `    (median of 3: runs ${p.backlog_runs_ms.map(ms).join("/")} ms, floor runs ${
+          p.floor_runs_ms.map(ms).join("/")
+        } ms, parallel ${p.floor_parallel_runs_ms.map(ms).join("/")} ms)`,
+      );
+      console.log(
+        `    agent's phases: resumed → first watch response decoded ${
+          ph.resumeToFirstEventMs.toFixed(1)
+        } ms; batching ${ph.waitMs.toFixed(1)} ms; kernel ${
+          ph.applyMs.toFixed(1)
+        } ms in ${ph.batches} batch(es) of ${ph.events} events; last batch done at ${
+          ph.agentDoneMs.toFixed(1)
+        } ms (the route monitor saw the last route at ${ms(p.backlog_to_programmed_ms)} ms)`,
       );
       console.log(
         `    agent running while the leases are written (8 txns, ${
@@ -486,6 +631,14 @@ async function outer() {
           a.cpu_percent_of_one_core.toFixed(1)
         }% of one core; last reconcile ${(res.agent_reconcile_seconds_last * 1000).toFixed(0)} ms`,
       );
+      if (res.member_agent_idle) {
+        const m = res.member_agent_idle;
+        console.log(
+          `    node 3 (agent + voting store member) idle: RSS ${m.rss_mib.toFixed(0)} MiB, CPU ${
+            m.cpu_percent_of_one_core.toFixed(1)
+          }% of one core`,
+        );
+      }
     }
   } finally {
     await store?.stop();

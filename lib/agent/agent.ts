@@ -29,6 +29,12 @@ import { AgentState } from "./state.ts";
 
 const MASQ_RULES = 6;
 const RESYNC_MS = 15_000;
+/** Up to this many peer changes at once are logged one line each, more as one summary. */
+const PEER_LOG_LINES = 16;
+/** A batch this big is a burst: wait for the rest of it until the watch is quiet this long. */
+const BURST_EVENTS = 64;
+const BURST_QUIET_MS = 2;
+const BURST_MAX_WAIT_MS = 30;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -187,7 +193,7 @@ export async function runAgentOnRegistry(
 
     // Peers: list once, program, then watch from the listed revision.
     let listed = await listWithRetry();
-    for (const ev of watcher.reset(listed.leases)) logPeer(ev);
+    logPeers(watcher.reset(listed.leases));
 
     let reconcileWanted = true;
     let wake: (() => void) | null = null;
@@ -232,34 +238,50 @@ export async function runAgentOnRegistry(
      */
     const pendingEvents = new Map<string, PeerEvent>();
     let pendingAt: number | null = null;
+    let pendingLastAt = 0;
+    let pendingResponses = 0;
     let draining: Promise<void> | null = null;
     function queueEvents(evs: PeerEvent[], at: number) {
       if (!evs.length) return;
       for (const e of evs) mergePeerEvent(pendingEvents, e);
       pendingAt ??= at;
+      pendingLastAt = at;
+      pendingResponses++;
       draining ??= (async () => {
-        // one event-loop turn first: watch responses already buffered join this batch; a big
-        // batch means a burst (a backlog after a pause, a bulk write), so while it keeps
-        // growing wait a little longer (at most 30 ms) — one kernel batch beats several
+        // One event-loop turn first, so watch responses already buffered join this batch. A big
+        // batch means a burst (a backlog after a pause, a bulk write): its responses follow
+        // each other within a millisecond or two, so wait while they keep coming (at most
+        // 30 ms) — one kernel batch beats two, the second of which waits for the first. What
+        // arrives while a batch is being applied is the next batch.
         await new Promise((r) => setTimeout(r, 0));
-        const t0 = performance.now();
-        while (pendingEvents.size >= 64 && performance.now() - t0 < 30) {
-          const n = pendingEvents.size;
-          await new Promise((r) => setTimeout(r, 3));
-          if (pendingEvents.size === n) break;
+        if (pendingEvents.size >= BURST_EVENTS) {
+          const t0 = performance.now();
+          let seen = pendingResponses;
+          while (performance.now() - t0 < BURST_MAX_WAIT_MS) {
+            await new Promise((r) => setTimeout(r, BURST_QUIET_MS));
+            if (pendingResponses === seen) break;
+            seen = pendingResponses;
+          }
         }
         while (pendingEvents.size) {
           const batch = [...pendingEvents.values()];
           const since = pendingAt!;
+          const span = pendingLastAt - since;
+          const responses = pendingResponses;
           pendingEvents.clear();
           pendingAt = null;
-          await fastApply(batch, since);
+          pendingResponses = 0;
+          await fastApply(batch, since, { responses, span });
         }
         draining = null;
       })();
     }
 
-    async function fastApply(evs: PeerEvent[], at: number) {
+    async function fastApply(
+      evs: PeerEvent[],
+      at: number,
+      got: { responses: number; span: number } = { responses: 1, span: 0 },
+    ) {
       if (!evs.length) return;
       try {
         let t0 = 0;
@@ -267,11 +289,20 @@ export async function runAgentOnRegistry(
           t0 = performance.now();
           return backend.applyEvents(evs);
         });
-        state.lastEventToProgrammedSeconds = (performance.now() - at) / 1000;
+        const t1 = performance.now();
+        state.lastEventToProgrammedSeconds = (t1 - at) / 1000;
         log("info", "peers_programmed", {
           events: evs.length,
-          apply_ms: Math.round(performance.now() - t0),
-          since_event_ms: Math.round(performance.now() - at),
+          // watch responses (or listings) in this batch, first to last decoded
+          responses: got.responses,
+          span_ms: +got.span.toFixed(1),
+          // from the first event's watch response being decoded to the kernel batch starting
+          // (batching and the lock), then the batch; received_at is wall-clock ms, so a
+          // benchmark can line it up with its own timeline
+          wait_ms: +(t0 - at).toFixed(1),
+          apply_ms: +(t1 - t0).toFixed(1),
+          since_event_ms: +(t1 - at).toFixed(1),
+          received_at: +(performance.timeOrigin + at).toFixed(1),
         });
         state.peersProgrammed = watcher.peers.size;
         if (errors) {
@@ -284,10 +315,27 @@ export async function runAgentOnRegistry(
       }
     }
 
-    function logPeer(ev: PeerEvent) {
-      log("info", ev.type === "added" ? "peer_added" : "peer_removed", {
-        subnet: describeLease(ev.lease),
-        public_ip: ev.lease.attrs.publicIP,
+    /**
+     * A line per peer for a few changes; a burst (a backlog, a bulk write, a re-list) gets one
+     * summary line instead: a thousand synchronous writes to stderr cost more than decoding the
+     * thousand events did.
+     */
+    function logPeers(evs: PeerEvent[]) {
+      if (evs.length <= PEER_LOG_LINES) {
+        for (const ev of evs) {
+          log("info", ev.type === "added" ? "peer_added" : "peer_removed", {
+            subnet: describeLease(ev.lease),
+            public_ip: ev.lease.attrs.publicIP,
+          });
+        }
+        return;
+      }
+      const added = evs.filter((e) => e.type === "added").length;
+      log("info", "peers_changed", {
+        added,
+        removed: evs.length - added,
+        first: describeLease(evs[0].lease),
+        last: describeLease(evs[evs.length - 1].lease),
       });
     }
 
@@ -444,7 +492,7 @@ export async function runAgentOnRegistry(
           const diff = watcher.reset(r.leases);
           if (diff.length) {
             log("warn", "resync_found_drift", { changes: diff.length, revision: r.revision });
-            for (const ev of diff) logPeer(ev);
+            logPeers(diff);
             queueEvents(diff, at);
           }
         } catch (e) {
@@ -465,7 +513,7 @@ export async function runAgentOnRegistry(
               const at = performance.now();
               listed = await listWithRetry();
               const diff = watcher.reset(listed.leases);
-              for (const ev of diff) logPeer(ev);
+              logPeers(diff);
               from = listed.revision + 1n;
               queueEvents(diff, at);
               kick(at);
@@ -490,13 +538,11 @@ export async function runAgentOnRegistry(
                 : leaseFromKv({ key, value: "{}", modRevision: e.modRevision, lease: 0n });
               if (!lease) continue;
               const ev = watcher.update(e.type, lease);
-              if (ev) {
-                logPeer(ev);
-                evs.push(ev);
-              }
+              if (ev) evs.push(ev);
             }
             state.watchRevision = item.revision;
             from = item.revision + 1n;
+            logPeers(evs);
             queueEvents(evs, at);
           }
         } catch (e) {

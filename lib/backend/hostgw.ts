@@ -2,7 +2,8 @@
 // <IPv6Subnet> via <PublicIPv6>). Needs every node on one L2 and PublicIP = the interface address
 // (it cannot work behind NAT).
 import { type CIDR, formatCIDR } from "../net/cidr.ts";
-import { bridgeBatch, ipBatch, ipJson } from "../net/ip_batch.ts";
+import { ipBatch, ipJson } from "../net/ip_batch.ts";
+import { applyPlan } from "./apply_plan.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import type { Backend, ReconcileResult } from "./backend.ts";
@@ -100,11 +101,7 @@ export class HostGwBackend implements Backend {
     const want = hostGwDesired(peers, this.iface.name, this.publicIP, !!this.network6);
     const plan = planDataPlane(want, actual);
     let errors = "";
-    if (!emptyPlan(plan)) {
-      const a = await ipBatch([...plan.ipFirst, ...plan.ipLast]);
-      const b = await bridgeBatch(plan.bridge);
-      errors = [a.errors, b.errors].filter((x) => x).join("; ");
-    }
+    if (!emptyPlan(plan)) errors = await applyPlan(plan);
     return {
       deviceChanged: false,
       deviceRecreated: false,

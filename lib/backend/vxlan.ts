@@ -3,7 +3,8 @@
 // <subnet> via <subnet>.0 dev flannel.<VNI> onlink. DirectRouting: a peer on our L2 gets
 // <subnet> via <PublicIP> dev <iface> instead.
 import { type CIDR, contains, formatCIDR, formatIP, parseCIDR, parseIP } from "../net/cidr.ts";
-import { bridgeBatch, bridgeJson, ipBatch, ipJson } from "../net/ip_batch.ts";
+import { bridgeJson, ipBatch, ipJson } from "../net/ip_batch.ts";
+import { applyPlan } from "./apply_plan.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { VxlanBackendConfig } from "../subnet/config.ts";
 import { type Lease, type LeaseAttrs, vxlanData } from "../subnet/lease.ts";
@@ -215,11 +216,9 @@ export class VxlanBackend implements Backend {
 
   async applyEvents(events: PeerEvent[]): Promise<string> {
     const { add, replaced, remove } = splitPeerEvents(events);
-    const plan = eventLines(this.desired(add), this.desired(remove), this.desired(replaced));
-    const a = await ipBatch(plan.ipFirst);
-    const b = await bridgeBatch(plan.bridge);
-    const c = await ipBatch(plan.ipLast);
-    return [a.errors, b.errors, c.errors].filter((x) => x).join("; ");
+    return await applyPlan(
+      eventLines(this.desired(add), this.desired(remove), this.desired(replaced)),
+    );
   }
 
   async reconcile(peers: Lease[]): Promise<ReconcileResult> {
@@ -245,12 +244,7 @@ export class VxlanBackend implements Backend {
     }
     const want = this.desired(peers);
     const plan = planDataPlane(want, await this.actual());
-    if (!emptyPlan(plan)) {
-      const a = await ipBatch(plan.ipFirst);
-      const b = await bridgeBatch(plan.bridge);
-      const c = await ipBatch(plan.ipLast);
-      res.errors = [a.errors, b.errors, c.errors].filter((x) => x).join("; ");
-    }
+    if (!emptyPlan(plan)) res.errors = await applyPlan(plan);
     res.added = plan.added;
     res.removed = plan.removed;
     res.peersProgrammed = this.desiredSide(this.sides[0], peers).routes.length;
