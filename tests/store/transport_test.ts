@@ -58,7 +58,10 @@ function startPeer(): Promise<Peer> {
   });
 }
 
-function transport(selfId: NodeId, opts: { token?: string; clusterId?: string } = {}) {
+function transport(
+  selfId: NodeId,
+  opts: { token?: string; clusterId?: string; stallMs?: number; maxBufferedBytes?: number } = {},
+) {
   const events = { unreachable: 0, removedBy: [] as NodeId[] };
   const t = new HttpTransport({
     selfId,
@@ -68,6 +71,8 @@ function transport(selfId: NodeId, opts: { token?: string; clusterId?: string } 
     onSnapshotStatus: () => {},
     onRemoved: (by) => events.removedBy.push(by),
     retryMs: 10,
+    stallMs: opts.stallMs,
+    maxBufferedBytes: opts.maxBufferedBytes,
   });
   return { t, events };
 }
@@ -173,4 +178,55 @@ Deno.test("stream frames round-trip at every length encoding, and a partial fram
   assert.deepEqual([first.opcode, [...first.payload]], [0x1, [1]]);
   const second = parseFrame(two.subarray(first.size))!;
   assert.deepEqual([second.opcode, [...second.payload]], [0x9, [2]]);
+});
+
+Deno.test("a stream whose peer stops reading is replaced instead of waiting for TCP to give up", async () => {
+  // A peer that completes the handshake and then never reads again (as behind a partition).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      const buf = new Uint8Array(4096);
+      const n = await conn.read(buf);
+      const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? "";
+      const digest = await crypto.subtle.digest(
+        "SHA-1",
+        new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+      );
+      const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+      await conn.write(new TextEncoder().encode(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      ));
+    }
+  })().catch(() => {});
+  const { t, events } = transport(2, { stallMs: 300, maxBufferedBytes: 1 << 30 });
+  try {
+    t.setPeer(1, `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+    const big = newMessage({
+      type: "MsgApp",
+      from: 2,
+      to: 1,
+      term: 1,
+      entries: [{ term: 1, index: 1, type: "normal", data: new Uint8Array(256 * 1024) }],
+    });
+    const end = Date.now() + 8000;
+    while (conns.length < 2 && Date.now() < end) {
+      t.send([big]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(conns.length >= 2, "the stalled stream was never replaced");
+    assert.ok(events.unreachable > 0, "Raft was not told the peer is unreachable");
+  } finally {
+    t.close();
+    listener.close();
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await accepting;
+  }
 });

@@ -23,6 +23,8 @@ export class PeerStream {
   private queued: Uint8Array[] = [];
   private queuedBytes = 0;
   private writing = false;
+  /** performance.now() when the write under way began (it may block on a peer not reading). */
+  private writeSince = 0;
 
   private constructor(
     private readonly conn: Deno.TcpConn,
@@ -105,6 +107,13 @@ export class PeerStream {
     return this.closed;
   }
 
+  /** How long the write under way has been waiting for the socket (0 when none is). A peer
+   *  that stops reading (or a network that stops carrying) shows up here long before TCP
+   *  gives up on the connection. */
+  stalledMs(now = performance.now()): number {
+    return this.writing ? now - this.writeSince : 0;
+  }
+
   /** Bytes handed to send() and not yet written to the socket. */
   get bufferedAmount(): number {
     return this.queuedBytes;
@@ -141,6 +150,7 @@ export class PeerStream {
         const parts = this.queued;
         this.queued = [];
         const bytes = parts.length === 1 ? parts[0] : concat(parts);
+        this.writeSince = performance.now();
         await writeAll(this.conn, bytes);
         this.queuedBytes -= bytes.length;
       }

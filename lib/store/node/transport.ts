@@ -51,6 +51,8 @@ export interface HttpTransportOptions {
   maxQueue?: number;
   /** Bytes a stream may hold unsent before the peer counts as unreachable. */
   maxBufferedBytes?: number;
+  /** A stream whose write has not progressed for this long (ms) is replaced. */
+  stallMs?: number;
 }
 
 interface Peer {
@@ -152,6 +154,12 @@ export class HttpTransport implements PeerSink {
     const stream = p.stream;
     if (!stream) {
       this.connect(id, p);
+      return;
+    }
+    if (stream.stalledMs() > (this.opts.stallMs ?? 3000)) {
+      // Nothing got through for a while: the connection may be dead without either end knowing
+      // (a partition); open a new one rather than wait minutes for TCP to give up.
+      this.lost(id, p, stream, `the peer took nothing for ${this.opts.stallMs ?? 3000} ms`);
       return;
     }
     if (stream.bufferedAmount > (this.opts.maxBufferedBytes ?? 8 << 20)) {
