@@ -34,6 +34,7 @@ export interface AgentFlags {
   deadVoterTimeoutMs: number;
   /** Take a state-machine snapshot and compact the log every this many applied entries. */
   snapshotCount: number;
+  autoCompactionRetention: number;
   /** Raft tick length in milliseconds. */
   tickMs: number;
   /** Election timeout in ticks (randomised in [n, 2n)); heartbeats go every tick. */
@@ -122,6 +123,13 @@ export const AGENT_FLAGS: FlagSpec[] = [
     kind: "int",
     default: "10000",
     help: "snapshot the store every this many applied entries",
+    hidden: true,
+  },
+  {
+    name: "auto-compaction-retention",
+    kind: "int",
+    default: "10000",
+    help: "store revisions of history kept (older ones are compacted; 0: never)",
     hidden: true,
   },
   { name: "tick", kind: "duration", default: "100ms", help: "Raft tick", hidden: true },
@@ -260,6 +268,7 @@ export function parseAgentFlags(args: string[], env: Record<string, string>): Ag
     etcdPrefix: str("etcd-prefix")!,
     deadVoterTimeoutMs: dur("dead-voter-timeout"),
     snapshotCount: int("snapshot-count", 1, 1e9),
+    autoCompactionRetention: int("auto-compaction-retention", 0, 1e9),
     tickMs: dur("tick"),
     electionTicks: int("election-ticks", 3, 1000),
     help: (get("help") as boolean | undefined) ?? false,

@@ -46,6 +46,7 @@ import {
   unwrapApplyResult,
 } from "./backend.ts";
 import { StoreError } from "./errors.ts";
+import { compactionDue, DEFAULT_RETAIN_REVISIONS } from "./auto_compactor.ts";
 import type { LogStore } from "./node/log_store.ts";
 import { type ConfChangeContext, encodeConfContext, MemberTable } from "./node/members.ts";
 import { decodeSnapshotData, encodeSnapshotData } from "./node/snapshot_envelope.ts";
@@ -93,6 +94,9 @@ export interface RaftBackendOptions {
   snapshotCount?: number;
   /** Entries kept behind a snapshot for slow followers. */
   snapshotCatchUpEntries?: number;
+  /** MVCC revisions of history the leader keeps (etcd's revision-mode auto-compaction; it
+   *  proposes a compact once twice this many have piled up). 0: never compact. */
+  retainRevisions?: number;
   logger?: EventLogger;
   /** Called after a configuration change is applied (to update the transport, persist, log). */
   onConfChange?: (cc: ConfChange, conf: ConfState, members: MemberTable) => void;
@@ -159,6 +163,7 @@ export class RaftBackend implements StoreBackend {
   private tickCount = 0;
   private forceSnapshot = false;
   private expiring = false;
+  private compacting = false;
   private loopError: Error | undefined;
   private readonly appliedWaiters: { index: number; resolve(): void }[] = [];
   /** The hard state last handed to storage.save (term and vote must be durable before votes). */
@@ -226,7 +231,10 @@ export class RaftBackend implements StoreBackend {
         }
       }
     }
-    if (this.role === "leader" && this.tickCount % 5 === 0) this.expireLeases(now);
+    if (this.role === "leader" && this.tickCount % 5 === 0) {
+      this.expireLeases(now);
+      this.autoCompact();
+    }
     this.kick();
   }
 
@@ -537,6 +545,21 @@ export class RaftBackend implements StoreBackend {
       .then(() => this.log("info", "leases_expired", { ids: ids.join(",") }))
       .catch(() => {})
       .finally(() => (this.expiring = false));
+  }
+
+  /** Leader: proposes a compact command when the history kept has grown to twice the retention
+   *  (every member applies it at the same log index, so their histories stay identical). */
+  private autoCompact(): void {
+    const retain = this.opts.retainRevisions ?? DEFAULT_RETAIN_REVISIONS;
+    if (this.compacting || retain <= 0) return;
+    const revision = compactionDue(this.sm, retain);
+    if (revision === null) return;
+    this.compacting = true;
+    const requestId = `compact-${this.id}-${this.term}-${revision}`;
+    this.write({ op: "compact", requestId, revision })
+      .then(() => this.log("info", "history_compacted", { revision }))
+      .catch(() => {}) // compacted already (an earlier leader's proposal) or lost: asked again later
+      .finally(() => (this.compacting = false));
   }
 
   private kick(): void {

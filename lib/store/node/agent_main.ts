@@ -220,6 +220,7 @@ function startMember(
     voters: f.voters,
     deadVoterTimeoutMs: f.deadVoterTimeoutMs,
     snapshotCount: f.snapshotCount,
+    retainRevisions: f.autoCompactionRetention,
     tickMs: f.tickMs,
     electionTick: f.electionTicks,
     logger,

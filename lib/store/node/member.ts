@@ -39,6 +39,8 @@ export interface StoreMemberOptions {
   standbyLearners?: number;
   deadVoterTimeoutMs: number;
   snapshotCount: number;
+  /** MVCC revisions of history kept by the leader's auto-compaction (0: never; default 10,000). */
+  retainRevisions?: number;
   tickMs: number;
   electionTick?: number;
   logger: EventLogger;
@@ -169,6 +171,7 @@ export class StoreMember implements PeerHandler {
       electionTick: opts.electionTick ?? 10,
       heartbeatTick: 1,
       snapshotCount: opts.snapshotCount,
+      retainRevisions: opts.retainRevisions,
       logger,
       onConfChange: (cc, conf) => member?.onConfChange(cc, conf),
       onMembersRestored: () => member?.syncPeers(),
