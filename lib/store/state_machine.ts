@@ -32,6 +32,7 @@ import {
 import { ETCD_MESSAGES, StoreError } from "./errors.ts";
 import { bytesEqual, compareBytes, fromBin, inRange, lowerBound, toBin } from "./mvcc_keys.ts";
 import { checkPut, checkTxn } from "./mvcc_validate.ts";
+import { decodeHistory, encodeHistory } from "./history_codec.ts";
 
 /** Leases shorter than this are granted this long (etcd's minimum with default timings). */
 export const MIN_LEASE_TTL = 2;
@@ -587,31 +588,36 @@ export class MvccStateMachine implements KvStateMachine {
 
   // ---------------------------------------------------------------------------------- snapshot
 
+  /** The whole state: a small JSON header (revisions, leases, recent results) and the key
+   *  history in history_codec's binary form (most of the bytes are values: no base64, no JSON). */
   snapshot(): Uint8Array {
-    const image: SnapshotImage = {
-      format: 2,
+    const header: SnapshotHeader = {
+      format: 3,
       appliedIndex: this.#appliedIndex,
       revision: this.#revision,
       compactRevision: this.#compactRevision,
-      keys: this.#keys.map((k) => [fromBin(k), this.#history.get(k)!.map(recordTuple)]),
       leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
         [id, l],
       ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
       dedup: [...this.#dedup.entries()],
     };
-    return new TextEncoder().encode(encodeResult(image));
+    const head = new TextEncoder().encode(encodeResult(header));
+    const history = encodeHistory(this.#keys.map((k) => [k, this.#history.get(k)!]));
+    const out = new Uint8Array(SNAPSHOT_MAGIC.length + 4 + head.length + history.length);
+    out.set(SNAPSHOT_MAGIC, 0);
+    new DataView(out.buffer).setUint32(SNAPSHOT_MAGIC.length, head.length, true);
+    out.set(head, SNAPSHOT_MAGIC.length + 4);
+    out.set(history, SNAPSHOT_MAGIC.length + 4 + head.length);
+    return out;
   }
 
   restore(bytes: Uint8Array): void {
-    const image = decodeResult(new TextDecoder().decode(bytes)) as SnapshotImage;
-    if (image.format !== 2) {
-      throw new Error(`store: snapshot format ${image.format} is not one this version reads`);
-    }
+    const image = decodeSnapshot(bytes);
     this.#appliedIndex = image.appliedIndex;
     this.#revision = image.revision;
     this.#compactRevision = image.compactRevision;
-    this.#keys = image.keys.map(([k]) => toBin(k));
-    this.#history = new Map(image.keys.map(([k, recs]) => [toBin(k), recs.map(fromTuple)]));
+    this.#keys = image.keys.map(([k]) => k);
+    this.#history = new Map(image.keys);
     this.#leases = new Map(
       image.leases.map(([id, ttl, keys]) => [id, { ttl, keys: new Set(keys.map(toBin)) }]),
     );
@@ -652,10 +658,48 @@ function walkPath(req: TxnRequest, path: TxnPath, fn: (op: RequestOp) => void): 
   ops.forEach((op, i) => "txn" in op ? walkPath(op.txn, path.nested[i]!, fn) : fn(op));
 }
 
-/** [mod, sub, create, version, lease, tomb (0/1), value] */
+/** The JSON part of a format-3 snapshot (the key history follows it in binary). */
+interface SnapshotHeader {
+  format: 3;
+  appliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  leases: [string, number, Uint8Array[]][];
+  dedup: [string, ApplyResult][];
+}
+
+/** A snapshot decoded, whichever format it was written in. */
+interface SnapshotImage extends Omit<SnapshotHeader, "format"> {
+  keys: [string, KeyRecord[]][];
+}
+
+/** "TWS3": a format-3 snapshot (format 2 was one JSON document, starting with "{"). */
+const SNAPSHOT_MAGIC = new Uint8Array([0x54, 0x57, 0x53, 0x33]);
+
+function decodeSnapshot(bytes: Uint8Array): SnapshotImage {
+  if (SNAPSHOT_MAGIC.every((b, i) => bytes[i] === b)) {
+    const at = SNAPSHOT_MAGIC.length;
+    const headLen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      .getUint32(at, true);
+    const head = decodeResult(
+      new TextDecoder().decode(bytes.subarray(at + 4, at + 4 + headLen)),
+    ) as SnapshotHeader;
+    const { format: _, ...rest } = head;
+    return { ...rest, keys: decodeHistory(bytes.subarray(at + 4 + headLen)) };
+  }
+  const v2 = decodeResult(new TextDecoder().decode(bytes)) as SnapshotImageV2;
+  if (v2.format !== 2) {
+    throw new Error(`store: snapshot format ${v2.format} is not one this version reads`);
+  }
+  const { format: _, keys, ...rest } = v2;
+  return { ...rest, keys: keys.map(([k, recs]) => [toBin(k), recs.map(fromTuple)]) };
+}
+
+/** [mod, sub, create, version, lease, tomb (0/1), value] (format 2, read only) */
 type RecordTuple = [number, number, number, number, string, number, Uint8Array];
 
-interface SnapshotImage {
+/** Format 2: the whole state as one JSON document (written before format 3; still read). */
+interface SnapshotImageV2 {
   format: 2;
   appliedIndex: number;
   revision: number;
@@ -663,10 +707,6 @@ interface SnapshotImage {
   keys: [Uint8Array, RecordTuple[]][];
   leases: [string, number, Uint8Array[]][];
   dedup: [string, ApplyResult][];
-}
-
-function recordTuple(r: KeyRecord): RecordTuple {
-  return [r.mod, r.sub, r.create, r.ver, r.lease, r.tomb ? 1 : 0, r.value];
 }
 
 function fromTuple([mod, sub, create, ver, lease, tomb, value]: RecordTuple): KeyRecord {
