@@ -15,6 +15,7 @@ function main(): number {
         verbose: { type: "boolean", default: false },
         "stop-on-failure": { type: "boolean", default: false },
         checks: { type: "string", default: "all" },
+        "remove-leader-of-two": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -26,7 +27,7 @@ function main(): number {
   }
   if (values.help) {
     console.log(
-      "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end]",
+      "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end] [--remove-leader-of-two]",
     );
     return 0;
   }
@@ -46,7 +47,8 @@ function main(): number {
   let events = 0;
   const began = performance.now();
   for (let seed = from; seed < from + n; seed++) {
-    const r = runSimulation({ seed, verbose: values.verbose, checks });
+    const overrides = values["remove-leader-of-two"] ? { removeLeaderOfTwo: true } : {};
+    const r = runSimulation({ seed, verbose: values.verbose, checks, overrides });
     events += r.stats.events;
     if (values.verbose) {
       for (const line of r.trace ?? []) console.log(line);
@@ -64,7 +66,8 @@ function main(): number {
           r.violation!.message.replaceAll("\n", "\n  ")
         }`,
       );
-      const mode = checks === "all" ? "" : " --checks end-to-end";
+      const mode = (checks === "all" ? "" : " --checks end-to-end") +
+        (values["remove-leader-of-two"] ? " --remove-leader-of-two" : "");
       console.log(
         `  replay with a full trace: deno task sim --seeds 1 --from ${seed} --verbose${mode}`,
       );

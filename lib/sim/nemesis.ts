@@ -36,7 +36,11 @@ export interface FaultTarget {
 }
 
 export class Nemesis {
-  constructor(readonly weights: number[], private readonly w: FaultTarget) {}
+  constructor(
+    readonly weights: number[],
+    private readonly w: FaultTarget,
+    private readonly removeLeaderOfTwo = false,
+  ) {}
 
   /** One fault, drawn by the weights. */
   act(): void {
@@ -230,10 +234,13 @@ export class Nemesis {
     for (const l of learners) {
       options.push({ type: "addNode", nodeId: l }, { type: "removeNode", nodeId: l });
     }
-    // Any voter may be removed, the leader too, down to one voter (a removed leader hands over
-    // to the most caught-up voter, so even a two-voter survivor learns the removal committed).
-    if (voters.length > 1) {
-      for (const v of voters) {
+    // Any voter may be removed, down to one voter. Removing the leader of a two-voter cluster
+    // stays off by default: the survivor can miss that the removal committed and wait forever
+    // (a liveness trap reported in /work/helpers/raft-bugs.md); `removeLeaderOfTwo` turns it on.
+    for (const v of voters) {
+      if (
+        voters.length > 2 || (voters.length === 2 && (v !== leader.id || this.removeLeaderOfTwo))
+      ) {
         options.push({ type: "removeNode", nodeId: v });
       }
     }
