@@ -1,13 +1,36 @@
-// Applies a Plan to the kernel: one `ip -batch` (route/neighbour deletions, neighbour
-// replacements, then routes, in that order) and one `bridge -batch` (FDB) run at the same time.
-// The two touch independent tables; the one ordering that matters — a route after its
-// neighbour — holds inside the ip batch. An FDB entry may land a few microseconds after its
-// route; a packet sent in that window is dropped by the VXLAN device, as on any missing entry.
+// Applies a Plan to the kernel. Normally over one rtnetlink socket in this process
+// (rtnl_batch.ts): deletions, neighbours, FDB, then routes, in that order, with no child process.
+// Where that is unavailable (no FFI permission, or TWILL_KERNEL_BATCH=ip), the same lines go to
+// one `ip -batch` (deletions, neighbours, then routes) and one `bridge -batch` (FDB) run at the
+// same time: the two touch independent tables and the ordering that matters — a route after its
+// neighbour — holds inside the ip batch; an FDB entry may then land a few microseconds after its
+// route, and a packet sent in that window is dropped by the VXLAN device, as on any missing entry.
 import { bridgeBatch, ipBatch } from "../net/ip_batch.ts";
 import type { Plan } from "./dataplane.ts";
+import { RtnlBatcher } from "./rtnl_batch.ts";
 
-/** stderr of the failed lines of both batches, "" when everything applied. */
+let rtnl: RtnlBatcher | null | undefined;
+
+function useIpBatch(): boolean {
+  try {
+    return Deno.env.get("TWILL_KERNEL_BATCH") === "ip";
+  } catch {
+    return false;
+  }
+}
+
+/** stderr of the failed lines, "" when everything applied. */
 export async function applyPlan(plan: Plan): Promise<string> {
+  if (rtnl === undefined) rtnl = useIpBatch() ? null : RtnlBatcher.open();
+  if (rtnl) {
+    const r = rtnl.apply([...plan.ipFirst, ...plan.bridge, ...plan.ipLast]);
+    if (r !== null) return r;
+  }
+  return await applyPlanWithIpBatch(plan);
+}
+
+/** The same through ip(8) and bridge(8), both batches at once. */
+export async function applyPlanWithIpBatch(plan: Plan): Promise<string> {
   const [ip, bridge] = await Promise.all([
     ipBatch(plan.ipFirst.length ? [...plan.ipFirst, ...plan.ipLast] : plan.ipLast),
     bridgeBatch(plan.bridge),

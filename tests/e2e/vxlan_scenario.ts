@@ -127,7 +127,13 @@ export async function vxlanScenario(
           env.set(n, text);
         }
         assert.equal(new Set(byIp.values()).size, 3, "distinct subnets");
-        const m = await httpBody(topo.node(1), "/metrics");
+        // node 1 programs node 3 from its watch while node 3 finishes starting up: either may
+        // come first, so give node 1 a moment
+        let m = "";
+        await waitFor("node 1 programs both peers", async () => {
+          m = await httpBody(topo.node(1), "/metrics");
+          return /twill_peers_programmed 2/.test(m);
+        }, 5_000).catch(() => {});
         assert.match(m, /twill_peers_programmed 2/);
         assert.equal(await httpStatus(topo.node(1), "/healthz"), 200);
       },

@@ -1,0 +1,360 @@
+// Applies the per-peer lines a Plan holds (the subset of `ip -batch` / `bridge -batch` syntax
+// that dataplane.ts writes) over one rtnetlink socket in this process: no child process, no text
+// parsing by ip(8), many requests per datagram. The same lines stay valid `ip`/`bridge` input, so
+// apply_plan.ts falls back to ip_batch.ts whenever this path is unavailable (no FFI permission)
+// or a line is outside the subset.
+//
+// Semantics follow `-force -batch`: every line is tried; each refused line is reported as
+// "<line>: <reason>" and the rest still apply. Requests go in datagrams of up to DATAGRAM bytes;
+// only the last request of a datagram asks for an acknowledgement (the kernel answers a refused
+// request even without one), so thousands of entries do not fill our receive buffer with acks.
+import { ipToBytes, parseIP } from "../net/cidr.ts";
+import {
+  AF_BRIDGE,
+  AF_INET,
+  AF_INET6,
+  NLM_F_ACK,
+  NLM_F_CREATE,
+  NLM_F_REPLACE,
+  NLM_F_REQUEST,
+  NLMSG_ERROR,
+  RT_SCOPE_UNIVERSE,
+  RT_TABLE_MAIN,
+  RTA_DST,
+  RTA_GATEWAY,
+  RTA_OIF,
+  RTM_DELROUTE,
+  RTM_NEWROUTE,
+  RTN_UNICAST,
+  RTPROT_BOOT,
+} from "../net/netlink/constants.ts";
+import { errno, libc, strerror } from "../net/netlink/libc.ts";
+import {
+  type Attr,
+  attr,
+  decodeError,
+  decodeMessages,
+  encodeMessage,
+  rtmsg,
+} from "../net/netlink/message.ts";
+import { getLink } from "../net/netlink/rtnl.ts";
+import { NetlinkSocket } from "../net/netlink/socket.ts";
+
+// linux/rtnetlink.h, linux/neighbour.h
+const RTM_NEWNEIGH = 28;
+const RTM_DELNEIGH = 29;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const NUD_NOARP = 0x40;
+const NUD_PERMANENT = 0x80;
+const NTF_SELF = 0x02;
+const RTNH_F_ONLINK = 4;
+const RT_SCOPE_NOWHERE = 255;
+const ENOBUFS = 105;
+
+/** Bytes of requests per datagram (the default socket buffers are ~208 KiB). */
+const DATAGRAM = 48 * 1024;
+
+/** One request, before its sequence number is known. */
+export interface RtnlRequest {
+  type: number;
+  flags: number;
+  header: Uint8Array;
+  attrs: Attr[];
+}
+
+/** struct ndmsg (12 bytes). */
+export function ndmsg(family: number, ifindex: number, state: number, flags = 0): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint8(0, family);
+  v.setInt32(4, ifindex, true);
+  v.setUint16(8, state, true);
+  v.setUint8(10, flags);
+  return b;
+}
+
+function macBytes(text: string): Uint8Array {
+  const parts = text.split(":");
+  const b = new Uint8Array(6);
+  if (parts.length !== 6) throw new Error(`"${text}" is not a MAC address`);
+  for (let i = 0; i < 6; i++) {
+    const n = parseInt(parts[i], 16);
+    if (!(n >= 0 && n <= 255) || parts[i].length > 2) {
+      throw new Error(`"${text}" is not a MAC address`);
+    }
+    b[i] = n;
+  }
+  return b;
+}
+
+/** An address's bytes; IPv4 without the bigint round trip (this runs thousands of times). */
+function addrBytes(text: string): Uint8Array {
+  const p = text.split(".");
+  if (p.length === 4) {
+    const b = new Uint8Array(4);
+    for (let i = 0; i < 4; i++) {
+      const n = Number(p[i]);
+      if (!/^\d{1,3}$/.test(p[i]) || n > 255) throw new Error(`"${text}" is not an IP address`);
+      b[i] = n;
+    }
+    return b;
+  }
+  return ipToBytes(parseIP(text));
+}
+
+function cidrBytes(text: string): { bytes: Uint8Array; prefix: number } {
+  const slash = text.indexOf("/");
+  if (slash < 0) throw new Error(`"${text}" has no prefix length`);
+  const bytes = addrBytes(text.slice(0, slash));
+  const prefix = Number(text.slice(slash + 1));
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bytes.length * 8) {
+    throw new Error(`"${text}" has a bad prefix length`);
+  }
+  // the network address, as ip(8) sends it
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    bytes[i] &= (0xff << (8 - keep)) & 0xff;
+  }
+  return { bytes, prefix };
+}
+
+function af(b: Uint8Array): number {
+  return b.length === 4 ? AF_INET : AF_INET6;
+}
+
+/**
+ * Pure: the request a plan line stands for, with `ifindex` resolving device names; null when the
+ * line is not one dataplane.ts writes (the caller then uses ip/bridge instead). Throws a one-line
+ * Error for a line of the right shape that cannot apply (unknown device, bad address).
+ */
+export function requestOf(
+  line: string,
+  ifindex: (dev: string) => number,
+): RtnlRequest | null {
+  const w = line.trim().split(/\s+/);
+  const [obj, verb] = w;
+  const replace = NLM_F_CREATE | NLM_F_REPLACE;
+  if (obj === "route" && (verb === "replace" || verb === "del")) {
+    // route replace|del DST via GW dev DEV [onlink]
+    const onlink = w.length === 8 && w[7] === "onlink";
+    if (!(w.length === 7 || onlink) || w[3] !== "via" || w[5] !== "dev") return null;
+    const dst = cidrBytes(w[2]);
+    const gw = addrBytes(w[4]);
+    if (gw.length !== dst.bytes.length) throw new Error("gateway and destination families differ");
+    const attrs = [
+      attr.bytes(RTA_DST, dst.bytes),
+      attr.bytes(RTA_GATEWAY, gw),
+      attr.u32(RTA_OIF, ifindex(w[6])),
+    ];
+    const add = verb === "replace";
+    return {
+      type: add ? RTM_NEWROUTE : RTM_DELROUTE,
+      flags: add ? replace : 0,
+      header: rtmsg({
+        family: af(dst.bytes),
+        dstLen: dst.prefix,
+        table: RT_TABLE_MAIN,
+        protocol: add ? RTPROT_BOOT : 0,
+        scope: add ? RT_SCOPE_UNIVERSE : RT_SCOPE_NOWHERE,
+        type: add ? RTN_UNICAST : 0,
+        flags: onlink ? RTNH_F_ONLINK : 0,
+      }),
+      attrs,
+    };
+  }
+  if (obj === "neigh" && verb === "replace") {
+    // neigh replace IP lladdr MAC dev DEV nud permanent
+    if (w.length !== 9 || w[3] !== "lladdr" || w[5] !== "dev" || w[7] !== "nud") return null;
+    if (w[8] !== "permanent") return null;
+    const ip = addrBytes(w[2]);
+    return {
+      type: RTM_NEWNEIGH,
+      flags: replace,
+      header: ndmsg(af(ip), ifindex(w[6]), NUD_PERMANENT),
+      attrs: [attr.bytes(NDA_DST, ip), attr.bytes(NDA_LLADDR, macBytes(w[4]))],
+    };
+  }
+  if (obj === "neigh" && verb === "del") {
+    // neigh del IP dev DEV
+    if (w.length !== 5 || w[3] !== "dev") return null;
+    const ip = addrBytes(w[2]);
+    return {
+      type: RTM_DELNEIGH,
+      flags: 0,
+      header: ndmsg(af(ip), ifindex(w[4]), NUD_PERMANENT),
+      attrs: [attr.bytes(NDA_DST, ip)],
+    };
+  }
+  if (obj === "fdb" && (verb === "replace" || verb === "del")) {
+    // fdb replace MAC dev DEV dst IP self permanent | fdb del MAC dev DEV dst IP self
+    const add = verb === "replace";
+    if (w.length !== (add ? 9 : 8) || w[3] !== "dev" || w[5] !== "dst" || w[7] !== "self") {
+      return null;
+    }
+    if (add && w[8] !== "permanent") return null;
+    return {
+      type: add ? RTM_NEWNEIGH : RTM_DELNEIGH,
+      flags: add ? replace : 0,
+      header: ndmsg(AF_BRIDGE, ifindex(w[4]), add ? NUD_PERMANENT : NUD_NOARP, NTF_SELF),
+      attrs: [
+        attr.bytes(NDA_LLADDR, macBytes(w[2])),
+        attr.bytes(NDA_DST, addrBytes(w[6])),
+      ],
+    };
+  }
+  return null;
+}
+
+/** One rtnetlink socket for the agent's kernel batches. */
+export class RtnlBatcher {
+  #sock: NetlinkSocket;
+  #fd: number;
+  #seq = 1;
+  #buf = new Uint8Array(64 * 1024);
+
+  private constructor(sock: NetlinkSocket, fd: number) {
+    this.#sock = sock;
+    this.#fd = fd;
+  }
+
+  /**
+   * Opens the socket (and a second one, the batch socket, whose answers we read ourselves), or
+   * returns null when this process cannot (no FFI permission, no libc): callers use ip/bridge.
+   */
+  static open(): RtnlBatcher | null {
+    try {
+      const sock = NetlinkSocket.open();
+      const c = libc();
+      const fd = c.socket(16, /* AF_NETLINK */ 3 | 0x80000, /* SOCK_RAW|CLOEXEC */ 0);
+      if (fd < 0) {
+        sock.close();
+        return null;
+      }
+      const sa = new Uint8Array(12);
+      new DataView(sa.buffer).setUint16(0, 16, true);
+      if (c.bind(fd, sa, 12) < 0) {
+        c.close(fd);
+        sock.close();
+        return null;
+      }
+      // room for the answers of a large batch in which many lines fail
+      const size = new Uint8Array(4);
+      new DataView(size.buffer).setUint32(0, 4 << 20, true);
+      c.setsockopt(fd, 1, /* SOL_SOCKET */ 33, /* SO_RCVBUFFORCE */ size, 4);
+      return new RtnlBatcher(sock, fd);
+    } catch {
+      return null;
+    }
+  }
+
+  close(): void {
+    this.#sock.close();
+    if (this.#fd >= 0) libc().close(this.#fd);
+    this.#fd = -1;
+  }
+
+  /**
+   * Applies `lines` in order. Returns null when some line is outside the subset (nothing was
+   * applied: use ip/bridge for this batch), else the refused lines, "" when all applied.
+   */
+  apply(lines: string[]): string | null {
+    if (!lines.length) return "";
+    const indexes = new Map<string, number>();
+    const failures: { at: number; text: string }[] = []; // by line number, reported in order
+    const ifindex = (dev: string): number => {
+      let i = indexes.get(dev);
+      if (i === undefined) {
+        i = getLink(this.#sock, dev)?.index ?? 0;
+        indexes.set(dev, i);
+      }
+      if (!i) throw new Error(`Cannot find device "${dev}"`);
+      return i;
+    };
+    const reqs: { line: string; msg: Uint8Array | null }[] = [];
+    for (const [at, line] of lines.entries()) {
+      let r: RtnlRequest | null;
+      try {
+        r = requestOf(line, ifindex);
+      } catch (e) {
+        failures.push({ at, text: `${line}: ${(e as Error).message}` });
+        reqs.push({ line, msg: null });
+        continue;
+      }
+      if (!r) return null;
+      reqs.push({
+        line,
+        msg: encodeMessage(r.type, r.flags | NLM_F_REQUEST, 0, r.header, r.attrs),
+      });
+    }
+    // datagrams: consecutive requests up to DATAGRAM bytes, the last one acknowledged
+    let i = 0;
+    while (i < reqs.length) {
+      const bySeq = new Map<number, number>(); // sequence number → line number
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      let lastSeq = 0;
+      let lastPart: Uint8Array | null = null;
+      for (
+        ;
+        i < reqs.length && (size === 0 || size + (reqs[i].msg?.length ?? 0) <= DATAGRAM);
+        i++
+      ) {
+        const m = reqs[i].msg;
+        if (!m) continue;
+        const seq = this.#seq = (this.#seq + 1) >>> 0 || 1;
+        new DataView(m.buffer, m.byteOffset).setUint32(8, seq, true);
+        bySeq.set(seq, i);
+        parts.push(m);
+        size += m.length;
+        lastSeq = seq;
+        lastPart = m;
+      }
+      if (!lastPart) continue;
+      const v = new DataView(lastPart.buffer, lastPart.byteOffset);
+      v.setUint16(6, v.getUint16(6, true) | NLM_F_ACK, true);
+      const dgram = new Uint8Array(size);
+      let o = 0;
+      for (const p of parts) {
+        dgram.set(p, o);
+        o += p.length;
+      }
+      const lost = this.#transact(dgram, lastSeq, (seq, why) => {
+        const at = bySeq.get(seq);
+        if (at !== undefined) failures.push({ at, text: `${lines[at]}: ${why}` });
+      });
+      if (lost) {
+        failures.push({
+          at: i,
+          text: `rtnetlink: ${lost}; the outcome of ${bySeq.size} lines is unknown`,
+        });
+      }
+    }
+    return failures.sort((a, b) => a.at - b.at).map((f) => f.text).join("\n");
+  }
+
+  /** Sends one datagram and reads answers up to the ack of `lastSeq`; a problem, or "". */
+  #transact(
+    dgram: Uint8Array,
+    lastSeq: number,
+    refused: (seq: number, why: string) => void,
+  ): string {
+    const c = libc();
+    if (Number(c.send(this.#fd, dgram, BigInt(dgram.length), 0)) < 0) {
+      return `send failed: ${strerror(errno())}`;
+    }
+    for (;;) {
+      const n = Number(c.recv(this.#fd, this.#buf, BigInt(this.#buf.length), 0));
+      if (n < 0) {
+        const e = errno();
+        return e === ENOBUFS ? "answers were lost (receive buffer full)" : strerror(e);
+      }
+      for (const m of decodeMessages(this.#buf.subarray(0, n))) {
+        if (m.type !== NLMSG_ERROR) continue;
+        const { errno: code, msg } = decodeError(m);
+        if (code !== 0) refused(m.seq, `${strerror(code)}${msg ? ` (${msg})` : ""}`);
+        if (m.seq === lastSeq) return "";
+      }
+    }
+  }
+}
