@@ -409,7 +409,10 @@ async function watchFanout(
   c: Cluster,
   watchers: number,
   puts: number,
-): Promise<{ p50: number; p99: number; delivered: number; rssMiB: number }> {
+): Promise<
+  { p50: number; p99: number; delivered: number; rssMiB: number; idleMiB: number; openMiB: number }
+> {
+  const idleMiB = c.members.reduce((s, m) => s + rssMiB(m.pid()), 0);
   const clients = c.members.map((m) => makeClient([m.url], c.token));
   const prefix = enc.encode("/fan/");
   const lat: number[] = [];
@@ -429,6 +432,8 @@ async function watchFanout(
       });
       cancels.push(cancel);
     }
+    await new Promise((r) => setTimeout(r, 200));
+    const openMiB = c.members.reduce((s, m) => s + rssMiB(m.pid()), 0);
     sampleRss();
     const writer = makeClient([c.members[0].url], c.token);
     try {
@@ -443,7 +448,7 @@ async function watchFanout(
     await waitFor("every watch event", 60_000, () => Promise.resolve(delivered >= watchers * puts))
       .catch(() => {});
     sampleRss();
-    return { ...summary(lat), delivered, rssMiB: peakRss };
+    return { ...summary(lat), delivered, rssMiB: peakRss, idleMiB, openMiB };
   } finally {
     for (const cancel of cancels) cancel();
     for (const cl of clients) cl.close();
@@ -557,6 +562,8 @@ async function benchCluster(
     r["watch delivery p99 (ms)"] = fan.p99;
     r["watch events delivered"] = fan.delivered;
     r["member RSS during fan-out, sum of 3 (MiB)"] = fan.rssMiB;
+    r["  of which before the watches (MiB)"] = fan.idleMiB;
+    r["  with the watches open, no events (MiB)"] = fan.openMiB;
   }
   if (phases.has("failover")) {
     log(`${c.kind}: failover`);

@@ -263,7 +263,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
         session = new WatchSession(
           sm,
           () => backend.header(),
-          (result) => send({ result }),
+          (result) => send(result instanceof Uint8Array ? result : { result }),
           flow.canSend,
         );
         flow.onDrain(() => session?.resume());
@@ -302,7 +302,8 @@ interface StreamFlow {
 }
 
 /**
- * A newline-delimited JSON streaming response. `run` sends messages; when it resolves true the
+ * A newline-delimited JSON streaming response. `run` sends messages (objects, or lines already
+ * encoded as bytes); when it resolves true the
  * response ends, false keeps it open until the client goes away; when it throws, an in-stream
  * error is sent and the response ends. `cleanup` runs exactly once at the end, including when
  * the client goes away (Deno.serve cancels the body stream).
@@ -324,7 +325,11 @@ function streamResponse(
   };
   const send = (msg: unknown) => {
     if (closed) return;
-    controller.enqueue(encoder.encode(JSON.stringify(msg) + "\n"));
+    // A Uint8Array is a line already encoded (possibly shared with other streams: queued by
+    // reference, never modified).
+    controller.enqueue(
+      msg instanceof Uint8Array ? msg : encoder.encode(JSON.stringify(msg) + "\n"),
+    );
   };
   const flow: StreamFlow = {
     canSend: () => !closed && (controller.desiredSize ?? 0) > 0,

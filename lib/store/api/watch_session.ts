@@ -6,6 +6,11 @@
 // events are not sent and the watchers fall behind (like etcd's unsynced watchers); `resume()`
 // (called when the client has read) catches them up from history in one response each. A
 // watcher whose missed history was compacted meanwhile is canceled with compact_revision.
+//
+// Live events are encoded once per revision and shape, not once per watcher: every watcher (of
+// any session on this state machine) that gets the same events of a revision with the same
+// watch id and prev_kv choice is handed the same encoded line, so a thousand watchers of one
+// prefix cost one JSON encoding and one buffer per event, queued by reference in every stream.
 
 import type { KvStateMachine, RevisionEvents, WatchEvent } from "../backend.ts";
 import { StoreError } from "../errors.ts";
@@ -33,10 +38,38 @@ interface Watcher {
   sentSinceTick: boolean;
 }
 
+/** What a session sends: a WatchResponse to wrap as {"result": …}, or such a line already
+ *  encoded (by encodeResultLine). */
+export type WatchOutput = JsonObject | Uint8Array;
+
+const lineEncoder = new TextEncoder();
+
+/** One newline-terminated {"result": …} line, as the watch stream carries it. */
+export function encodeResultLine(result: JsonObject): Uint8Array {
+  return lineEncoder.encode(JSON.stringify({ result }) + "\n");
+}
+
+/** Per live batch (the same object reaches every subscriber): its events' binary keys, and the
+ *  lines encoded so far, by shape. Dropped with the batch. */
+interface SharedBatch {
+  keys: string[];
+  lines: Map<string, Uint8Array>;
+}
+const sharedBatches = new WeakMap<RevisionEvents, SharedBatch>();
+
+function sharedBatch(batch: RevisionEvents): SharedBatch {
+  let shared = sharedBatches.get(batch);
+  if (!shared) {
+    shared = { keys: batch.events.map((e) => toBin(e.kv.key)), lines: new Map() };
+    sharedBatches.set(batch, shared);
+  }
+  return shared;
+}
+
 export class WatchSession {
   readonly #sm: KvStateMachine;
   readonly #header: () => Header;
-  readonly #send: (result: JsonObject) => void;
+  readonly #send: (result: WatchOutput) => void;
   readonly #canSend: () => boolean;
   readonly #watchers = new Map<string, Watcher>();
   #nextId = 0n;
@@ -47,7 +80,7 @@ export class WatchSession {
   constructor(
     sm: KvStateMachine,
     header: () => Header,
-    send: (result: JsonObject) => void,
+    send: (result: WatchOutput) => void,
     canSend: () => boolean = () => true,
   ) {
     this.#sm = sm;
@@ -181,6 +214,7 @@ export class WatchSession {
 
   #onBatch(batch: RevisionEvents): void {
     if (!this.#canSend()) return; // watchers fall behind; resume() catches them up
+    let shared: SharedBatch | undefined;
     for (const w of [...this.#watchers.values()]) {
       if (batch.revision < w.next) continue;
       if (batch.revision > w.next) {
@@ -189,9 +223,34 @@ export class WatchSession {
         continue;
       }
       w.next = batch.revision + 1;
-      const events = this.#filter(w, batch.events);
-      if (events.length) this.#deliver(w, batch.revision, events);
+      shared ??= sharedBatch(batch);
+      this.#deliverShared(w, batch, shared);
     }
+  }
+
+  /** Sends a live batch's events for `w`, encoded once for every watcher of the same shape. */
+  #deliverShared(w: Watcher, batch: RevisionEvents, shared: SharedBatch): void {
+    let picked = "";
+    for (let i = 0; i < batch.events.length; i++) {
+      const e = batch.events[i];
+      if (
+        inRange(shared.keys[i], w.start, w.end) &&
+        !(e.type === "PUT" && w.noPut) && !(e.type === "DELETE" && w.noDelete)
+      ) picked += `${i},`;
+    }
+    if (picked === "") return;
+    w.sentSinceTick = true;
+    const h = this.#header();
+    const shape = `${w.id}|${
+      w.prevKv ? 1 : 0
+    }|${h.clusterId}|${h.memberId}|${h.raftTerm}|${picked}`;
+    let line = shared.lines.get(shape);
+    if (!line) {
+      const events = picked.split(",").slice(0, -1).map((i) => batch.events[Number(i)]);
+      line = encodeResultLine(this.#eventsResponse(w, batch.revision, events));
+      shared.lines.set(shape, line);
+    }
+    this.#send(line);
   }
 
   #onRestore(): void {
@@ -207,13 +266,17 @@ export class WatchSession {
 
   #deliver(w: Watcher, revision: number, events: WatchEvent[]): void {
     w.sentSinceTick = true;
+    this.#send(this.#eventsResponse(w, revision, events));
+  }
+
+  #eventsResponse(w: Watcher, revision: number, events: WatchEvent[]): JsonObject {
     // etcd reads prev_kv at mod_revision - 1 when it sends; compacted away, it is left out.
     const compacted = this.#sm.compactRevision;
-    this.#send(this.#withId(w, {
+    return this.#withId(w, {
       header: this.#head(revision),
       events: events.map((e) =>
         encodeEvent(e, w.prevKv && Number(e.kv.modRevision) - 1 >= compacted)
       ),
-    }));
+    });
   }
 }
