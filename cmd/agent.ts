@@ -34,6 +34,7 @@ export interface AgentFlags {
   deadVoterTimeoutMs: number;
   /** Take a state-machine snapshot and compact the log every this many applied entries. */
   snapshotCount: number;
+  /** Store revisions of history the leader keeps before compacting older ones (0: never). */
   autoCompactionRetention: number;
   /** Raft tick length in milliseconds. */
   tickMs: number;
