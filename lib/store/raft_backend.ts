@@ -779,7 +779,9 @@ export class RaftBackend implements StoreBackend {
     if (this.applied <= this.snapshotIndex) return;
     this.forceSnapshot = false;
     const index = this.applied;
+    const started = this.opts.now();
     const data = encodeSnapshotData({ members: this.members.toData(), sm: this.sm.snapshot() });
+    const encodeMs = this.opts.now() - started;
     await this.storage.createSnapshot(index, this.conf, data);
     this.snapshotIndex = index;
     const keep = this.opts.snapshotCatchUpEntries ?? Math.min(5000, every);
@@ -788,6 +790,7 @@ export class RaftBackend implements StoreBackend {
     this.log("info", "snapshot_taken", {
       index,
       bytes: data.length,
+      encode_ms: encodeMs,
       compacted_to: Math.max(compactTo, 0),
     });
   }
