@@ -130,7 +130,8 @@ function monitorRoutes(
 
 async function cpuTicks(pid: number): Promise<number> {
   const f = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
-  return Number(f[11]) + Number(f[12]); // utime + stime
+  // utime + stime, plus cutime + cstime: the ip/bridge children it ran and waited for
+  return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
 }
 
 async function rssMiB(pid: number): Promise<number> {
@@ -482,7 +483,8 @@ async function inner(dir: string, prefix: string) {
       ratio_vs_parallel_floor: (tDone - tResumed) / floorsPar[1],
     };
 
-    // idle figures of the measured agent holding 1,000 peers over 30 s (6 reconcile passes of
+    // idle figures (CPU including the agent's child processes) of the measured agent holding
+    // 1,000 peers over 30 s (6 reconcile passes of
     // 5 s, 2 re-lists of 15 s); embedded: also node 3's, an agent with its store member (voter)
     await new Promise((r) => setTimeout(r, 2000));
     const hz = 100;

@@ -3,7 +3,7 @@
 // (it cannot work behind NAT).
 import { type CIDR, formatCIDR } from "../net/cidr.ts";
 import { ipBatch, ipJson } from "../net/ip_batch.ts";
-import { applyPlan } from "./apply_plan.ts";
+import { applyPlan, rtnlReader } from "./kernel.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import type { Backend, ReconcileResult } from "./backend.ts";
@@ -82,12 +82,15 @@ export class HostGwBackend implements Backend {
   }
 
   async reconcile(peers: Lease[]): Promise<ReconcileResult> {
-    const [routes, routes6] = await Promise.all([
-      ipJson<IpRouteJson[]>(["-4", "route", "show", "dev", this.iface.name]),
-      this.network6
-        ? ipJson<IpRouteJson[]>(["-6", "route", "show", "dev", this.iface.name])
-        : Promise.resolve([] as IpRouteJson[]),
-    ]);
+    const nl = rtnlReader();
+    const [routes, routes6] = nl
+      ? [nl.routes(4, this.iface.name), this.network6 ? nl.routes(6, this.iface.name) : []]
+      : await Promise.all([
+        ipJson<IpRouteJson[]>(["-4", "route", "show", "dev", this.iface.name]),
+        this.network6
+          ? ipJson<IpRouteJson[]>(["-6", "route", "show", "dev", this.iface.name])
+          : Promise.resolve([] as IpRouteJson[]),
+      ]);
     const actual: DataPlane = {
       routes: [
         ...ownedRoutes(routes ?? [], this.iface.name, this.network, this.own?.subnet ?? null),

@@ -1,4 +1,5 @@
-// Applies a Plan to the kernel. Normally over one rtnetlink socket in this process
+// The backends' kernel adapter for per-peer entries. Reads: rtnetlink dumps, else `ip -j`/
+// `bridge -j`. Writes: a Plan applied normally over one rtnetlink socket in this process
 // (rtnl_batch.ts): deletions, neighbours, FDB, then routes, in that order, with no child process.
 // Where that is unavailable (no FFI permission, or TWILL_KERNEL_BATCH=ip), the same lines go to
 // one `ip -batch` (deletions, neighbours, then routes) and one `bridge -batch` (FDB) run at the
@@ -7,9 +8,19 @@
 // route, and a packet sent in that window is dropped by the VXLAN device, as on any missing entry.
 import { bridgeBatch, ipBatch } from "../net/ip_batch.ts";
 import type { Plan } from "./dataplane.ts";
-import { RtnlBatcher } from "./rtnl_batch.ts";
+import { RtnlBatcher, type RtnlReader } from "./rtnl_batch.ts";
 
 let rtnl: RtnlBatcher | null | undefined;
+
+function batcher(): RtnlBatcher | null {
+  if (rtnl === undefined) rtnl = useIpBatch() ? null : RtnlBatcher.open();
+  return rtnl;
+}
+
+/** Dumps over rtnetlink, or null: read through `ip -j` / `bridge -j` instead. */
+export function rtnlReader(): RtnlReader | null {
+  return batcher()?.reader() ?? null;
+}
 
 function useIpBatch(): boolean {
   try {
@@ -21,9 +32,9 @@ function useIpBatch(): boolean {
 
 /** stderr of the failed lines, "" when everything applied. */
 export async function applyPlan(plan: Plan): Promise<string> {
-  if (rtnl === undefined) rtnl = useIpBatch() ? null : RtnlBatcher.open();
-  if (rtnl) {
-    const r = rtnl.apply([...plan.ipFirst, ...plan.bridge, ...plan.ipLast]);
+  const b = batcher();
+  if (b) {
+    const r = b.apply([...plan.ipFirst, ...plan.bridge, ...plan.ipLast]);
     if (r !== null) return r;
   }
   return await applyPlanWithIpBatch(plan);

@@ -8,7 +8,7 @@
 // "<line>: <reason>" and the rest still apply. Requests go in datagrams of up to DATAGRAM bytes;
 // only the last request of a datagram asks for an acknowledgement (the kernel answers a refused
 // request even without one), so thousands of entries do not fill our receive buffer with acks.
-import { ipToBytes, parseIP } from "../net/cidr.ts";
+import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../net/cidr.ts";
 import {
   AF_BRIDGE,
   AF_INET,
@@ -32,8 +32,10 @@ import { errno, libc, strerror } from "../net/netlink/libc.ts";
 import {
   type Attr,
   attr,
+  decodeAttrs,
   decodeError,
   decodeMessages,
+  decodeRoute,
   encodeMessage,
   rtmsg,
 } from "../net/netlink/message.ts";
@@ -248,6 +250,11 @@ export class RtnlBatcher {
     }
   }
 
+  /** Reads the kernel's per-peer entries over the same namespace's socket. */
+  reader(): RtnlReader {
+    return new RtnlReader(this.#sock);
+  }
+
   close(): void {
     this.#sock.close();
     if (this.#fd >= 0) libc().close(this.#fd);
@@ -356,5 +363,120 @@ export class RtnlBatcher {
         if (m.seq === lastSeq) return "";
       }
     }
+  }
+}
+
+// ------------------------------------------------------------------------------- reading back
+
+/** A route as `ip -j route show dev D` gives it (the fields routes.ts reads). */
+export interface RouteRead {
+  dst: string;
+  gateway?: string;
+  dev: string;
+  flags: string[];
+}
+/** A neighbour as `ip -j neigh show dev D` gives it. */
+export interface NeighRead {
+  dst: string;
+  lladdr?: string;
+  state: string[];
+}
+/** An FDB entry as `bridge -j fdb show dev D` gives it. */
+export interface FdbRead {
+  mac: string;
+  dst?: string;
+}
+
+const RTM_GETNEIGH = 30;
+const RTM_GETROUTE = 26;
+const RTN_UNICAST_TYPE = 1;
+
+function formatAddr(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  return formatIP(ipFromBytes(b));
+}
+
+function formatMac(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += (i ? ":" : "") + b[i].toString(16).padStart(2, "0");
+  return s;
+}
+
+/** Reads what `ip`/`bridge -j … show dev D` would, over rtnetlink dumps; null: no such device. */
+export class RtnlReader {
+  constructor(private sock: NetlinkSocket) {}
+
+  private index(dev: string): number | null {
+    return getLink(this.sock, dev)?.index ?? null;
+  }
+
+  /** Unicast routes of the main table through `dev`. */
+  routes(family: 4 | 6, dev: string): RouteRead[] | null {
+    const oif = this.index(dev);
+    if (oif === null) return null;
+    const out: RouteRead[] = [];
+    const ms = this.sock.query(
+      `list routes of ${dev}`,
+      RTM_GETROUTE,
+      rtmsg({ family: family === 4 ? AF_INET : AF_INET6 }),
+    );
+    for (const m of ms) {
+      const r = decodeRoute(m.body);
+      if (r.table !== RT_TABLE_MAIN || r.type !== RTN_UNICAST_TYPE || r.oif !== oif) continue;
+      const flags = new DataView(m.body.buffer, m.body.byteOffset).getUint32(8, true);
+      const full = family === 4 ? 32 : 128;
+      const dst = r.dst ? formatAddr(r.dst) : "default";
+      out.push({
+        dst: r.dst && r.dstLen !== full ? `${dst}/${r.dstLen}` : dst,
+        ...(r.gateway ? { gateway: formatAddr(r.gateway) } : {}),
+        dev,
+        flags: flags & RTNH_F_ONLINK ? ["onlink"] : [],
+      });
+    }
+    return out;
+  }
+
+  /** Neighbours (family 4/6) or FDB entries (bridge) of `dev`. */
+  private neighbours(
+    af: number,
+    dev: string,
+  ): { ndm: DataView; attrs: Map<number, Uint8Array> }[] | null {
+    const ifindex = this.index(dev);
+    if (ifindex === null) return null;
+    const out = [];
+    for (const m of this.sock.query(`list neighbours of ${dev}`, RTM_GETNEIGH, ndmsg(af, 0, 0))) {
+      const ndm = new DataView(m.body.buffer, m.body.byteOffset, 12);
+      if (ndm.getInt32(4, true) !== ifindex) continue;
+      out.push({ ndm, attrs: decodeAttrs(m.body.subarray(12)) });
+    }
+    return out;
+  }
+
+  neighs(family: 4 | 6, dev: string): NeighRead[] | null {
+    const ns = this.neighbours(family === 4 ? AF_INET : AF_INET6, dev);
+    if (!ns) return null;
+    return ns.flatMap(({ ndm, attrs }) => {
+      const dst = attrs.get(NDA_DST);
+      if (!dst) return [];
+      const ll = attrs.get(NDA_LLADDR);
+      const state = ndm.getUint16(8, true);
+      if (!(state & 0xff & ~NUD_NOARP)) return []; // hidden by `ip neigh show` too
+      return [{
+        dst: formatAddr(dst),
+        ...(ll ? { lladdr: formatMac(ll) } : {}),
+        state: state & NUD_PERMANENT ? ["PERMANENT"] : [],
+      }];
+    });
+  }
+
+  fdbs(dev: string): FdbRead[] | null {
+    const ns = this.neighbours(AF_BRIDGE, dev);
+    if (!ns) return null;
+    return ns.flatMap(({ attrs }) => {
+      const mac = attrs.get(NDA_LLADDR);
+      if (!mac) return [];
+      const dst = attrs.get(NDA_DST);
+      return [{ mac: formatMac(mac), ...(dst ? { dst: formatAddr(dst) } : {}) }];
+    });
   }
 }

@@ -4,7 +4,7 @@
 // <subnet> via <PublicIP> dev <iface> instead.
 import { type CIDR, contains, formatCIDR, formatIP, parseCIDR, parseIP } from "../net/cidr.ts";
 import { bridgeJson, ipBatch, ipJson } from "../net/ip_batch.ts";
-import { applyPlan } from "./apply_plan.ts";
+import { applyPlan, rtnlReader } from "./kernel.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { VxlanBackendConfig } from "../subnet/config.ts";
 import { type Lease, type LeaseAttrs, vxlanData } from "../subnet/lease.ts";
@@ -188,14 +188,23 @@ export class VxlanBackend implements Backend {
   private async actualSide(side: Side): Promise<DataPlane> {
     const fam = side.v6 ? "-6" : "-4";
     const own = side.own();
-    const [routes, directRoutes, neighs, fdbs] = await Promise.all([
-      ipJson<IpRouteJson[]>([fam, "route", "show", "dev", side.dev]),
-      side.direct
-        ? ipJson<IpRouteJson[]>([fam, "route", "show", "dev", this.iface.name])
-        : Promise.resolve([] as IpRouteJson[]),
-      ipJson<NeighJson[]>([fam, "neigh", "show", "dev", side.dev]),
-      bridgeJson<FdbJson[]>(["fdb", "show", "dev", side.dev]),
-    ]);
+    const family = side.v6 ? 6 : 4;
+    const nl = rtnlReader();
+    const [routes, directRoutes, neighs, fdbs] = nl
+      ? [
+        nl.routes(family, side.dev),
+        side.direct ? nl.routes(family, this.iface.name) : [],
+        nl.neighs(family, side.dev),
+        nl.fdbs(side.dev),
+      ]
+      : await Promise.all([
+        ipJson<IpRouteJson[]>([fam, "route", "show", "dev", side.dev]),
+        side.direct
+          ? ipJson<IpRouteJson[]>([fam, "route", "show", "dev", this.iface.name])
+          : Promise.resolve([] as IpRouteJson[]),
+        ipJson<NeighJson[]>([fam, "neigh", "show", "dev", side.dev]),
+        bridgeJson<FdbJson[]>(["fdb", "show", "dev", side.dev]),
+      ]);
     return {
       routes: [
         ...ownedRoutes(routes ?? [], side.dev, side.network, own),

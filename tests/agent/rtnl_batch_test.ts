@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { type Plan, planDataPlane, planLines } from "../../lib/backend/dataplane.ts";
 import { eventLines } from "../../lib/backend/dataplane.ts";
 import { vxlanDesired } from "../../lib/backend/vxlan.ts";
-import { RtnlBatcher } from "../../lib/backend/rtnl_batch.ts";
+import { RtnlBatcher, type RtnlReader } from "../../lib/backend/rtnl_batch.ts";
 import { parseCIDR } from "../../lib/net/cidr.ts";
 import { Netns } from "../../lib/net/netns.ts";
 import type { Lease } from "../../lib/subnet/lease.ts";
@@ -105,11 +105,49 @@ async function applyWithIp(ns: string, plan: Plan): Promise<string> {
   return errs.join("\n");
 }
 
+/** The reader's view and ip/bridge -j's, in the same normal form. */
+async function readBoth(ns: string, r: RtnlReader): Promise<[string[], string[]]> {
+  const j = async (args: string[]) =>
+    JSON.parse((await sh(["ip", "netns", "exec", ns, ...args])).out || "[]") as {
+      dst?: string;
+      gateway?: string;
+      flags?: string[];
+      lladdr?: string;
+      state?: string[];
+      mac?: string;
+    }[];
+  const route = (x: { dst?: string; gateway?: string; flags?: string[] }, dev: string) =>
+    `route ${x.dst} via ${x.gateway ?? "-"} dev ${dev}${
+      (x.flags ?? []).includes("onlink") ? " onlink" : ""
+    }`;
+  const neigh = (x: { dst?: string; lladdr?: string; state?: string[] }) =>
+    `neigh ${x.dst} ${x.lladdr ?? "-"} ${(x.state ?? []).includes("PERMANENT")}`;
+  const fdb = (x: { mac?: string; dst?: string }) => `fdb ${x.mac} ${x.dst ?? "-"}`;
+  const mine: string[] = [];
+  const theirs: string[] = [];
+  for (const [fam, dev] of [[4, "flannel.1"], [6, "flannel.1"], [4, "eth0"]] as const) {
+    mine.push(...r.routes(fam, dev)!.map((x) => route(x, dev)));
+    theirs.push(
+      ...(await j(["ip", `-${fam}`, "-j", "route", "show", "dev", dev])).map((x) => route(x, dev)),
+    );
+  }
+  for (const fam of [4, 6] as const) {
+    mine.push(...r.neighs(fam, "flannel.1")!.map(neigh));
+    theirs.push(
+      ...(await j(["ip", `-${fam}`, "-j", "neigh", "show", "dev", "flannel.1"])).map(neigh),
+    );
+  }
+  mine.push(...r.fdbs("flannel.1")!.map(fdb));
+  theirs.push(...(await j(["bridge", "-j", "fdb", "show", "dev", "flannel.1"])).map(fdb));
+  assert.equal(r.routes(4, "nosuchdev"), null);
+  return [mine.sort(), theirs.sort()];
+}
+
 function applyWithRtnl(b: RtnlBatcher, plan: Plan): string | null {
   return b.apply([...plan.ipFirst, ...plan.bridge, ...plan.ipLast]);
 }
 
-Deno.test("rtnetlink batch leaves exactly what ip/bridge -batch leave, and reports refused lines", async () => {
+Deno.test("rtnetlink batch leaves exactly what ip/bridge -batch leave, reads back what ip -j reads, and reports refused lines", async () => {
   let ns: Netns | null = null;
   let b: RtnlBatcher | null = null;
   try {
@@ -140,6 +178,10 @@ Deno.test("rtnetlink batch leaves exactly what ip/bridge -batch leave, and repor
     );
     assert.equal(after1.filter((l) => l.startsWith("fdb") && l.includes('"dst"')).length, 300);
     assert.deepEqual(after1, await kernelState(NS_IP));
+    // reading back over rtnetlink sees what ip/bridge -j see
+    const [mine1, theirs1] = await readBoth(NS_RTNL, b.reader());
+    assert.ok(mine1.length > 900, `${mine1.length} entries read back`);
+    assert.deepEqual(mine1, theirs1);
 
     // 2. events: 100 peers go, 50 change their VTEP MAC, 20 new ones; the IPv6 peer goes
     const events = [
@@ -168,6 +210,8 @@ Deno.test("rtnetlink batch leaves exactly what ip/bridge -batch leave, and repor
     );
     assert.ok(after2.some((l) => l.includes("02:00:00:00:0f:a0")), "a changed MAC is in the FDB");
     assert.deepEqual(after2, await kernelState(NS_IP));
+    const [mine2, theirs2] = await readBoth(NS_RTNL, b.reader());
+    assert.deepEqual(mine2, theirs2);
 
     // 3. refused lines are named, one each, and the lines around them still apply
     const bad = {
