@@ -18,6 +18,12 @@ Deno.test("defaults follow DESIGN.md", () => {
   assert.equal(f.subnetLeaseRenewMarginMinutes, 60);
   assert.equal(f.init, false);
   assert.equal(f.storeOnly, false);
+  assert.equal(f.autoCompactionRetention, 10_000);
+  assert.equal(
+    parseAgentFlags(["--auto-compaction-retention", "0"], {}).autoCompactionRetention,
+    0,
+  );
+  assert.ok(!agentUsage().includes("auto-compaction-retention"), "a hidden flag");
 });
 
 Deno.test("FLANNELD_<FLAG> fills a flag and the command line wins", () => {
