@@ -614,7 +614,12 @@ export class Raft {
         // The leader always counts itself as active (if it is still a member).
         const self = this.prs.progress.get(this.id);
         if (self) self.recentActive = true;
-        if (!this.prs.quorumActive()) {
+        if (!self) {
+          // A removed leader keeps leading the new configuration (replicating, carrying the
+          // commit index, accepting no proposals) until its hand-off produces a leader of a
+          // higher term: a survivor that never learned the removal is committed may need it to
+          // (e.g. {A, B} removing A while B is down). It steps down on seeing a higher term.
+        } else if (!this.prs.quorumActive()) {
           this.log("stepDown", { reason: "quorum not active", term: this.term });
           this.becomeFollower(this.term, NONE);
         }
@@ -1003,7 +1008,8 @@ export class Raft {
    * Stepping down at once could wedge the cluster: a survivor that has not yet learned that the
    * removal is committed still needs the old leader's vote, which a longer log would refuse
    * (e.g. {A, B} removing A). Proposals are dropped meanwhile; a stalled hand-off is retried
-   * every election timeout, and CheckQuorum still applies.
+   * every election timeout (moving on to the next voter), and CheckQuorum does not step a removed
+   * leader down: it leads until a higher term reaches it.
    */
   private handOffLeadership(): void {
     // Most caught-up first; each retry moves on to the next voter, so a dead voter cannot stall

@@ -564,3 +564,30 @@ Deno.test("a removed leader whose first hand-off target is down tries the next v
   net.propose(ls[0], "y");
   assert.deepEqual(net.node(5).applied, ["x", "y"]);
 });
+
+Deno.test("a removed leader keeps leading until the survivor, back from a crash, takes over", () => {
+  // Voters {1, 2}; 1 removes itself; 2 persists the entry but crashes before learning that it is
+  // committed, and stays down longer than an election timeout. When it restarts its config is
+  // still {1, 2}: only node 1 can tell it the removal is committed.
+  const net = electedCluster([1, 2]);
+  net.propose(1, "x");
+  net.node(1).rn.proposeConfChange({ type: "removeNode", nodeId: 1 });
+  const confIndex = net.raft(1).raftLog.lastIndex();
+  net.filter = (m) =>
+    !(m.from === 1 && m.to === 2 &&
+      (m.type === "MsgTimeoutNow" ||
+        (m.commit >= confIndex && (m.type === "MsgApp" || m.type === "MsgHeartbeat"))));
+  net.stabilize();
+  assert.ok(net.node(2).storage.initialState().hardState.commit < confIndex);
+  net.isolate(2);
+  net.tick(40, [1]);
+  assert.equal(net.raft(1).state, "leader", "a removed leader does not step down by CheckQuorum");
+  net.heal();
+  net.restart(2);
+  net.tick(40);
+  assert.equal(net.leader(), 2);
+  assert.deepEqual(net.node(2).confState, { voters: [2], learners: [] });
+  net.propose(2, "alone");
+  assert.deepEqual(net.node(2).applied, ["x", "alone"]);
+  assert.equal(net.raft(1).state, "follower");
+});
