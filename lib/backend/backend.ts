@@ -30,6 +30,11 @@ export interface Backend {
    * falls back to a full reconcile on failure.
    */
   applyEvents(events: PeerEvent[]): Promise<string>;
+  /**
+   * True when each applyEvents call costs child processes (ip/bridge), so a burst of events is
+   * better applied as one call than as several.
+   */
+  batchesSpawn(): boolean;
   /** Makes the kernel match: device (if any), then per-peer entries. Idempotent. */
   reconcile(peers: Lease[]): Promise<ReconcileResult>;
 }

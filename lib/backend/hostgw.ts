@@ -3,7 +3,7 @@
 // (it cannot work behind NAT).
 import { type CIDR, formatCIDR } from "../net/cidr.ts";
 import { ipBatch, ipJson } from "../net/ip_batch.ts";
-import { applyPlan, rtnlReader } from "./kernel.ts";
+import { applyPlan, kernelBatchesSpawn, rtnlReader } from "./kernel.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import type { Backend, ReconcileResult } from "./backend.ts";
@@ -71,6 +71,10 @@ export class HostGwBackend implements Backend {
 
   setOwnLease(lease: Lease): void {
     this.own = lease;
+  }
+
+  batchesSpawn(): boolean {
+    return kernelBatchesSpawn();
   }
 
   async applyEvents(events: PeerEvent[]): Promise<string> {

@@ -22,6 +22,15 @@ export function rtnlReader(): RtnlReader | null {
   return batcher()?.reader() ?? null;
 }
 
+/**
+ * True when a kernel batch costs child processes (the ip/bridge fallback): a burst of events is
+ * then worth gathering into one batch. Over rtnetlink a batch costs little beyond its entries,
+ * so events go to the kernel as they arrive.
+ */
+export function kernelBatchesSpawn(): boolean {
+  return batcher() === null;
+}
+
 function useIpBatch(): boolean {
   try {
     return Deno.env.get("TWILL_KERNEL_BATCH") === "ip";

@@ -4,7 +4,7 @@
 // <subnet> via <PublicIP> dev <iface> instead.
 import { type CIDR, contains, formatCIDR, formatIP, parseCIDR, parseIP } from "../net/cidr.ts";
 import { bridgeJson, ipBatch, ipJson } from "../net/ip_batch.ts";
-import { applyPlan, rtnlReader } from "./kernel.ts";
+import { applyPlan, kernelBatchesSpawn, rtnlReader } from "./kernel.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { VxlanBackendConfig } from "../subnet/config.ts";
 import { type Lease, type LeaseAttrs, vxlanData } from "../subnet/lease.ts";
@@ -221,6 +221,10 @@ export class VxlanBackend implements Backend {
 
   async actual(): Promise<DataPlane> {
     return merge(await Promise.all(this.sides.map((s) => this.actualSide(s))));
+  }
+
+  batchesSpawn(): boolean {
+    return kernelBatchesSpawn();
   }
 
   async applyEvents(events: PeerEvent[]): Promise<string> {

@@ -1,6 +1,8 @@
-// The kernel adapter: changes go through `ip -force -batch -` / `bridge -force -batch -` (one
-// child process per batch, so 1,000 peers cost one spawn), reads through `ip -j` / `bridge -j`
-// (JSON; nothing human-readable is parsed). Thin on purpose: no decisions are made here.
+// ip(8) and bridge(8) as a kernel adapter: changes go through `ip -force -batch -` /
+// `bridge -force -batch -` (one child process per batch, so 1,000 peers cost one spawn), reads
+// through `ip -j` / `bridge -j` (JSON; nothing human-readable is parsed). Thin on purpose: no
+// decisions are made here. The VXLAN device is set up through it; per-peer entries go over
+// rtnetlink in-process (lib/backend/rtnl_batch.ts) and come here only as the fallback.
 
 export class KernelCommandError extends Error {
   constructor(message: string) {
