@@ -13,6 +13,8 @@ import {
   AF_BRIDGE,
   AF_INET,
   AF_INET6,
+  AF_NETLINK,
+  NETLINK_ROUTE,
   NLM_F_ACK,
   NLM_F_CREATE,
   NLM_F_REPLACE,
@@ -27,6 +29,8 @@ import {
   RTM_NEWROUTE,
   RTN_UNICAST,
   RTPROT_BOOT,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
 } from "../net/netlink/constants.ts";
 import { errno, libc, strerror } from "../net/netlink/libc.ts";
 import {
@@ -53,6 +57,8 @@ const NTF_SELF = 0x02;
 const RTNH_F_ONLINK = 4;
 const RT_SCOPE_NOWHERE = 255;
 const ENOBUFS = 105;
+const SOL_SOCKET = 1;
+const SO_RCVBUFFORCE = 33;
 
 /** Bytes of requests per datagram (the default socket buffers are ~208 KiB). */
 const DATAGRAM = 48 * 1024;
@@ -228,13 +234,13 @@ export class RtnlBatcher {
     try {
       const sock = NetlinkSocket.open();
       const c = libc();
-      const fd = c.socket(16, /* AF_NETLINK */ 3 | 0x80000, /* SOCK_RAW|CLOEXEC */ 0);
+      const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
       if (fd < 0) {
         sock.close();
         return null;
       }
       const sa = new Uint8Array(12);
-      new DataView(sa.buffer).setUint16(0, 16, true);
+      new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
       if (c.bind(fd, sa, 12) < 0) {
         c.close(fd);
         sock.close();
@@ -243,7 +249,7 @@ export class RtnlBatcher {
       // room for the answers of a large batch in which many lines fail
       const size = new Uint8Array(4);
       new DataView(size.buffer).setUint32(0, 4 << 20, true);
-      c.setsockopt(fd, 1, /* SOL_SOCKET */ 33, /* SO_RCVBUFFORCE */ size, 4);
+      c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, size, 4);
       return new RtnlBatcher(sock, fd);
     } catch {
       return null;
