@@ -597,6 +597,8 @@ async function outer() {
         `(b) ${p.peers} peers: kernel has ${p.kernel_entries.routes} routes, ${p.kernel_entries.neighs} neighbours, ${p.kernel_entries.fdbs} FDB entries`,
       );
       const ph = p.agent_phases;
+      // an agent whose log lacks the phase fields (an older build) leaves them null in the JSON
+      const f1 = (x: number | null) => typeof x === "number" ? x.toFixed(1) : "?";
       const ms = (x: number) => x.toFixed(0);
       console.log(
         `    all ${p.peers} leases in the store, agent resumed: programmed in ${
@@ -614,11 +616,11 @@ async function outer() {
       );
       console.log(
         `    agent's phases: resumed → first watch response decoded ${
-          ph.resumeToFirstEventMs.toFixed(1)
-        } ms; batching ${ph.waitMs.toFixed(1)} ms; kernel ${
-          ph.applyMs.toFixed(1)
+          f1(ph.resumeToFirstEventMs)
+        } ms; batching ${f1(ph.waitMs)} ms; kernel ${
+          f1(ph.applyMs)
         } ms in ${ph.batches} batch(es) of ${ph.events} events; last batch done at ${
-          ph.agentDoneMs.toFixed(1)
+          f1(ph.agentDoneMs)
         } ms (the route monitor saw the last route at ${ms(p.backlog_to_programmed_ms)} ms)`,
       );
       console.log(

@@ -1,7 +1,7 @@
 // Applies the per-peer lines a Plan holds (the subset of `ip -batch` / `bridge -batch` syntax
 // that dataplane.ts writes) over one rtnetlink socket in this process: no child process, no text
 // parsing by ip(8), many requests per datagram. The same lines stay valid `ip`/`bridge` input, so
-// apply_plan.ts falls back to ip_batch.ts whenever this path is unavailable (no FFI permission)
+// kernel.ts falls back to ip_batch.ts whenever this path is unavailable (no FFI permission)
 // or a line is outside the subset.
 //
 // Semantics follow `-force -batch`: every line is tried; each refused line is reported as
