@@ -23,7 +23,7 @@ import type { SubnetRegistry } from "../subnet/registry.ts";
 import { readPreviousSubnets, renderSubnetEnv, writeSubnetEnv } from "../subnet/subnet_env.ts";
 import { LeaseWatcher, mergePeerEvent, type PeerEvent } from "../subnet/watcher.ts";
 import { healthHandler, serveHealth } from "./health.ts";
-import { type Logger, makeLogger } from "./log.ts";
+import { type Logger, makeLogger } from "../log.ts";
 import type { NetworkAgentOptions } from "./options.ts";
 import { AgentState } from "./state.ts";
 
@@ -72,7 +72,7 @@ export async function runAgentOnRegistry(
   opts: NetworkAgentOptions,
   reg: SubnetRegistry,
   signal: AbortSignal,
-  log: Logger = makeLogger(opts.nodeName),
+  log: Logger = makeLogger({ context: { node: opts.nodeName } }),
   state = new AgentState(),
 ): Promise<void> {
   const now = () => Date.now();

@@ -6,7 +6,7 @@ import { EtcdHttpRegistry } from "../subnet/etcd_http.ts";
 import { EtcdClientRegistry } from "../subnet/etcd_client_registry.ts";
 import { EtcdClient } from "../store/client.ts";
 import { AgentState } from "./state.ts";
-import { makeLogger } from "./log.ts";
+import { makeLogger } from "../log.ts";
 export type { NetworkAgentOptions, StoreStatus } from "./options.ts";
 export { NETWORK_AGENT_DEFAULTS, withDefaults } from "./options.ts";
 export { AgentState } from "./state.ts";
@@ -42,5 +42,11 @@ export async function runNetworkAgent(
   signal: AbortSignal,
   state: AgentState = new AgentState(),
 ): Promise<void> {
-  await runAgentOnRegistry(opts, registryFor(kv), signal, makeLogger(opts.nodeName), state);
+  await runAgentOnRegistry(
+    opts,
+    registryFor(kv),
+    signal,
+    makeLogger({ context: { node: opts.nodeName } }),
+    state,
+  );
 }

@@ -51,8 +51,8 @@ import type { LogStore } from "./node/log_store.ts";
 import { type ConfChangeContext, encodeConfContext, MemberTable } from "./node/members.ts";
 import { decodeSnapshotData, encodeSnapshotData } from "./node/snapshot_envelope.ts";
 import type { PeerSink } from "./node/transport.ts";
-import type { EventLogger } from "./node/log.ts";
-import { silentLogger } from "./node/log.ts";
+import type { Logger } from "../log.ts";
+import { silentLogger } from "../log.ts";
 
 /** Leader-side lease deadlines (store-api's lessor, adapted). */
 export interface LeaderLessor {
@@ -97,7 +97,7 @@ export interface RaftBackendOptions {
   /** MVCC revisions of history the leader keeps (etcd's revision-mode auto-compaction; it
    *  proposes a compact once twice this many have piled up). 0: never compact. */
   retainRevisions?: number;
-  logger?: EventLogger;
+  logger?: Logger;
   /** Called after a configuration change is applied (to update the transport, persist, log). */
   onConfChange?: (cc: ConfChange, conf: ConfState, members: MemberTable) => void;
   /** Called when the member table is replaced by a snapshot. */
@@ -145,7 +145,7 @@ export class RaftBackend implements StoreBackend {
   private readonly node: RawNode;
   private readonly storage: LogStore;
   private readonly opts: RaftBackendOptions;
-  private readonly log: EventLogger;
+  private readonly log: Logger;
   private transport: PeerSink = { send: () => {} };
   private looping = false;
   private stopped = false;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { healthHandler } from "../../lib/agent/health.ts";
 import { AgentState } from "../../lib/agent/state.ts";
-import { formatLogLine } from "../../lib/agent/log.ts";
+import { formatLogLine } from "../../lib/log.ts";
 
 function setup(now: { t: number }) {
   const state = new AgentState();

@@ -5,7 +5,7 @@ import { decodeMessage, encodeMessage } from "../../lib/store/node/message_codec
 import { decodeSnapshotData, encodeSnapshotData } from "../../lib/store/node/snapshot_envelope.ts";
 import { encodeConfContext, MemberTable } from "../../lib/store/node/members.ts";
 import { formatDuration, parseDuration } from "../../lib/store/node/duration.ts";
-import { formatEvent } from "../../lib/store/node/log.ts";
+import { formatLogLine } from "../../lib/log.ts";
 import type { Message } from "../../lib/raft/types.ts";
 
 Deno.test("Raft messages survive the wire byte for byte", () => {
@@ -90,7 +90,7 @@ Deno.test("durations parse as people write them", () => {
 
 Deno.test("events are one greppable line", () => {
   assert.equal(
-    formatEvent("info", "leader_changed", {
+    formatLogLine("info", "leader_changed", {
       term: 3,
       leader: 2,
       note: "two words",

@@ -16,11 +16,11 @@ import {
   writeToken,
 } from "./identity.ts";
 import { requestJoin } from "./join.ts";
-import { type EventLogger, stderrLogger } from "./log.ts";
+import { type Logger, makeLogger } from "../../log.ts";
 import { joinHostPort, splitHostPort } from "./address.ts";
 
 export async function runAgentWithFlags(f: AgentFlags, signal: AbortSignal): Promise<number> {
-  const logger = stderrLogger(f.name);
+  const logger = makeLogger({ context: { member: f.name } });
   if (f.etcdEndpoints.length > 0) {
     const token = f.token ?? (f.tokenFile ? await readTokenFile(f.tokenFile) : undefined);
     logger("info", "external_etcd", { endpoints: f.etcdEndpoints.join(","), prefix: f.etcdPrefix });
@@ -209,7 +209,7 @@ function startMember(
   f: AgentFlags,
   identity: MemberIdentity,
   token: string,
-  logger: EventLogger,
+  logger: Logger,
   extra: Partial<Parameters<typeof StoreMember.start>[0]>,
 ): Promise<StoreMember> {
   return StoreMember.start({
@@ -234,7 +234,7 @@ async function runNetwork(
   endpoints: string[],
   token: string | undefined,
   signal: AbortSignal,
-  logger: EventLogger,
+  logger: Logger,
   member?: StoreMember,
 ): Promise<void> {
   const { runNetworkAgent, withDefaults } = await import("../../agent/run.ts");

@@ -2,7 +2,7 @@
 // to the leader) until one answers, retrying through the list while the cluster has no leader or
 // a membership change is in progress. A wrong token or a refused request ends it at once.
 import type { JoinRequest, JoinResponse } from "./peer_routes.ts";
-import type { EventLogger } from "./log.ts";
+import type { Logger } from "../../log.ts";
 
 export class JoinRefused extends Error {
   constructor(message: string) {
@@ -15,7 +15,7 @@ export async function requestJoin(
   seeds: string[],
   token: string,
   req: JoinRequest,
-  logger: EventLogger,
+  logger: Logger,
   timeoutMs = 60_000,
 ): Promise<JoinResponse> {
   const end = Date.now() + timeoutMs;

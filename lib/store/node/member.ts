@@ -24,7 +24,7 @@ import {
 } from "./peer_routes.ts";
 import { decideMembership } from "./membership.ts";
 import type { MemberIdentity } from "./identity.ts";
-import type { EventLogger } from "./log.ts";
+import type { Logger } from "../../log.ts";
 import { splitHostPort } from "./address.ts";
 
 export interface StoreMemberOptions {
@@ -43,7 +43,7 @@ export interface StoreMemberOptions {
   retainRevisions?: number;
   tickMs: number;
   electionTick?: number;
-  logger: EventLogger;
+  logger: Logger;
   /** --init: create a cluster whose only voter is this member (data dir must be empty). */
   bootstrap?: boolean;
   /** --join: the members the leader told us about. */
@@ -67,7 +67,7 @@ export class StoreMember implements PeerHandler {
   private readonly joins = new Map<string, JoinResponse>();
   private membershipBusy = false;
   private ticks = 0;
-  private readonly log: EventLogger;
+  private readonly log: Logger;
   /** Peer streams into this member, closed when it stops. */
   private readonly streams = new Set<WebSocket>();
 

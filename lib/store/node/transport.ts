@@ -12,8 +12,8 @@
 import type { Message, NodeId } from "../../raft/types.ts";
 import { encodeMessage, messageSize } from "./message_codec.ts";
 import { PeerStream } from "./peer_stream.ts";
-import type { EventLogger } from "./log.ts";
-import { silentLogger } from "./log.ts";
+import type { Logger } from "../../log.ts";
+import { silentLogger } from "../../log.ts";
 
 /** Headers every peer request carries besides the Bearer token. */
 export const CLUSTER_HEADER = "x-twill-cluster";
@@ -39,7 +39,7 @@ export interface HttpTransportOptions {
   onSnapshotStatus(id: NodeId, ok: boolean): void;
   /** A peer answered that this member was removed from the cluster. */
   onRemoved?(by: NodeId): void;
-  logger?: EventLogger;
+  logger?: Logger;
   /** How long opening a peer stream may take (ms). */
   connectTimeoutMs?: number;
   /** After a stream failed, how long before the next attempt (ms). */
@@ -70,7 +70,7 @@ interface Peer {
 
 export class HttpTransport implements PeerSink {
   private readonly peers = new Map<NodeId, Peer>();
-  private readonly log: EventLogger;
+  private readonly log: Logger;
   private closed = false;
   private readonly abort = new AbortController();
 
