@@ -37,6 +37,7 @@ export interface StatusReport {
   term: number;
   commit: number;
   members: MemberRow[];
+  leases: LeaseRow[];
   thisNode: { server: string; role: string; ready: string };
 }
 
@@ -88,6 +89,7 @@ export async function status(o: CtlOptions): Promise<number> {
     term: view.term,
     commit: view.commit,
     members: rows,
+    leases: await collectLeases(api, o.prefix, view),
     thisNode: { server: o.server, role: self.role, ready: await readiness(o.healthz) },
   };
   if (o.json) {
@@ -98,6 +100,9 @@ export async function status(o: CtlOptions): Promise<number> {
     `cluster ${report.clusterId}  leader ${report.leader}  term ${report.term}  commit ${report.commit}`,
   );
   o.out(memberTable(rows));
+  o.out("");
+  o.out(leaseTable(report.leases, o.prefix));
+  o.out("");
   o.out(`this node (${o.server}): ${self.role}, applied ${self.applied}, ${report.thisNode.ready}`);
   return 0;
 }
@@ -130,19 +135,34 @@ export function subnetOfKey(key: string): string {
   return last.split("&").map((p) => p.replace(/-(\d+)$/, "/$1")).join(",");
 }
 
-export async function leases(o: CtlOptions): Promise<number> {
-  const api = new StoreHttp(o.server, o.token);
-  const kvs = await api.range(`${o.prefix}/subnets/`, { prefix: true });
+export interface LeaseRow {
+  subnet: string;
+  node: string;
+  publicIp: string;
+  publicIpv6: string;
+  backend: string;
+  vtepMac: string;
+  lease: string;
+  expiresInSeconds: number | null;
+}
+
+/** The subnet leases under `prefix`, a node named where its public IP is a member's address. */
+async function collectLeases(
+  api: StoreHttp,
+  prefix: string,
+  view?: MembersResponse,
+): Promise<LeaseRow[]> {
+  const kvs = await api.range(`${prefix}/subnets/`, { prefix: true });
   // Flannel's lease value names no node: match its public IP to a store member's address.
   const nameByHost = new Map<string, string>();
   try {
-    const view = await api.post<MembersResponse>("/raft/members", {}, 2000);
+    view ??= await api.post<MembersResponse>("/raft/members", {}, 2000);
     for (const m of view.members) {
       const host = m.address.replace(/^\[/, "").replace(/\]?:\d+$/, "");
       if (m.name) nameByHost.set(host, m.name);
     }
   } catch { /* an external etcd, or no leader: names stay unknown */ }
-  const rows = await Promise.all(kvs.map(async (kv) => {
+  return await Promise.all(kvs.map(async (kv): Promise<LeaseRow> => {
     let v: Record<string, unknown> = {};
     try {
       v = JSON.parse(kv.value);
@@ -160,19 +180,13 @@ export async function leases(o: CtlOptions): Promise<number> {
       expiresInSeconds: ttl,
     };
   }));
-  if (o.json) {
-    o.out(JSON.stringify(rows, null, 2));
-    return 0;
-  }
-  if (rows.length === 0) {
-    o.out(`no subnet leases under ${o.prefix}/subnets/`);
-    return 0;
-  }
-  o.out(table(
+}
+
+function leaseTable(rows: LeaseRow[], prefix: string): string {
+  if (rows.length === 0) return `no subnet leases under ${prefix}/subnets/`;
+  return table(
     ["SUBNET", "NODE", "PUBLIC IP", "BACKEND", "VTEP MAC", "EXPIRES IN"],
-    rows.map((
-      r,
-    ) => [
+    rows.map((r) => [
       r.subnet,
       r.node || "-",
       r.publicIp + (r.publicIpv6 ? `,${r.publicIpv6}` : ""),
@@ -180,7 +194,12 @@ export async function leases(o: CtlOptions): Promise<number> {
       r.vtepMac || "-",
       inDuration(r.expiresInSeconds),
     ]),
-  ));
+  );
+}
+
+export async function leases(o: CtlOptions): Promise<number> {
+  const rows = await collectLeases(new StoreHttp(o.server, o.token), o.prefix);
+  o.out(o.json ? JSON.stringify(rows, null, 2) : leaseTable(rows, o.prefix));
   return 0;
 }
 

@@ -54,6 +54,8 @@ Deno.test({
       const js = JSON.parse((await ctl(s, "--json", "status")).out);
       assert.equal(js.members[0].role, "leader");
       assert.equal(js.thisNode.role, "leader");
+      assert.deepEqual(js.leases, []);
+      assert.match(st.out, /no subnet leases under \/coreos\.com\/network\/subnets\//);
 
       const conf = join(c.root, "net-conf.json");
       await Deno.writeTextFile(conf, '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}');
@@ -88,6 +90,25 @@ Deno.test({
         /10\.5\.8\.0\/24 +m1 +127\.0\.7\.46 +vxlan/,
         "a member's lease shows its name",
       );
+
+      // status shows the members, the leases (the same table as `ctl leases`) and readiness.
+      const st2 = await ctl(s, "status");
+      assert.equal(st2.code, 0, st2.err);
+      assert.match(st2.out, /1 +m1 +127\.0\.7\.46:8473 +leader/);
+      assert.match(st2.out, /SUBNET +NODE +PUBLIC IP +BACKEND +VTEP MAC +EXPIRES IN/);
+      assert.match(st2.out, /10\.5\.7\.0\/24 +- +10\.0\.0\.7 +vxlan +aa:bb:cc:dd:ee:ff/);
+      assert.match(st2.out, /10\.5\.8\.0\/24 +m1 +127\.0\.7\.46 +vxlan/);
+      assert.match(st2.out, /this node \(127\.0\.7\.46:8473\): leader, applied \d+, unknown/);
+      const js2 = JSON.parse((await ctl(s, "--json", "status")).out);
+      assert.deepEqual(
+        js2.leases.map((l: { subnet: string; node: string; publicIp: string }) => [
+          l.subnet,
+          l.node,
+          l.publicIp,
+        ]),
+        [["10.5.7.0/24", "", "10.0.0.7"], ["10.5.8.0/24", "m1", "127.0.7.46"]],
+      );
+      assert.match(js2.thisNode.ready, /^unknown/);
 
       const wrong = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", MAIN, "ctl", "--server", s, "--token", "nope", "status"],
