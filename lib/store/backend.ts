@@ -12,6 +12,7 @@
 //   StoreError by the backend (see unwrapApplyResult).
 
 import { StoreError, type StoreErrorCode } from "./errors.ts";
+import { decodeBase64 as unb64, encodeBase64 as b64 } from "../base64.ts";
 
 export { StoreError, type StoreErrorCode } from "./errors.ts";
 
@@ -245,19 +246,6 @@ export interface StoreBackend {
 
 // ---------------------------------------------------------------------------------------------
 // Command codec for the Raft log: JSON with byte strings as base64. Deterministic.
-
-function b64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
-  return btoa(s);
-}
-
-function unb64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
 
 function toPlain(v: unknown): unknown {
   if (v instanceof Uint8Array) return { $b: b64(v) };

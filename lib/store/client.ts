@@ -15,6 +15,7 @@
 //   breaks after sending fails with an "unavailable" EtcdClientError: the outcome is unknown.
 
 import type { CompareResult, CompareTarget } from "./backend.ts";
+import { decodeBase64 as unb64, encodeBase64 as b64 } from "../base64.ts";
 
 export type Bytes = Uint8Array | string;
 
@@ -522,19 +523,6 @@ async function* ndjson(res: Response, signal?: AbortSignal): AsyncGenerator<Json
     signal?.removeEventListener("abort", onAbort);
     reader.cancel().catch(() => {});
   }
-}
-
-function b64(u: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode(...u.subarray(i, i + 8192));
-  return btoa(s);
-}
-
-function unb64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }
 
 function str(v: unknown): string {

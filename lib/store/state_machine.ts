@@ -32,7 +32,7 @@ import {
 import { ETCD_MESSAGES, StoreError } from "./errors.ts";
 import { bytesEqual, compareBytes, fromBin, inRange, lowerBound, toBin } from "./mvcc_keys.ts";
 import { checkPut, checkTxn } from "./mvcc_validate.ts";
-import { decodeHistory, encodeHistory } from "./history_codec.ts";
+import { decodeHistory, encodeHistory, type HistoryRecord } from "./history_codec.ts";
 
 /** Leases shorter than this are granted this long (etcd's minimum with default timings). */
 export const MIN_LEASE_TTL = 2;
@@ -42,16 +42,8 @@ export const MAX_LEASE_TTL = 9_000_000_000;
 export const DEDUP_CAPACITY = 4096;
 
 /** One version of one key; `tomb` marks a deletion at `mod`; `sub` orders the writes of one
- *  revision (a txn). */
-interface KeyRecord {
-  mod: number;
-  sub: number;
-  create: number;
-  ver: number;
-  value: Uint8Array;
-  lease: string;
-  tomb: boolean;
-}
+ *  revision (a txn). The snapshot codec writes these records as they are. */
+type KeyRecord = HistoryRecord;
 
 interface Lease {
   ttl: number;

@@ -3,22 +3,17 @@
 // Writes are never retried here (a duplicate would be harmless anyway: every write is a txn with
 // a compare, or a grant that merely expires); reads fail over across endpoints.
 import type { RegistryEvent, StoredKv, SubnetRegistry, WatchItem } from "./registry.ts";
+import { decodeBase64, encodeBase64 } from "../base64.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 function b64(s: string): string {
-  let bin = "";
-  for (const b of enc.encode(s)) bin += String.fromCharCode(b);
-  return btoa(bin);
+  return encodeBase64(enc.encode(s));
 }
 
 function unb64(s: string | undefined): string {
-  if (!s) return "";
-  const bin = atob(s);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return dec.decode(bytes);
+  return s ? dec.decode(decodeBase64(s)) : "";
 }
 
 /** The key just past every key with this prefix (etcd's range_end for a prefix). */
@@ -28,9 +23,7 @@ export function prefixEnd(prefix: string): string {
     if (b[i] < 0xff) {
       const out = b.slice(0, i + 1);
       out[i]++;
-      let bin = "";
-      for (const x of out) bin += String.fromCharCode(x);
-      return btoa(bin);
+      return encodeBase64(out);
     }
   }
   return btoa("\0");

@@ -22,6 +22,8 @@ import type {
 } from "../backend.ts";
 import { ETCD_MESSAGES } from "../errors.ts";
 import { invalidArgument } from "./errors.ts";
+import { decodeBase64 as atobBytes, encodeBase64 } from "../../base64.ts";
+export { encodeBase64 };
 
 /** A JSON number with its exact source text (int64 values exceed double precision). */
 export class JsonNumber {
@@ -85,18 +87,7 @@ export function decodeBase64(s: string): Uint8Array {
     while (at < std.length && /[A-Za-z0-9+/]/.test(std[at])) at++;
     throw invalidArgument(`illegal base64 data at input byte ${Math.min(at, s.length)}`);
   }
-  const bin = atob(std);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-export function encodeBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  return btoa(s);
+  return atobBytes(std);
 }
 
 export function bytesField(o: JsonObject, name: string): Uint8Array {
