@@ -16,6 +16,7 @@
 
 import type { CompareResult, CompareTarget } from "./backend.ts";
 import { decodeBase64 as unb64, encodeBase64 as b64 } from "../base64.ts";
+import type { KeyValue } from "./backend.ts";
 
 export type Bytes = Uint8Array | string;
 
@@ -50,14 +51,8 @@ export interface ResponseHeader {
   raftTerm: string;
 }
 
-export interface KeyValue {
-  key: Uint8Array;
-  value: Uint8Array;
-  createRevision: string;
-  modRevision: string;
-  version: string;
-  lease: string;
-}
+/** A key-value pair as the store and etcd report it (the same type the store's backend uses). */
+export type { KeyValue };
 
 export interface RangeOptions {
   /** Explicit end of range ([key, rangeEnd)); "\0" for every key >= key. */

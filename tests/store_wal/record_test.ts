@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  concatBytes,
-  encodeRecord,
-  HEADER_BYTES,
-  RecordType,
-  scanRecords,
-} from "../../lib/store/wal/record.ts";
+import { concatBytes } from "../../lib/bytes.ts";
+import { encodeRecord, HEADER_BYTES, RecordType, scanRecords } from "../../lib/store/wal/record.ts";
 
 const payload = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 

@@ -6,6 +6,7 @@
 //
 // Frames to the server are masked, as the protocol requires, with the all-zero key: the key only
 // protects browsers' traffic from confused proxies, and a zero key spares XOR-ing every byte.
+import { concatBytes, writeAll } from "../../bytes.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const enc = new TextEncoder();
@@ -149,7 +150,7 @@ export class PeerStream {
       while (!this.closed && this.queued.length > 0) {
         const parts = this.queued;
         this.queued = [];
-        const bytes = parts.length === 1 ? parts[0] : concat(parts);
+        const bytes = parts.length === 1 ? parts[0] : concatBytes(parts);
         this.writeSince = performance.now();
         await writeAll(this.conn, bytes);
         this.queuedBytes -= bytes.length;
@@ -179,7 +180,7 @@ export class PeerStream {
         }
         const n = await this.conn.read(chunk);
         if (n === null) return this.end("closed by the peer");
-        buf = buf.length === 0 ? chunk.slice(0, n) : concat([buf, chunk.subarray(0, n)]);
+        buf = buf.length === 0 ? chunk.slice(0, n) : concatBytes([buf, chunk.subarray(0, n)]);
       }
     } catch (e) {
       this.end(`read failed: ${(e as Error).message}`);
@@ -242,7 +243,7 @@ async function readHead(conn: Deno.Conn): Promise<{ head: string; rest: Uint8Arr
     if (buf.length > 64 * 1024) throw new Error("peer stream: the server's answer is too long");
     const n = await conn.read(chunk);
     if (n === null) throw new Error("peer stream: the server closed the connection");
-    buf = concat([buf, chunk.subarray(0, n)]);
+    buf = concatBytes([buf, chunk.subarray(0, n)]);
   }
 }
 
@@ -251,21 +252,4 @@ function indexOfCrlfCrlf(b: Uint8Array): number {
     if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
   }
   return -1;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < bytes.length) at += await conn.write(bytes.subarray(at));
 }

@@ -21,7 +21,8 @@ import {
 } from "../../raft/types.ts";
 import { encodeEntry, encodeHardState, encodeJson, type WalMetadata } from "./codec.ts";
 import { WalInconsistentError } from "./errors.ts";
-import { concatBytes, encodeRecord, RecordType } from "./record.ts";
+import { encodeRecord, RecordType } from "./record.ts";
+import { concatBytes } from "../../bytes.ts";
 import { entriesAfterSnapshot, replayLog } from "./replay.ts";
 import { SegmentLog, type WalStats } from "./segments.ts";
 import { SnapshotDir } from "./snapshot_files.ts";

@@ -1,6 +1,7 @@
 // Crash-safe file replacement: write a temporary file, fsync it, rename it over the target,
 // fsync the directory. After a crash the target holds either the old or the new content.
 import { basename, dirname, join, resolve } from "node:path";
+import { writeAll } from "../../bytes.ts";
 
 export const TEMP_SUFFIX = ".tmp";
 
@@ -12,12 +13,6 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     d.close();
   }
-}
-
-/** Write the whole buffer (FsFile.write may write less than asked). */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < bytes.length) at += await file.write(bytes.subarray(at));
 }
 
 /** Write the whole buffer synchronously (for small appends that only reach the page cache). */

@@ -62,19 +62,6 @@ export function encodeRecord(type: RecordTypeCode, payload: Uint8Array): Uint8Ar
   return out;
 }
 
-/** Concatenate framed records into the single buffer one write puts on disk. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function allZero(bytes: Uint8Array): boolean {
   for (const b of bytes) if (b !== 0) return false;
   return true;

@@ -11,7 +11,8 @@ import {
   writeAllSync,
   writeFileAtomic,
 } from "./fs_atomic.ts";
-import { concatBytes, encodeRecord, RecordType, scanRecords } from "./record.ts";
+import { encodeRecord, RecordType, scanRecords } from "./record.ts";
+import { concatBytes } from "../../bytes.ts";
 import type { ScannedSegment } from "./replay.ts";
 import type { HardState } from "../../raft/types.ts";
 
