@@ -27,7 +27,8 @@ const b64 = (s: string | Uint8Array) => {
 
 type Json = Record<string, unknown>;
 
-function stripHeader(v: unknown): unknown {
+/** A response without the fields that differ between servers (cluster, member, term). */
+export function stripHeader(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(stripHeader);
   if (v && typeof v === "object") {
     const out: Json = {};

@@ -4,7 +4,7 @@
 // every event), recorded like differential_scenario.ts so two servers can be compared. Nothing
 // here depends on timing: leases are long and never left to expire.
 
-import type { Step } from "./differential_scenario.ts";
+import { type Step, stripHeader as strip } from "./differential_scenario.ts";
 
 type Json = Record<string, unknown>;
 
@@ -21,19 +21,6 @@ function rng(seed: number): () => number {
 }
 
 const b64 = (s: string) => btoa(s);
-
-function strip(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(strip);
-  if (v && typeof v === "object") {
-    const out: Json = {};
-    for (const [k, x] of Object.entries(v as Json)) {
-      if (k === "cluster_id" || k === "member_id" || k === "raft_term") continue;
-      out[k] = strip(x);
-    }
-    return out;
-  }
-  return v;
-}
 
 export async function runRandomScenario(
   endpoint: string,
