@@ -2,7 +2,7 @@
 // commands, leases, and a clear error for a wrong token.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MAIN, ProcessCluster, TOKEN } from "./process_cluster.ts";
+import { MAIN, TOKEN, withCluster } from "./process_cluster.ts";
 import { subnetOfKey } from "../../lib/ctl/commands.ts";
 import { table } from "../../lib/ctl/table.ts";
 
@@ -42,8 +42,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 45, size: 1 });
-    try {
+    await withCluster({ base: 45, size: 1 }, async (c) => {
       await c.start(1);
       const s = c.members[0].address;
       const st = await ctl(s, "status");
@@ -117,11 +116,6 @@ Deno.test({
       }).output();
       assert.equal(wrong.code, 1);
       assert.match(new TextDecoder().decode(wrong.stderr), /refused the token \(401\)/);
-    } catch (e) {
-      console.error(c.logTail(20));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    }, 20);
   },
 });

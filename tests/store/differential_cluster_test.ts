@@ -7,15 +7,14 @@ import {
   runDifferentialScenario,
 } from "../store_api/differential_scenario.ts";
 import { withEtcd } from "../store_api/servers.ts";
-import { ProcessCluster, TOKEN } from "./process_cluster.ts";
+import { TOKEN, withCluster } from "./process_cluster.ts";
 
 Deno.test({
   name: "a 3-member cluster answers the differential scenario exactly as etcd 3.4 does",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 55, size: 3 });
-    try {
+    await withCluster({ base: 55, size: 3 }, async (c) => {
       await c.start(3);
       const leader = await c.waitLeader();
       const follower = c.members.find((m) => m !== leader)!;
@@ -25,11 +24,6 @@ Deno.test({
       ]);
       assert.ok(etcd.length > 80, `the scenario ran only ${etcd.length} steps`);
       assertSameTranscript(twill, etcd);
-    } catch (e) {
-      console.error(c.logTail(20));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    }, 20);
   },
 });

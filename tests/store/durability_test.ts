@@ -3,7 +3,7 @@
 // with one clear line naming the file.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { b64, post, prefixEnd, ProcessCluster } from "./process_cluster.ts";
+import { b64, post, prefixEnd, withCluster } from "./process_cluster.ts";
 
 async function newestSegment(dataDir: string): Promise<string> {
   const dir = join(dataDir, "raft", "wal");
@@ -38,8 +38,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 30, size: 3 });
-    try {
+    await withCluster({ base: 30, size: 3 }, async (c) => {
       await c.start(3);
       const leader = await c.waitLeader();
       await putMany(leader.address, 0, 40);
@@ -88,12 +87,7 @@ Deno.test({
       assert.match(out, /corrupt/i);
       assert.ok(out.includes(seg2), `the error names the file: ${out}`);
       assert.equal(out.split("\n").filter((l) => /corrupt/i.test(l)).length, 1, out);
-    } catch (e) {
-      console.error(c.logTail(25));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    });
   },
 });
 
@@ -102,8 +96,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 35, size: 3, extraArgs: ["--snapshot-count", "25"] });
-    try {
+    await withCluster({ base: 35, size: 3, extraArgs: ["--snapshot-count", "25"] }, async (c) => {
       await c.start(3);
       const leader = await c.waitLeader();
       await putMany(leader.address, 0, 70);
@@ -121,11 +114,6 @@ Deno.test({
       assert.equal(atob((r.body.kvs as { value: string }[])[0].value), "v69");
       const again = await c.waitLeader();
       await putMany(again.address, 70, 75);
-    } catch (e) {
-      console.error(c.logTail(25));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    });
   },
 });

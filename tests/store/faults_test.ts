@@ -4,7 +4,7 @@
 // every member, and every watcher saw an ordered, gap-free, duplicate-free stream.
 import assert from "node:assert/strict";
 import { checkLinearizable, kvModel } from "../../lib/linearizability/mod.ts";
-import { b64, post, prefixEnd, ProcessCluster } from "./process_cluster.ts";
+import { b64, post, prefixEnd, ProcessCluster, withCluster } from "./process_cluster.ts";
 import { checkWatchStreams, Workload } from "./workload.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -60,8 +60,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 0, size: 3 });
-    try {
+    await withCluster({ base: 0, size: 3 }, async (c) => {
       await c.start(3);
       const w = new Workload(c, 4, 2);
       w.run();
@@ -90,12 +89,7 @@ Deno.test({
       await sleep(1500);
 
       await checkAfterHealing(c, w);
-    } catch (e) {
-      console.error(c.logTail(30));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    }, 30);
   },
 });
 
@@ -104,8 +98,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 10, size: 5 });
-    try {
+    await withCluster({ base: 10, size: 5 }, async (c) => {
       await c.start(5);
       const w = new Workload(c, 4, 2);
       w.run();
@@ -121,12 +114,7 @@ Deno.test({
       await c.waitReady(follower);
       await sleep(1000);
       await checkAfterHealing(c, w);
-    } catch (e) {
-      console.error(c.logTail(30));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    }, 30);
   },
 });
 
@@ -135,8 +123,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 25, size: 3 });
-    try {
+    await withCluster({ base: 25, size: 3 }, async (c) => {
       await c.start(3);
       const leader = await c.waitLeader();
       await c.kill(leader, "SIGTERM");
@@ -146,11 +133,6 @@ Deno.test({
       const r = await post(next.address, "/v3/kv/put", { key: b64("/h/x"), value: b64("1") });
       assert.equal(r.status, 200);
       console.log(`write accepted ${Date.now() - t0} ms after the old leader exited`);
-    } catch (e) {
-      console.error(c.logTail(20));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    }, 20);
   },
 });

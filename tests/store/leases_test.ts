@@ -2,15 +2,14 @@
 // leader, which alone keeps deadlines), expired by the leader through Raft when keep-alives stop,
 // and given a fresh TTL by a new leader after failover.
 import assert from "node:assert/strict";
-import { b64, post, ProcessCluster } from "./process_cluster.ts";
+import { b64, post, withCluster } from "./process_cluster.ts";
 
 Deno.test({
   name: "leases: keep-alive through a follower, expiry through Raft, survival across failover",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 50, size: 3 });
-    try {
+    await withCluster({ base: 50, size: 3 }, async (c) => {
       await c.start(3);
       let leader = await c.waitLeader();
       const follower = c.members.find((m) => m !== leader)!;
@@ -72,11 +71,6 @@ Deno.test({
       );
       const b = await post(other.address, "/v3/kv/range", { key: b64("/l/b") });
       assert.equal((b.body.kvs as unknown[]).length, 1, "the other lease survived failover");
-    } catch (e) {
-      console.error(c.logTail(25));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    });
   },
 });

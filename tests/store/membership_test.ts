@@ -2,113 +2,110 @@
 // caught-up learners one at a time up to --voters, and replaces a voter that stays unreachable
 // longer than --dead-voter-timeout with a caught-up learner (then removes the dead voter).
 import assert from "node:assert/strict";
-import { b64, post, ProcessCluster, TOKEN } from "./process_cluster.ts";
+import { b64, post, ProcessCluster, TOKEN, withCluster } from "./process_cluster.ts";
 
 Deno.test({
   name: "joiners are promoted up to --voters; a dead voter is replaced by a learner and removed",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 20, size: 5, extraArgs: ["--dead-voter-timeout", "3s"] });
-    try {
-      await c.start(3);
-      let view = (await c.membersView())!;
-      const voters = () => view.members.filter((m) => m.kind === "voter").map((m) => m.id).sort();
-      const learners = () =>
-        view.members.filter((m) => m.kind === "learner").map((m) => m.id).sort();
-      assert.equal(voters().length, 3);
-      assert.equal(learners().length, 2);
-      // Ids are handed out in join order and never reused.
-      assert.deepEqual([...voters(), ...learners()].sort(), [1, 2, 3, 4, 5]);
+    await withCluster(
+      { base: 20, size: 5, extraArgs: ["--dead-voter-timeout", "3s"] },
+      async (c) => {
+        await c.start(3);
+        let view = (await c.membersView())!;
+        const voters = () => view.members.filter((m) => m.kind === "voter").map((m) => m.id).sort();
+        const learners = () =>
+          view.members.filter((m) => m.kind === "learner").map((m) => m.id).sort();
+        assert.equal(voters().length, 3);
+        assert.equal(learners().length, 2);
+        // Ids are handed out in join order and never reused.
+        assert.deepEqual([...voters(), ...learners()].sort(), [1, 2, 3, 4, 5]);
 
-      const r = await post(c.members[0].address, "/v3/kv/put", {
-        key: b64("/m/x"),
-        value: b64("1"),
-      });
-      assert.equal(r.status, 200);
+        const r = await post(c.members[0].address, "/v3/kv/put", {
+          key: b64("/m/x"),
+          value: b64("1"),
+        });
+        assert.equal(r.status, 200);
 
-      // With every vote and standby place taken, an agent that need not be a member is
-      // admitted as a plain client and told where the members are.
-      const asClient = await post(c.members[1].address, "/raft/join", {
-        address: "127.0.7.29:8473",
-        name: "client",
-        wantMember: false,
-        joinId: "client-1",
-      });
-      assert.equal(asClient.status, 200, JSON.stringify(asClient.body));
-      assert.equal(asClient.body.role, "client");
-      assert.equal(asClient.body.nodeId, 0);
-      assert.equal((asClient.body.members as unknown[]).length, 5);
+        // With every vote and standby place taken, an agent that need not be a member is
+        // admitted as a plain client and told where the members are.
+        const asClient = await post(c.members[1].address, "/raft/join", {
+          address: "127.0.7.29:8473",
+          name: "client",
+          wantMember: false,
+          joinId: "client-1",
+        });
+        assert.equal(asClient.status, 200, JSON.stringify(asClient.body));
+        assert.equal(asClient.body.role, "client");
+        assert.equal(asClient.body.nodeId, 0);
+        assert.equal((asClient.body.members as unknown[]).length, 5);
 
-      // Kill a voter that is not the leader.
-      const leader = await c.waitLeader();
-      const leaderId = view.leader;
-      const victimId = voters().find((id) => id !== leaderId)!;
-      const victim = c.members.find((m) =>
-        view.members.find((x) => x.id === victimId)!.address === m.address
-      )!;
-      await c.kill(victim);
-      const t0 = Date.now();
-      await c.waitFor(
-        async () => {
-          view = (await c.membersView()) ?? view;
-          return !view.members.some((m) => m.id === victimId) && voters().length === 3;
-        },
-        20_000,
-        "the dead voter to be replaced and removed",
-      );
-      console.log(
-        `dead voter ${victimId} replaced and removed ${Date.now() - t0} ms after SIGKILL`,
-      );
-      assert.equal(learners().length, 1);
-      const leaderLog = (await c.leader())?.log.join("\n") ?? leader.log.join("\n");
-      assert.match(leaderLog, /event=voter_replaced/);
-      assert.match(leaderLog, new RegExp(`event=dead_voter_removed .*node=${victimId}`));
+        // Kill a voter that is not the leader.
+        const leader = await c.waitLeader();
+        const leaderId = view.leader;
+        const victimId = voters().find((id) => id !== leaderId)!;
+        const victim = c.members.find((m) =>
+          view.members.find((x) => x.id === victimId)!.address === m.address
+        )!;
+        await c.kill(victim);
+        const t0 = Date.now();
+        await c.waitFor(
+          async () => {
+            view = (await c.membersView()) ?? view;
+            return !view.members.some((m) => m.id === victimId) && voters().length === 3;
+          },
+          20_000,
+          "the dead voter to be replaced and removed",
+        );
+        console.log(
+          `dead voter ${victimId} replaced and removed ${Date.now() - t0} ms after SIGKILL`,
+        );
+        assert.equal(learners().length, 1);
+        const leaderLog = (await c.leader())?.log.join("\n") ?? leader.log.join("\n");
+        assert.match(leaderLog, /event=voter_replaced/);
+        assert.match(leaderLog, new RegExp(`event=dead_voter_removed .*node=${victimId}`));
 
-      // The removed voter, restarted from its old data dir, learns it was removed and exits
-      // with one line saying what to do.
-      c.restart(victim);
-      const code = await Promise.race([
-        victim.child!.status.then((s) => s.code),
-        new Promise<null>((r) => setTimeout(() => r(null), 15_000)),
-      ]);
-      victim.stopped = true;
-      assert.equal(code, 1, "the removed member must exit");
-      await new Promise((r) => setTimeout(r, 100));
-      assert.match(victim.log.join("\n"), /was removed from cluster .* remove .* and join again/);
+        // The removed voter, restarted from its old data dir, learns it was removed and exits
+        // with one line saying what to do.
+        c.restart(victim);
+        const code = await Promise.race([
+          victim.child!.status.then((s) => s.code),
+          new Promise<null>((r) => setTimeout(() => r(null), 15_000)),
+        ]);
+        victim.stopped = true;
+        assert.equal(code, 1, "the removed member must exit");
+        await new Promise((r) => setTimeout(r, 100));
+        assert.match(victim.log.join("\n"), /was removed from cluster .* remove .* and join again/);
 
-      // The cluster still takes writes and every live member has them.
-      const w = await post(c.members.find((m) => !m.stopped)!.address, "/v3/kv/put", {
-        key: b64("/m/y"),
-        value: b64("2"),
-      });
-      assert.equal(w.status, 200);
+        // The cluster still takes writes and every live member has them.
+        const w = await post(c.members.find((m) => !m.stopped)!.address, "/v3/kv/put", {
+          key: b64("/m/y"),
+          value: b64("2"),
+        });
+        assert.equal(w.status, 200);
 
-      // The remaining learner loses its data dir and joins again from the same address: the
-      // stale learner is replaced by a new member with a never-used id.
-      const learnerId = learners()[0];
-      const learnerAddr = view.members.find((m) => m.id === learnerId)!.address;
-      const lm = c.members.find((m) => m.address === learnerAddr)!;
-      await c.kill(lm);
-      await Deno.remove(lm.dataDir, { recursive: true });
-      const seed = c.members.find((m) => !m.stopped)!;
-      c.spawn(lm, ["--join", seed.address, "--token", TOKEN]);
-      await c.waitFor(
-        async () => {
-          view = (await c.membersView()) ?? view;
-          const again = view.members.find((m) => m.address === learnerAddr);
-          return again !== undefined && again.id > 5 &&
-            !view.members.some((m) => m.id === learnerId);
-        },
-        20_000,
-        "the re-joined node to replace its stale learner entry",
-      );
-    } catch (e) {
-      console.error(c.logTail(25));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+        // The remaining learner loses its data dir and joins again from the same address: the
+        // stale learner is replaced by a new member with a never-used id.
+        const learnerId = learners()[0];
+        const learnerAddr = view.members.find((m) => m.id === learnerId)!.address;
+        const lm = c.members.find((m) => m.address === learnerAddr)!;
+        await c.kill(lm);
+        await Deno.remove(lm.dataDir, { recursive: true });
+        const seed = c.members.find((m) => !m.stopped)!;
+        c.spawn(lm, ["--join", seed.address, "--token", TOKEN]);
+        await c.waitFor(
+          async () => {
+            view = (await c.membersView()) ?? view;
+            const again = view.members.find((m) => m.address === learnerAddr);
+            return again !== undefined && again.id > 5 &&
+              !view.members.some((m) => m.id === learnerId);
+          },
+          20_000,
+          "the re-joined node to replace its stale learner entry",
+        );
+      },
+    );
   },
 });
 
@@ -217,8 +214,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const c = new ProcessCluster({ base: 60, size: 3 });
-    try {
+    await withCluster({ base: 60, size: 3 }, async (c) => {
       await c.start(3);
       const leader = await c.waitLeader();
       const r = await post(leader.address, "/v3/kv/put", { key: b64("/r/x"), value: b64("1") });
@@ -244,11 +240,6 @@ Deno.test({
         (await c.leader())!.log.join("\n"),
         new RegExp(`event=rejoined_voter_removed .*node=${oldId}`),
       );
-    } catch (e) {
-      console.error(c.logTail(25));
-      throw e;
-    } finally {
-      await c.teardown();
-    }
+    });
   },
 });

@@ -288,3 +288,23 @@ export class ProcessCluster {
     ).join("\n");
   }
 }
+
+/**
+ * Runs `body` against a new cluster and always tears it down; when `body` fails, the members'
+ * last `tail` log lines are printed first, to say what the cluster was doing.
+ */
+export async function withCluster(
+  opts: ClusterOptions,
+  body: (c: ProcessCluster) => Promise<void>,
+  tail = 25,
+): Promise<void> {
+  const c = new ProcessCluster(opts);
+  try {
+    await body(c);
+  } catch (e) {
+    console.error(c.logTail(tail));
+    throw e;
+  } finally {
+    await c.teardown();
+  }
+}
