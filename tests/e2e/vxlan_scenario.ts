@@ -284,7 +284,15 @@ export async function vxlanScenario(
               .code === 0,
           12_000,
         );
-        assert.match(agents.get(2)!.log(), /event=reconcile_repaired masquerade=reapplied/);
+        // The agent logs the repair just after the table is back; its stderr arrives a moment later.
+        await waitFor(
+          "the masquerade repair logged",
+          () =>
+            Promise.resolve(
+              /event=reconcile_repaired masquerade=reapplied/.test(agents.get(2)!.log()),
+            ),
+          3_000,
+        );
       },
     );
 
