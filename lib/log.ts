@@ -18,7 +18,9 @@ function formatValue(v: unknown): string {
     : typeof v === "bigint"
     ? v.toString()
     : JSON.stringify(v) ?? String(v);
-  return s !== "" && /^[^\s"=\x00-\x1f]*$/.test(s) ? s : JSON.stringify(s);
+  // JSON.stringify escapes control characters, so a quoted value is always one line.
+  const plain = s !== "" && !/[\s"=]/.test(s) && JSON.stringify(s) === `"${s}"`;
+  return plain ? s : JSON.stringify(s);
 }
 
 /** `level=… event=… key=value…` without the timestamp (pure, for tests and parsers). */

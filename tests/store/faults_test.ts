@@ -4,7 +4,7 @@
 // every member, and every watcher saw an ordered, gap-free, duplicate-free stream.
 import assert from "node:assert/strict";
 import { checkLinearizable, kvModel } from "../../lib/linearizability/mod.ts";
-import { b64, post, prefixEnd, ProcessCluster, withCluster } from "./process_cluster.ts";
+import { b64, post, prefixEnd, type ProcessCluster, withCluster } from "./process_cluster.ts";
 import { checkWatchStreams, Workload } from "./workload.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
