@@ -15,7 +15,7 @@ function main(): number {
         verbose: { type: "boolean", default: false },
         "stop-on-failure": { type: "boolean", default: false },
         checks: { type: "string", default: "all" },
-        "remove-leader-of-two": { type: "boolean", default: false },
+        "keep-leader-of-two": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -27,7 +27,7 @@ function main(): number {
   }
   if (values.help) {
     console.log(
-      "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end] [--remove-leader-of-two]",
+      "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end] [--keep-leader-of-two]",
     );
     return 0;
   }
@@ -47,7 +47,7 @@ function main(): number {
   let events = 0;
   const began = performance.now();
   for (let seed = from; seed < from + n; seed++) {
-    const overrides = values["remove-leader-of-two"] ? { removeLeaderOfTwo: true } : {};
+    const overrides = values["keep-leader-of-two"] ? { removeLeaderOfTwo: false } : {};
     const r = runSimulation({ seed, verbose: values.verbose, checks, overrides });
     events += r.stats.events;
     if (values.verbose) {
@@ -67,7 +67,7 @@ function main(): number {
         }`,
       );
       const mode = (checks === "all" ? "" : " --checks end-to-end") +
-        (values["remove-leader-of-two"] ? " --remove-leader-of-two" : "");
+        (values["keep-leader-of-two"] ? " --keep-leader-of-two" : "");
       console.log(
         `  replay with a full trace: deno task sim --seeds 1 --from ${seed} --verbose${mode}`,
       );

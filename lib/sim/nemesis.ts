@@ -39,7 +39,7 @@ export class Nemesis {
   constructor(
     readonly weights: number[],
     private readonly w: FaultTarget,
-    private readonly removeLeaderOfTwo = false,
+    private readonly removeLeaderOfTwo = true,
   ) {}
 
   /** One fault, drawn by the weights. */
@@ -234,9 +234,10 @@ export class Nemesis {
     for (const l of learners) {
       options.push({ type: "addNode", nodeId: l }, { type: "removeNode", nodeId: l });
     }
-    // Any voter may be removed, down to one voter. Removing the leader of a two-voter cluster
-    // stays off by default: the survivor can miss that the removal committed and wait forever
-    // (a liveness trap reported in /work/helpers/raft-bugs.md); `removeLeaderOfTwo` turns it on.
+    // Any voter may be removed, down to one voter, including the leader of a two-voter cluster:
+    // the survivor can miss that the removal committed (it crashed first), so the removed leader
+    // must keep leading the new configuration until the survivor takes over (lib/raft/README.md).
+    // `removeLeaderOfTwo: false` leaves that case out, to tell it apart when bisecting a failure.
     for (const v of voters) {
       if (
         voters.length > 2 || (voters.length === 2 && (v !== leader.id || this.removeLeaderOfTwo))

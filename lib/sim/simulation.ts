@@ -41,7 +41,7 @@ export interface SimOverrides {
   maxSizePerMsg: number;
   maxInflightMsgs: number;
   leaderHazard: number;
-  /** Also remove the leader of a two-voter cluster (off by default; see nemesis.ts). */
+  /** Also remove the leader of a two-voter cluster (on by default; see nemesis.ts). */
   removeLeaderOfTwo: boolean;
 }
 
@@ -175,7 +175,7 @@ class Simulation implements NodeHost, FaultTarget {
       p.range(0, 3),
       2,
     ];
-    this.nemesis = new Nemesis(weights, this, o.removeLeaderOfTwo ?? false);
+    this.nemesis = new Nemesis(weights, this, o.removeLeaderOfTwo ?? true);
     this.#chaosEnd = options.chaosMs ?? p.range(1500, 3000);
     this.leaderHazard = pin(o.leaderHazard, p.pick([0, 0, 0.2, 0.5]));
     const initial: ConfState = { voters: [], learners: [] };
