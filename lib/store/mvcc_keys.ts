@@ -22,8 +22,8 @@ export function inRange(key: string, start: string, end: string): boolean {
   return key >= start && key < end;
 }
 
-/** Index of the first element >= key in a sorted array. */
-export function lowerBound(sorted: string[], key: string): number {
+/** Index of the first element >= key in a sorted array (of keys or of revisions). */
+export function lowerBound<T extends string | number>(sorted: T[], key: T): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {

@@ -280,7 +280,7 @@ export class MvccStateMachine implements KvStateMachine {
       throw new StoreError("compacted", ETCD_MESSAGES.compacted);
     }
     const out: RevisionEvents[] = [];
-    for (let i = lowerBoundNum(this.#revs, from); i < this.#revs.length; i++) {
+    for (let i = lowerBound(this.#revs, from); i < this.#revs.length; i++) {
       const revision = this.#revs[i];
       const events = this.#eventsAt(revision);
       if (events.length) out.push({ revision, events });
@@ -573,7 +573,7 @@ export class MvccStateMachine implements KvStateMachine {
     // History before rev is gone; writes at rev itself stay listed, and #eventsAt skips the
     // ones compaction removed (as in etcd: deletions at rev, and puts at rev of keys deleted
     // later in that same revision).
-    const first = lowerBoundNum(this.#revs, rev);
+    const first = lowerBound(this.#revs, rev);
     for (const r of this.#revs.slice(0, first)) this.#revWrites.delete(r);
     this.#revs = this.#revs.slice(first);
   }
@@ -723,17 +723,6 @@ function upperBoundMod(recs: KeyRecord[], rev: number): number {
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (recs[mid].mod <= rev) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function lowerBoundNum(sorted: number[], x: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid] < x) lo = mid + 1;
     else hi = mid;
   }
   return lo;
