@@ -176,10 +176,6 @@ export function containsCIDR(outer: CIDR, inner: CIDR): boolean {
   return inner.prefix >= outer.prefix && contains(outer, inner.ip);
 }
 
-export function overlaps(a: CIDR, b: CIDR): boolean {
-  return containsCIDR(a, b) || containsCIDR(b, a);
-}
-
 /** Number of addresses in the prefix (2^(bits-prefix)). */
 export function size(c: CIDR): bigint {
   return 1n << BigInt(BITS[c.ip.family] - c.prefix);
@@ -206,23 +202,10 @@ export function cidrEqual(a: CIDR, b: CIDR): boolean {
   return a.prefix === b.prefix && ipEqual(a.ip, b.ip);
 }
 
-/** Compare for sorting: family first, then value, then prefix. */
-export function compareCIDR(a: CIDR, b: CIDR): number {
-  if (a.ip.family !== b.ip.family) return a.ip.family - b.ip.family;
-  if (a.ip.value !== b.ip.value) return a.ip.value < b.ip.value ? -1 : 1;
-  return a.prefix - b.prefix;
-}
-
 /** The subnet of length `subnetLen` that follows `s` (same length), e.g. 10.5.1.0/24 -> 10.5.2.0/24. */
 export function nextSubnet(s: CIDR, subnetLen = s.prefix): CIDR {
   return {
     ip: addIP(networkOf(s).ip, 1n << BigInt(BITS[s.ip.family] - subnetLen)),
     prefix: subnetLen,
   };
-}
-
-/** Dotted mask for IPv4 (255.255.255.0) or the prefix length for IPv6. */
-export function maskString(c: CIDR): string {
-  if (c.ip.family === 6) return String(c.prefix);
-  return formatIP({ family: 4, value: mask(4, c.prefix) });
 }

@@ -53,12 +53,6 @@ export async function applyRuleset(text: string): Promise<void> {
   if (r.code !== 0) throw new Error(`nft -f failed: ${r.stderr.trim()}`);
 }
 
-/** `nft -j list table ip twill` → true when the table exists. */
-export async function tableExists(): Promise<boolean> {
-  const r = await runCommand("nft", ["list", "table", "ip", TABLE]);
-  return r.code === 0;
-}
-
 /** The rule count of our table's chains (for reconcile: a flushed table is re-applied). */
 export async function ruleCount(): Promise<number> {
   const r = await runCommand("nft", ["-j", "list", "table", "ip", TABLE]);
