@@ -1,8 +1,11 @@
-// `deno task sim --seeds N [--from S] [--verbose]`: runs the deterministic cluster simulation
+// `deno task sim --seeds N [--from S] …` (see USAGE): runs the deterministic cluster simulation
 // for seeds S..S+N-1 and ends with `seeds: N, violations: V`. A failing seed prints the violation
 // and the command that replays it with a full trace.
 import { parseArgs } from "node:util";
 import { runSimulation } from "../lib/sim/mod.ts";
+
+const USAGE =
+  "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end] [--keep-leader-of-two]";
 
 function main(): number {
   let values;
@@ -20,15 +23,11 @@ function main(): number {
       },
     }));
   } catch (e) {
-    console.error(
-      `sim: ${(e as Error).message}; usage: deno task sim --seeds N [--from S] [--verbose]`,
-    );
+    console.error(`sim: ${(e as Error).message}; ${USAGE}`);
     return 2;
   }
   if (values.help) {
-    console.log(
-      "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end] [--keep-leader-of-two]",
-    );
+    console.log(USAGE);
     return 0;
   }
   const n = Number(values.seeds), from = Number(values.from);
@@ -43,11 +42,11 @@ function main(): number {
     console.error(`sim: --checks must be "all" or "end-to-end" (got ${checks})`);
     return 2;
   }
+  const overrides = values["keep-leader-of-two"] ? { removeLeaderOfTwo: false } : {};
   let violations = 0;
   let events = 0;
   const began = performance.now();
   for (let seed = from; seed < from + n; seed++) {
-    const overrides = values["keep-leader-of-two"] ? { removeLeaderOfTwo: false } : {};
     const r = runSimulation({ seed, verbose: values.verbose, checks, overrides });
     events += r.stats.events;
     if (values.verbose) {
