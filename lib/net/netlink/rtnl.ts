@@ -34,9 +34,7 @@ import {
   RTA_OIF,
   RTA_TABLE,
   RTEXT_FILTER_SKIP_STATS,
-  RTM_DELADDR,
   RTM_DELLINK,
-  RTM_DELROUTE,
   RTM_GETADDR,
   RTM_GETLINK,
   RTM_GETROUTE,
@@ -219,17 +217,6 @@ export function addAddress(
   );
 }
 
-export function deleteAddress(s: NetlinkSocket, index: number, cidr: CIDR): void {
-  const ip = ipToBytes(cidr.ip);
-  s.request(
-    `delete address ${formatCIDR(cidr)} from link #${index}`,
-    RTM_DELADDR,
-    0,
-    ifaddrmsg({ family: afOf(cidr.ip), prefixLen: cidr.prefix, index }),
-    [attr.bytes(IFA_LOCAL, ip)],
-  );
-}
-
 export interface LinkAddress {
   index: number;
   /** The address with its prefix length, host bits kept. */
@@ -274,19 +261,6 @@ export function addRoute(s: NetlinkSocket, r: RouteSpec): void {
       scope: r.gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK,
       type: RTN_UNICAST,
     }),
-    attrs,
-  );
-}
-
-export function deleteRoute(s: NetlinkSocket, r: RouteSpec): void {
-  const attrs = [attr.u32(RTA_TABLE, RT_TABLE_MAIN), attr.u32(RTA_OIF, r.oif)];
-  if (r.dst.prefix > 0) attrs.push(attr.bytes(RTA_DST, ipToBytes(r.dst.ip)));
-  if (r.gw) attrs.push(attr.bytes(RTA_GATEWAY, ipToBytes(r.gw)));
-  s.request(
-    `delete route ${formatCIDR(r.dst)}`,
-    RTM_DELROUTE,
-    0,
-    rtmsg({ family: afOf(r.dst.ip), dstLen: r.dst.prefix, table: RT_TABLE_MAIN }),
     attrs,
   );
 }
