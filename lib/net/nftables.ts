@@ -7,41 +7,34 @@ import { runCommand } from "./ip_batch.ts";
 export const TABLE = "twill";
 
 export function renderMasqRuleset(network: string, ownSubnet: string): string {
-  return `table ip ${TABLE} {}
-delete table ip ${TABLE}
-table ip ${TABLE} {
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    ip saddr ${network} ip daddr ${network} return
-    ip saddr != ${network} ip daddr ${ownSubnet} return
-    ip saddr ${network} ip daddr != 224.0.0.0/4 masquerade fully-random
-    ip saddr != ${network} ip daddr ${network} masquerade fully-random
-  }
-  chain forward {
-    type filter hook forward priority filter; policy accept;
-    ip saddr ${network} accept
-    ip daddr ${network} accept
-  }
-}
-`;
+  return renderFamily("ip", "224.0.0.0/4", network, ownSubnet);
 }
 
 /** The IPv6 counterpart (table ip6 twill), multicast being ff00::/8. */
 export function renderMasqRuleset6(network: string, ownSubnet: string): string {
-  return `table ip6 ${TABLE} {}
-delete table ip6 ${TABLE}
-table ip6 ${TABLE} {
+  return renderFamily("ip6", "ff00::/8", network, ownSubnet);
+}
+
+function renderFamily(
+  fam: "ip" | "ip6",
+  multicast: string,
+  network: string,
+  ownSubnet: string,
+): string {
+  return `table ${fam} ${TABLE} {}
+delete table ${fam} ${TABLE}
+table ${fam} ${TABLE} {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
-    ip6 saddr ${network} ip6 daddr ${network} return
-    ip6 saddr != ${network} ip6 daddr ${ownSubnet} return
-    ip6 saddr ${network} ip6 daddr != ff00::/8 masquerade fully-random
-    ip6 saddr != ${network} ip6 daddr ${network} masquerade fully-random
+    ${fam} saddr ${network} ${fam} daddr ${network} return
+    ${fam} saddr != ${network} ${fam} daddr ${ownSubnet} return
+    ${fam} saddr ${network} ${fam} daddr != ${multicast} masquerade fully-random
+    ${fam} saddr != ${network} ${fam} daddr ${network} masquerade fully-random
   }
   chain forward {
     type filter hook forward priority filter; policy accept;
-    ip6 saddr ${network} accept
-    ip6 daddr ${network} accept
+    ${fam} saddr ${network} accept
+    ${fam} daddr ${network} accept
   }
 }
 `;
