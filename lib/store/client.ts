@@ -494,7 +494,7 @@ function streamError(e: unknown): EtcdClientError {
 }
 
 /** Newline-delimited (or simply concatenated) JSON objects of a streaming response. */
-async function* ndjson(res: Response, signal?: AbortSignal): AsyncGenerator<Json> {
+export async function* ndjson(res: Response, signal?: AbortSignal): AsyncGenerator<Json> {
   if (!res.body) return;
   const reader = res.body.getReader();
   const dec = new TextDecoder();

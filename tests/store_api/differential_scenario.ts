@@ -6,6 +6,7 @@
 // compared as their flattened event lists (batching is the server's choice).
 
 import assert from "node:assert/strict";
+import { ndjson } from "../../lib/store/client.ts";
 
 export interface Step {
   name: string;
@@ -87,38 +88,26 @@ export async function runDifferentialScenario(
       body: JSON.stringify({ create_request: create }),
       signal: ctrl.signal,
     });
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
     const responses: Json[] = [];
     const events: unknown[] = [];
-    let buf = "";
     const deadline = setTimeout(() => ctrl.abort(), 5000);
     let started = false;
     try {
-      while (!until(events, responses)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += dec.decode(value, { stream: true });
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (!line) continue;
-          const r = (JSON.parse(line) as Json).result as Json;
-          responses.push(r);
-          events.push(...((r.events as unknown[]) ?? []));
-        }
-        if (!started && responses.some((r) => r.created) && during) {
+      for await (const line of ndjson(res, ctrl.signal)) {
+        const r = line.result as Json;
+        responses.push(r);
+        events.push(...((r.events as unknown[]) ?? []));
+        if (!started && r.created && during) {
           started = true;
           await during();
         }
+        if (until(events, responses)) break;
       }
     } catch (e) {
       if (!ctrl.signal.aborted) throw e;
     } finally {
       clearTimeout(deadline);
       ctrl.abort();
-      await reader.cancel().catch(() => {});
     }
     const created = responses.find((r) => r.created);
     const canceled = responses.find((r) => r.canceled);

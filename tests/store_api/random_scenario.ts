@@ -5,6 +5,7 @@
 // here depends on timing: leases are long and never left to expire.
 
 import { type Step, stripHeader as strip } from "./differential_scenario.ts";
+import { ndjson } from "../../lib/store/client.ts";
 
 type Json = Record<string, unknown>;
 
@@ -179,25 +180,18 @@ async function readEvents(
   ctrl: AbortController,
   revision: number,
 ): Promise<unknown[]> {
-  const reader = res.body!.getReader();
-  const dec = new TextDecoder();
   const events: unknown[] = [];
-  let buf = "";
+  const reached = () => {
+    const last = events.at(-1) as Json | undefined;
+    return revision <= 1 ||
+      (last !== undefined && Number((last.kv as Json).mod_revision) >= revision);
+  };
   const deadline = setTimeout(() => ctrl.abort(), 5000);
   try {
-    while (true) {
-      const last = events.at(-1) as Json | undefined;
-      if (revision <= 1 || (last && Number((last.kv as Json).mod_revision) >= revision)) break;
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (!line) continue;
-        const result = (JSON.parse(line) as Json).result as Json;
-        events.push(...((result.events as unknown[]) ?? []));
+    if (!reached()) {
+      for await (const line of ndjson(res, ctrl.signal)) {
+        events.push(...(((line.result as Json).events as unknown[]) ?? []));
+        if (reached()) break;
       }
     }
   } catch (e) {
@@ -205,7 +199,6 @@ async function readEvents(
   } finally {
     clearTimeout(deadline);
     ctrl.abort();
-    await reader.cancel().catch(() => {});
   }
   return events;
 }
