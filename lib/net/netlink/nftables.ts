@@ -193,25 +193,17 @@ export function masqBatch(
       nfgenmsg(0, NFNL_SUBSYS_NFTABLES),
     ),
   );
-  msgs.push(
+  const newTable = () =>
     encodeMessage(
       nftType(NFT_MSG_NEWTABLE),
       NLM_F_REQUEST | NLM_F_CREATE,
       nextSeq(),
       fam,
       tableName,
-    ),
-  );
+    );
+  msgs.push(newTable());
   msgs.push(encodeMessage(nftType(NFT_MSG_DELTABLE), NLM_F_REQUEST, nextSeq(), fam, tableName));
-  msgs.push(
-    encodeMessage(
-      nftType(NFT_MSG_NEWTABLE),
-      NLM_F_REQUEST | NLM_F_CREATE,
-      nextSeq(),
-      fam,
-      tableName,
-    ),
-  );
+  msgs.push(newTable());
   msgs.push(encodeMessage(nftType(NFT_MSG_NEWCHAIN), NLM_F_REQUEST | NLM_F_CREATE, nextSeq(), fam, [
     attr.str(NFTA_CHAIN_TABLE, spec.table),
     attr.str(NFTA_CHAIN_NAME, spec.chain),
