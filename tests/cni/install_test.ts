@@ -1,7 +1,7 @@
 // twill install-cni into temporary directories (never the real /opt/cni/bin).
 import assert from "node:assert/strict";
 import { CONFLIST, isCompiled, launcherScript } from "../../cmd/install.ts";
-import { DENO, listDir, MAIN, sh } from "./support.ts";
+import { DENO, installCni, listDir, MAIN, sh } from "./support.ts";
 
 Deno.test("install-cni from source writes a working launcher and kube-flannel's conflist", async () => {
   const dir = await Deno.makeTempDir({ prefix: "twc-install" });
@@ -9,17 +9,7 @@ Deno.test("install-cni from source writes a working launcher and kube-flannel's 
     // An old conflist is replaced whole.
     await Deno.mkdir(`${dir}/net.d`);
     await Deno.writeTextFile(`${dir}/net.d/10-flannel.conflist`, "old");
-    const out = await sh([
-      DENO,
-      "run",
-      "-A",
-      MAIN,
-      "install-cni",
-      "--bin-dir",
-      `${dir}/bin`,
-      "--conf-dir",
-      `${dir}/net.d`,
-    ]);
+    const out = await installCni(`${dir}/bin`, `${dir}/net.d`);
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(await listDir(`${dir}/bin`), ["flannel"]);
     assert.deepEqual(await listDir(`${dir}/net.d`), ["10-flannel.conflist"]);
@@ -55,17 +45,7 @@ Deno.test("install-cni: compiled vs source, quoting, and a clear error for an un
   const dir = await Deno.makeTempDir({ prefix: "twc-install" });
   try {
     await Deno.writeTextFile(`${dir}/file`, "");
-    const out = await sh([
-      DENO,
-      "run",
-      "-A",
-      MAIN,
-      "install-cni",
-      "--bin-dir",
-      `${dir}/file/bin`,
-      "--conf-dir",
-      `${dir}/c`,
-    ]);
+    const out = await installCni(`${dir}/file/bin`, `${dir}/c`);
     assert.equal(out.code, 1);
     assert.match(out.stderr, /twill install-cni: .*writable/);
     const bad = await sh([DENO, "run", "-A", MAIN, "install-cni", "--frob"]);

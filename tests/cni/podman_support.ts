@@ -2,7 +2,7 @@
 // all under one temp dir; CNI backend; twill installed as "flannel" ahead of /usr/lib/cni; a
 // busybox-static image. Every podman call runs inside the given node namespace.
 import assert from "node:assert/strict";
-import { DENO, MAIN, must, type Out, REF_PLUGINS, sh } from "./support.ts";
+import { installCni, must, type Out, REF_PLUGINS, sh } from "./support.ts";
 
 export interface Podman {
   dir: string;
@@ -35,17 +35,7 @@ export async function preparePodman(
   const env = { CONTAINERS_CONF: `${dir}/containers.conf` };
   const run = (args: string[]) => sh([...base, ...args], undefined, env);
   // twill as "flannel", installed the way an operator would, into the test's own bin dir.
-  const inst = await sh([
-    DENO,
-    "run",
-    "-A",
-    MAIN,
-    "install-cni",
-    "--bin-dir",
-    `${dir}/bin`,
-    "--conf-dir",
-    `${dir}/installed`,
-  ]);
+  const inst = await installCni(`${dir}/bin`, `${dir}/installed`);
   assert.equal(inst.code, 0, inst.stderr);
   const conflist = JSON.parse(await Deno.readTextFile(`${dir}/installed/10-flannel.conflist`));
   Object.assign(conflist.plugins[0], flannel);

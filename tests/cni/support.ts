@@ -144,6 +144,11 @@ export function podEnv(id: string, pod: string, ifname = "eth0"): Record<string,
   return { CNI_CONTAINERID: id, CNI_NETNS: `/var/run/netns/${pod}`, CNI_IFNAME: ifname };
 }
 
+/** `twill install-cni` from source into the given directories. */
+export function installCni(binDir: string, confDir: string): Promise<Out> {
+  return sh([DENO, "run", "-A", MAIN, "install-cni", "--bin-dir", binDir, "--conf-dir", confDir]);
+}
+
 export async function listDir(path: string): Promise<string[]> {
   const out: string[] = [];
   try {
