@@ -1,7 +1,7 @@
 // A subnet lease as Flannel stores it: the key <prefix>/subnets/10.1.2.0-24 (dual stack
 // 10.1.2.0-24&fd00::-64) and the value Flannel's LeaseAttrs JSON, fields in Flannel's order:
 // {"PublicIP":"…","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
-import { type CIDR, formatCIDR, formatIP, parseCIDR, tryParseIP } from "../net/cidr.ts";
+import { type CIDR, cidrEqual, formatCIDR, formatIP, parseCIDR, tryParseIP } from "../net/cidr.ts";
 
 export interface LeaseAttrs {
   publicIP: string;
@@ -112,12 +112,13 @@ export function vxlanData(attrs: LeaseAttrs, v6 = false): VxlanLeaseData | null 
 }
 
 export function sameSubnets(a: Lease, b: Lease): boolean {
-  return eqCIDR(a.subnet, b.subnet) && eqCIDR(a.ipv6Subnet, b.ipv6Subnet);
+  return sameCIDR(a.subnet, b.subnet) && sameCIDR(a.ipv6Subnet, b.ipv6Subnet);
 }
 
-function eqCIDR(a: CIDR | null, b: CIDR | null): boolean {
+/** cidrEqual for a lease's optional subnets: two absent ones are the same. */
+export function sameCIDR(a: CIDR | null, b: CIDR | null): boolean {
   if (!a || !b) return a === b;
-  return a.prefix === b.prefix && a.ip.value === b.ip.value && a.ip.family === b.ip.family;
+  return cidrEqual(a, b);
 }
 
 export function describeLease(l: Lease): string {

@@ -17,6 +17,7 @@ import {
   type Lease,
   type LeaseAttrs,
   parseSubnetKey,
+  sameCIDR,
   subnetKey,
   subnetsPrefix,
 } from "./lease.ts";
@@ -279,11 +280,6 @@ function overlapsCIDR(a: CIDR, b: CIDR): boolean {
   const bitsN = BigInt(a.ip.family === 4 ? 32 : 128);
   const shift = bitsN - BigInt(p);
   return (a.ip.value >> shift) === (b.ip.value >> shift);
-}
-
-function sameCIDR(a: CIDR | null, b: CIDR | null): boolean {
-  if (!a || !b) return a === b;
-  return a.prefix === b.prefix && a.ip.value === b.ip.value;
 }
 
 /** A stored key/value as a Lease; null when the key is not a subnet key or the value is bad. */
