@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { AGENT_FLAGS, agentUsage, envName, parseAgentFlags } from "../../cmd/agent.ts";
 
-Deno.test("defaults follow DESIGN.md", () => {
+Deno.test("defaults: Flannel's paths and ports, twill's store settings", () => {
   const f = parseAgentFlags([], {});
   assert.equal(f.dataDir, "/var/lib/twill");
   assert.equal(f.listen, "0.0.0.0:8473");
