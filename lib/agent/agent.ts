@@ -3,7 +3,13 @@
 // backend → kernel. Nothing is torn down when `signal` aborts.
 import { formatCIDR } from "../net/cidr.ts";
 import { findInterface } from "../net/iface.ts";
-import { applyRuleset, renderMasqRuleset, renderMasqRuleset6, ruleCount } from "../net/nftables.ts";
+import {
+  applyRuleset,
+  MASQ_RULES,
+  renderMasqRuleset,
+  renderMasqRuleset6,
+  ruleCount,
+} from "../net/nftables.ts";
 import type { Backend } from "../backend/backend.ts";
 import { HostGwBackend } from "../backend/hostgw.ts";
 import { VxlanBackend } from "../backend/vxlan.ts";
@@ -27,7 +33,6 @@ import { type Logger, makeLogger } from "../log.ts";
 import type { NetworkAgentOptions } from "./options.ts";
 import { AgentState } from "./state.ts";
 
-const MASQ_RULES = 6;
 const RESYNC_MS = 15_000;
 /** Up to this many peer changes at once are logged one line each, more as one summary. */
 const PEER_LOG_LINES = 16;

@@ -5,6 +5,8 @@
 import { runCommand } from "./ip_batch.ts";
 
 export const TABLE = "twill";
+/** The rules in one family's table as rendered here: what ruleCount() reads of an intact table. */
+export const MASQ_RULES = 6;
 
 export function renderMasqRuleset(network: string, ownSubnet: string): string {
   return renderFamily("ip", "224.0.0.0/4", network, ownSubnet);

@@ -4,7 +4,7 @@ import { vxlanDesired } from "../../lib/backend/vxlan.ts";
 import { hostGwDesired } from "../../lib/backend/hostgw.ts";
 import { planDevice, randomVtepMac, type VxlanDeviceSpec } from "../../lib/backend/vxlan_device.ts";
 import { ownedRoutes } from "../../lib/backend/routes.ts";
-import { renderMasqRuleset } from "../../lib/net/nftables.ts";
+import { MASQ_RULES, renderMasqRuleset } from "../../lib/net/nftables.ts";
 import { chooseInterface } from "../../lib/net/iface.ts";
 import { parseCIDR } from "../../lib/net/cidr.ts";
 import type { Lease } from "../../lib/subnet/lease.ts";
@@ -180,6 +180,12 @@ table ip twill {
   }
 }
 `,
+  );
+  // the agent's periodic check compares the live rule count with MASQ_RULES
+  assert.equal(
+    t.split("\n").filter((l) => / (accept|return|masquerade)\b/.test(l) && !l.includes("policy"))
+      .length,
+    MASQ_RULES,
   );
 });
 
