@@ -1,25 +1,13 @@
 // The few store calls `twill ctl` makes, over the etcd v3 JSON API and twill's /raft/ routes.
 // Plain fetch with one request per call; the caller shows errors as one line.
-import { Buffer } from "node:buffer";
 import { jsonTexts } from "../store/api/json_stream.ts";
+import { decodeBase64, encodeBase64 } from "../base64.ts";
+import { prefixEnd as prefixEndBytes } from "../store/client.ts";
 
-export const b64 = (s: string | Uint8Array): string =>
-  Buffer.from(typeof s === "string" ? new TextEncoder().encode(s) : s).toString("base64");
-export const unb64 = (s: string | undefined): string =>
-  s ? new TextDecoder().decode(Buffer.from(s, "base64")) : "";
-
-/** The key just after every key starting with `prefix` (etcd's range_end for a prefix). */
-export function prefixEnd(prefix: string): string {
-  const b = new TextEncoder().encode(prefix);
-  for (let i = b.length - 1; i >= 0; i--) {
-    if (b[i] < 0xff) {
-      const out = b.slice(0, i + 1);
-      out[i]++;
-      return b64(out);
-    }
-  }
-  return b64(new Uint8Array([0]));
-}
+const b64 = (s: string): string => encodeBase64(new TextEncoder().encode(s));
+const unb64 = (s: string | undefined): string => s ? new TextDecoder().decode(decodeBase64(s)) : "";
+/** etcd's range_end for every key starting with `prefix`, base64 for the JSON API. */
+const prefixEnd = (prefix: string): string => encodeBase64(prefixEndBytes(prefix));
 
 export interface Kv {
   key: string;
