@@ -27,6 +27,13 @@ export class StoreHttp {
     return `${this.server.includes("://") ? this.server : `http://${this.server}`}${path}`;
   }
 
+  private headers(): Record<string, string> {
+    return {
+      "content-type": "application/json",
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+    };
+  }
+
   async post<T = Record<string, unknown>>(
     path: string,
     body: unknown,
@@ -36,10 +43,7 @@ export class StoreHttp {
     try {
       res = await fetch(this.url(path), {
         method: "POST",
-        headers: {
-          "content-type": "application/json",
-          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-        },
+        headers: this.headers(),
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -99,10 +103,7 @@ export class StoreHttp {
     try {
       res = await fetch(this.url("/v3/watch"), {
         method: "POST",
-        headers: {
-          "content-type": "application/json",
-          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-        },
+        headers: this.headers(),
         body: JSON.stringify({
           create_request: { key: b64(prefix), range_end: prefixEnd(prefix) },
         }),
