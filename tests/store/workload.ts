@@ -112,35 +112,8 @@ export class Workload {
         const ackKey = kind === 2 ? `/t/ack/${value}` : undefined;
         const k = ackKey ?? key;
         const call = this.now();
-        try {
-          const r = await post(m.address, "/v3/kv/put", { key: b64(k), value: b64(value) });
-          if (r.status === 200) {
-            if (ackKey) this.result.acked.set(ackKey, value);
-            else {this.result.history.push({
-                clientId: c,
-                input: { op: "put", key, value },
-                call,
-                return: this.now(),
-                output: {},
-              });}
-            this.result.ops.ok++;
-          } else {
-            if (!ackKey) {
-              this.result.history.push({
-                clientId: c,
-                input: { op: "put", key, value },
-                call,
-                return: Infinity,
-                output: undefined,
-              });
-            }
-            this.result.ops.unknown++;
-          }
-        } catch (e) {
-          if (e instanceof NotSent) {
-            this.result.ops.notSent++;
-            continue;
-          }
+        // The put may or may not have happened: it stays open in the history (never returned).
+        const outcomeUnknown = () => {
           if (!ackKey) {
             this.result.history.push({
               clientId: c,
@@ -151,6 +124,31 @@ export class Workload {
             });
           }
           this.result.ops.unknown++;
+        };
+        try {
+          const r = await post(m.address, "/v3/kv/put", { key: b64(k), value: b64(value) });
+          if (r.status === 200) {
+            if (ackKey) {
+              this.result.acked.set(ackKey, value);
+            } else {
+              this.result.history.push({
+                clientId: c,
+                input: { op: "put", key, value },
+                call,
+                return: this.now(),
+                output: {},
+              });
+            }
+            this.result.ops.ok++;
+          } else {
+            outcomeUnknown();
+          }
+        } catch (e) {
+          if (e instanceof NotSent) {
+            this.result.ops.notSent++;
+            continue;
+          }
+          outcomeUnknown();
         }
       }
     }
