@@ -28,12 +28,28 @@ function routesOf(rs: J[]): string[] {
   return rs.map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ""}`).sort();
 }
 
+/**
+ * Creates the namespaces and a temp dir (prefix twc-<tag>), runs the body, and removes both even
+ * when the body fails.
+ */
+async function inSandbox(
+  tag: string,
+  namespaces: string[],
+  body: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: `twc-${tag}` });
+  try {
+    for (const n of namespaces) await netnsAdd(n);
+    await body(dir);
+  } finally {
+    await netnsDel(...namespaces);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and host-local would", async () => {
   const node = ns("k1n"), pods = [ns("k1a"), ns("k1b"), ns("k1c")];
-  const dir = await Deno.makeTempDir({ prefix: "twc-k1" });
-  try {
-    await netnsAdd(node);
-    for (const p of pods) await netnsAdd(p);
+  await inSandbox("k1", [node, ...pods], async (dir) => {
     await setup(dir);
     const results: J[] = [];
     for (const [i, p] of pods.entries()) {
@@ -178,18 +194,12 @@ Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and
     assert.deepEqual(await listDir(`${dir}/ipam/cbr0`), ["last_reserved_ip.0", "lock"]);
     assert.deepEqual(await listDir(`${dir}/flannel`), []);
     assert.equal((await ipj(node, "link", "show")).filter((l: J) => l.master === "cni0").length, 0);
-  } finally {
-    await netnsDel(node, ...pods);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("dual stack: subnet.env with IPv6 gives the pod an address and routes of each family", async () => {
   const node = ns("k2n"), pod = ns("k2a");
-  const dir = await Deno.makeTempDir({ prefix: "twc-k2" });
-  try {
-    await netnsAdd(node);
-    await netnsAdd(pod);
+  await inSandbox("k2", [node, pod], async (dir) => {
     await setup(
       dir,
       subnetEnvText({ ipv6Network: "fd00:10::/56", ipv6Subnet: "fd00:10:0:1::1/64" }),
@@ -239,19 +249,12 @@ Deno.test("dual stack: subnet.env with IPv6 gives the pod an address and routes 
       "last_reserved_ip.1",
       "lock",
     ]);
-  } finally {
-    await netnsDel(node, pod);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("bad input gets the spec's error code and leaves no veth, reservation or bridge behind", async () => {
   const node = ns("k3n"), pod = ns("k3a"), pod2 = ns("k3b");
-  const dir = await Deno.makeTempDir({ prefix: "twc-k3" });
-  try {
-    await netnsAdd(node);
-    await netnsAdd(pod);
-    await netnsAdd(pod2);
+  await inSandbox("k3", [node, pod, pod2], async (dir) => {
     // A /30: the gateway takes .1, so exactly one pod address (.2) exists.
     await setup(dir, subnetEnvText({ subnet: "10.244.9.1/30" }));
     const conf = flannelConf(dir);
@@ -343,18 +346,12 @@ Deno.test("bad input gets the spec's error code and leaves no veth, reservation 
     }
     assert.deepEqual((await listDir(`${dir}/ipam/cbr0`)).filter((f) => f.startsWith("10.")), []);
     assert.deepEqual(await ipj(node, "link", "show", "type", "veth"), []);
-  } finally {
-    await netnsDel(node, pod, pod2);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ADD waits for subnet.env a bounded time, then fails with 11 pointing at the agent", async () => {
   const node = ns("k4n"), pod = ns("k4a");
-  const dir = await Deno.makeTempDir({ prefix: "twc-k4" });
-  try {
-    await netnsAdd(node);
-    await netnsAdd(pod);
+  await inSandbox("k4", [node, pod], async (dir) => {
     const t0 = performance.now();
     const late = await runTwill(
       node,
@@ -385,18 +382,12 @@ Deno.test("ADD waits for subnet.env a bounded time, then fails with 11 pointing 
     const st2 = await runTwill(node, "STATUS", flannelConf(dir, { cniVersion: "1.1.0" }));
     assert.equal(st2.code, 0, st2.stdout);
     assert.equal(st2.stdout, "");
-  } finally {
-    await netnsDel(node, pod);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("GC releases the addresses and host ends of attachments not listed as valid", async () => {
   const node = ns("k5n"), pods = [ns("k5a"), ns("k5b")];
-  const dir = await Deno.makeTempDir({ prefix: "twc-k5" });
-  try {
-    await netnsAdd(node);
-    for (const p of pods) await netnsAdd(p);
+  await inSandbox("k5", [node, ...pods], async (dir) => {
     await setup(dir);
     for (const [i, p] of pods.entries()) {
       const r = await runTwill(node, "ADD", flannelConf(dir), podEnv(`g${i}`, p));
@@ -418,10 +409,7 @@ Deno.test("GC releases the addresses and host ends of attachments not listed as 
       "cni.dev/valid-attachments": [],
     });
     assert.equal(old.json.code, 1);
-  } finally {
-    await netnsDel(node, ...pods);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /** Gives node namespace `node` a link to an "outside" namespace that has no route to the pods. */
@@ -517,10 +505,7 @@ Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic, through nf_
 
 Deno.test("cni0 still holding an old subnet's gateway: ADD adds the new gateway beside it", async () => {
   const node = ns("k7n"), pod = ns("k7a");
-  const dir = await Deno.makeTempDir({ prefix: "twc-k7" });
-  try {
-    await netnsAdd(node);
-    await netnsAdd(pod);
+  await inSandbox("k7", [node, pod], async (dir) => {
     await must(["ip", "-n", node, "link", "add", "cni0", "type", "bridge"]);
     await must(["ip", "-n", node, "addr", "add", "10.244.9.1/24", "dev", "cni0"]);
     await setup(dir, subnetEnvText({ subnet: "10.244.3.1/24" }));
@@ -533,18 +518,12 @@ Deno.test("cni0 still holding an old subnet's gateway: ADD adds the new gateway 
     );
     assert.deepEqual(v4.sort(), ["10.244.3.1/24", "10.244.9.1/24"]);
     await must(["ip", "netns", "exec", pod, "ping", "-c1", "-W2", "10.244.3.1"]);
-  } finally {
-    await netnsDel(node, pod);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a link already holding the attachment's host-end name is never touched", async () => {
   const node = ns("k8n"), pod = ns("k8a");
-  const dir = await Deno.makeTempDir({ prefix: "twc-k8" });
-  try {
-    await netnsAdd(node);
-    await netnsAdd(pod);
+  await inSandbox("k8", [node, pod], async (dir) => {
     await setup(dir);
     // Someone else's interface happens to have the name twill would pick first.
     const taken = hostVethName("coll", "eth0");
@@ -565,8 +544,5 @@ Deno.test("a link already holding the attachment's host-end name is never touche
     const names = (await ipj(node, "link", "show")).map((l: J) => l.ifname);
     assert.ok(names.includes(taken), "the other interface survives ADD and DEL");
     assert.ok(!names.includes(r.json.interfaces[1].name), "twill's own host end is gone");
-  } finally {
-    await netnsDel(node, pod);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
