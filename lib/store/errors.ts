@@ -40,6 +40,7 @@ export const ETCD_MESSAGES = {
   noLeader: "etcdserver: no leader",
   tooManyOps: "etcdserver: too many operations in txn request",
   requestTooLarge: "etcdserver: request is too large",
+  serverStopped: "etcdserver: server stopped",
   valueProvided: "etcdserver: value is provided",
   leaseProvided: "etcdserver: lease is provided",
   keyNotFound: "etcdserver: key not found",

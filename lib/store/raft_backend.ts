@@ -45,7 +45,7 @@ import {
   type StoreBackend,
   unwrapApplyResult,
 } from "./backend.ts";
-import { StoreError } from "./errors.ts";
+import { ETCD_MESSAGES, StoreError } from "./errors.ts";
 import { compactionDue, DEFAULT_RETAIN_REVISIONS } from "./auto_compactor.ts";
 import type { LogStore } from "./node/log_store.ts";
 import { type ConfChangeContext, encodeConfContext, MemberTable } from "./node/members.ts";
@@ -289,7 +289,7 @@ export class RaftBackend implements StoreBackend {
   // ----- StoreBackend -------------------------------------------------------------------------
 
   write(cmd: Command): Promise<unknown> {
-    if (this.stopped) return Promise.reject(unavailable("etcdserver: server stopped"));
+    if (this.stopped) return Promise.reject(unavailable(ETCD_MESSAGES.serverStopped));
     const existing = this.pending.get(cmd.requestId);
     if (existing) {
       return new Promise((resolve, reject) => {
@@ -324,7 +324,7 @@ export class RaftBackend implements StoreBackend {
   }
 
   readBarrier(): Promise<void> {
-    if (this.stopped) return Promise.reject(unavailable("etcdserver: server stopped"));
+    if (this.stopped) return Promise.reject(unavailable(ETCD_MESSAGES.serverStopped));
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve,
@@ -353,12 +353,12 @@ export class RaftBackend implements StoreBackend {
     if (this.role === "leader") {
       const ttl = this.opts.lessor.keepAlive(id, this.opts.now());
       if (ttl === null) {
-        throw new StoreError("leaseNotFound", "etcdserver: requested lease not found");
+        throw new StoreError("leaseNotFound", ETCD_MESSAGES.leaseNotFound);
       }
       return { ttl };
     }
     const lead = this.lead;
-    if (lead === 0 || !this.opts.leaderRpc) throw unavailable("etcdserver: no leader");
+    if (lead === 0 || !this.opts.leaderRpc) throw unavailable(ETCD_MESSAGES.noLeader);
     return await this.opts.leaderRpc.keepAlive(lead, id);
   }
 
@@ -370,7 +370,7 @@ export class RaftBackend implements StoreBackend {
       return { ttl: Math.max(0, Math.ceil(left ?? info.ttl)), grantedTtl: info.ttl };
     }
     const lead = this.lead;
-    if (lead === 0 || !this.opts.leaderRpc) throw unavailable("etcdserver: no leader");
+    if (lead === 0 || !this.opts.leaderRpc) throw unavailable(ETCD_MESSAGES.noLeader);
     return await this.opts.leaderRpc.timeToLive(lead, id);
   }
 
@@ -459,7 +459,7 @@ export class RaftBackend implements StoreBackend {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    const err = unavailable("etcdserver: server stopped");
+    const err = unavailable(ETCD_MESSAGES.serverStopped);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     for (const b of this.readBatches.values()) for (const w of b.waiters) w.reject(err);
@@ -498,7 +498,7 @@ export class RaftBackend implements StoreBackend {
       }
       if (e instanceof RaftError && e.code === "ProposalTooLarge") {
         this.pending.delete(p.requestId);
-        p.reject(new StoreError("tooLarge", "etcdserver: request is too large"));
+        p.reject(new StoreError("tooLarge", ETCD_MESSAGES.requestTooLarge));
         return;
       }
       throw e;
@@ -515,14 +515,14 @@ export class RaftBackend implements StoreBackend {
     for (const [id, p] of this.pending) {
       if (now >= p.deadline) {
         this.pending.delete(id);
-        p.reject(unavailable("etcdserver: request timed out"));
+        p.reject(unavailable(ETCD_MESSAGES.timeout));
       }
     }
     for (const [ctx, b] of this.readBatches) {
       const keep = b.waiters.filter((w) => {
         if (now < w.deadline) return true;
         w.reject(
-          unavailable(this.lead === 0 ? "etcdserver: no leader" : "etcdserver: request timed out"),
+          unavailable(this.lead === 0 ? ETCD_MESSAGES.noLeader : ETCD_MESSAGES.timeout),
         );
         return false;
       });

@@ -2,6 +2,7 @@
 // feeds a client stream: watch create/cancel requests, lease keep-alives) into single texts.
 
 import { invalidArgument } from "./errors.ts";
+import { ETCD_MESSAGES } from "../errors.ts";
 
 /** Yields each top-level JSON object or array text; whitespace between them is skipped. A text
  *  larger than maxBytes, or a stray character between values, throws ApiError. */
@@ -46,7 +47,7 @@ export async function* jsonTexts(
           depth--;
           if (depth === 0) {
             if (i + 1 - start > maxBytes) {
-              throw invalidArgument("etcdserver: request is too large");
+              throw invalidArgument(ETCD_MESSAGES.requestTooLarge);
             }
             yield buf.slice(start, i + 1);
             buf = buf.slice(i + 1);
@@ -57,7 +58,7 @@ export async function* jsonTexts(
       }
       scanned = buf.length;
       if (start >= 0 && buf.length - start > maxBytes) {
-        throw invalidArgument("etcdserver: request is too large");
+        throw invalidArgument(ETCD_MESSAGES.requestTooLarge);
       }
       if (start < 0) {
         buf = "";

@@ -8,7 +8,7 @@ import type { ConfChange, ConfState, Message, NodeId } from "../../raft/types.ts
 import { type LeaderRpc, RaftBackend } from "../raft_backend.ts";
 import { MvccStateMachine } from "../state_machine.ts";
 import { Lessor } from "../lessor.ts";
-import { StoreError } from "../errors.ts";
+import { ETCD_MESSAGES, StoreError } from "../errors.ts";
 import { DurableStorage } from "../wal/durable_storage.ts";
 import type { LogStore } from "./log_store.ts";
 import { type MemberInfo, MemberTable } from "./members.ts";
@@ -430,7 +430,7 @@ export class StoreMember implements PeerHandler {
   async members(): Promise<MembersResponse> {
     const b = this.backend;
     if (b.currentRole !== "leader") {
-      if (b.leader === 0) throw new StoreError("unavailable", "etcdserver: no leader");
+      if (b.leader === 0) throw new StoreError("unavailable", ETCD_MESSAGES.noLeader);
       return await this.callLeader<MembersResponse>(b.leader, "/raft/members", {});
     }
     const st = b.status();
