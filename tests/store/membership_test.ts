@@ -2,7 +2,16 @@
 // caught-up learners one at a time up to --voters, and replaces a voter that stays unreachable
 // longer than --dead-voter-timeout with a caught-up learner (then removes the dead voter).
 import assert from "node:assert/strict";
-import { b64, post, ProcessCluster, TOKEN, withCluster } from "./process_cluster.ts";
+import { b64, MAIN, post, ProcessCluster, TOKEN, withCluster } from "./process_cluster.ts";
+
+/** Runs `twill agent` with these flags to its end (for the ones that must refuse to start). */
+function runAgent(...flags: string[]): Promise<Deno.CommandOutput> {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "agent", ...flags],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
 
 Deno.test({
   name: "joiners are promoted up to --voters; a dead voter is replaced by a learner and removed",
@@ -137,65 +146,41 @@ Deno.test({
       assert.equal(check.status, 200);
       assert.equal(check.body.kvs, undefined, "the rejected put changed nothing");
 
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../../main.ts", import.meta.url).pathname,
-          "agent",
-          "--store-only",
-          "--join",
-          m.address,
-          "--token",
-          "wrong",
-          "--listen",
-          c.members[1].address,
-          "--data-dir",
-          c.members[1].dataDir,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const out = await runAgent(
+        "--store-only",
+        "--join",
+        m.address,
+        "--token",
+        "wrong",
+        "--listen",
+        c.members[1].address,
+        "--data-dir",
+        c.members[1].dataDir,
+      );
       assert.equal(out.code, 1);
       const err = new TextDecoder().decode(out.stderr);
       assert.match(err, /refused the cluster token \(401\)/);
 
       // --init on a data dir that holds a cluster is refused, never a second cluster.
-      const again = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../../main.ts", import.meta.url).pathname,
-          "agent",
-          "--store-only",
-          "--init",
-          "--token",
-          TOKEN,
-          "--listen",
-          "127.0.7.49:8473",
-          "--data-dir",
-          m.dataDir,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const again = await runAgent(
+        "--store-only",
+        "--init",
+        "--token",
+        TOKEN,
+        "--listen",
+        "127.0.7.49:8473",
+        "--data-dir",
+        m.dataDir,
+      );
       assert.equal(again.code, 1);
       // A second agent on a data dir in use is refused, whatever it was asked to do.
-      const twice = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../../main.ts", import.meta.url).pathname,
-          "agent",
-          "--store-only",
-          "--listen",
-          "127.0.7.48:8473",
-          "--data-dir",
-          m.dataDir,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const twice = await runAgent(
+        "--store-only",
+        "--listen",
+        "127.0.7.48:8473",
+        "--data-dir",
+        m.dataDir,
+      );
       assert.equal(twice.code, 1);
       assert.match(new TextDecoder().decode(twice.stderr), /is in use by another twill agent/);
       assert.match(
