@@ -2,7 +2,6 @@
 import type { NetworkAgentOptions } from "./options.ts";
 import { runAgentOnRegistry } from "./agent.ts";
 import type { SubnetRegistry } from "../subnet/registry.ts";
-import { EtcdHttpRegistry } from "../subnet/etcd_http.ts";
 import { EtcdClientRegistry } from "../subnet/etcd_client_registry.ts";
 import { EtcdClient } from "../store/client.ts";
 import { AgentState } from "./state.ts";
@@ -25,7 +24,7 @@ export function registryFor(kv: unknown): SubnetRegistry {
   if (!endpoints?.length) {
     throw new Error("runNetworkAgent: the store client has no endpoints to reach the store");
   }
-  return new EtcdHttpRegistry({ endpoints, token: o.token });
+  return new EtcdClientRegistry(new EtcdClient({ endpoints, token: o.token }));
 }
 
 /**

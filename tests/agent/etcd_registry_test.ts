@@ -1,7 +1,6 @@
 // The registries (over EtcdClient, over the agent's own JSON calls) against a real etcd 3.4 on
 // loopback (agent-net's ports 22379-22382) and against twill's own store API (in process).
 import assert from "node:assert/strict";
-import { EtcdHttpRegistry } from "../../lib/subnet/etcd_http.ts";
 import { LeaseLostError, LeaseManager } from "../../lib/subnet/manager.ts";
 import { startEtcd } from "./etcd_helper.ts";
 import { EtcdClientRegistry } from "../../lib/subnet/etcd_client_registry.ts";
@@ -28,14 +27,12 @@ const P = "/coreos.com/network";
 
 const KINDS = [
   ["EtcdClient", "etcd 3.4"],
-  ["etcd_http", "etcd 3.4"],
   ["EtcdClient", "twill"],
-  ["etcd_http", "twill"],
 ] as const;
 
 for (const [kind, server] of KINDS) {
   Deno.test(`registry over ${kind} against ${server}: acquire, fenced renew, watch, compaction`, async () => {
-    const port = kind === "EtcdClient" ? 22379 : 22381;
+    const port = 22379;
     const token = server === "twill" ? "twa-registry-token" : undefined;
     const etcd = server === "twill"
       ? startTwill(token!)
@@ -43,9 +40,9 @@ for (const [kind, server] of KINDS) {
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     const ac = new AbortController();
     try {
-      const reg: SubnetRegistry = kind === "EtcdClient"
-        ? new EtcdClientRegistry(new EtcdClient({ endpoints: [etcd.endpoint], token }))
-        : new EtcdHttpRegistry({ endpoints: [etcd.endpoint], token });
+      const reg: SubnetRegistry = new EtcdClientRegistry(
+        new EtcdClient({ endpoints: [etcd.endpoint], token }),
+      );
       const put = (k: string, v: string) =>
         fetch(`${etcd.endpoint}/v3/kv/put`, {
           method: "POST",
