@@ -1,9 +1,9 @@
 // `twill agent`: the long-running daemon of every node. This file owns the whole command line
 // (flags, FLANNELD_<FLAG> environment fallback, --init / --join / restart) and wires the store
-// member (lib/store/node/) and the network agent (lib/agent/) together.
+// member (lib/store/member/) and the network agent (lib/agent/) together.
 import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/store/node/duration.ts";
-import { splitHostPort } from "../lib/store/node/address.ts";
+import { parseDuration } from "../lib/store/member/duration.ts";
+import { splitHostPort } from "../lib/store/member/address.ts";
 
 export { splitHostPort };
 
@@ -311,7 +311,7 @@ export async function runAgent(args: string[], env: Record<string, string>): Pro
     console.log(agentUsage());
     return 0;
   }
-  const { runAgentWithFlags } = await import("../lib/store/node/agent_main.ts");
+  const { runAgentWithFlags } = await import("../lib/store/member/agent_main.ts");
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   Deno.addSignalListener("SIGTERM", onSignal);

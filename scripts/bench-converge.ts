@@ -10,7 +10,7 @@
 // Agents are the real binary (`main.ts agent`). The store is etcd 3.4 (Debian etcd-server) inside
 // the underlay namespace (--etcd-endpoints), or twill's embedded store (--init/--join).
 import { parseArgs } from "node:util";
-import { startEtcd } from "../tests/agent/etcd_helper.ts";
+import { startEtcd } from "../tests/subnet/etcd_helper.ts";
 import {
   type AgentProc,
   httpStatus,

@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { DurableStorage } from "../lib/store/wal/durable_storage.ts";
-import { EtcdClient } from "../lib/store/client.ts";
+import { EtcdClient } from "../lib/etcd/client.ts";
 
 // ---------------------------------------------------------------- processes and clusters
 
@@ -273,7 +273,7 @@ interface BenchClient {
   close(): void;
 }
 
-/** The project's etcd v3 JSON client (lib/store/client.ts), the same for twill and etcd. */
+/** The project's etcd v3 JSON client (lib/etcd/client.ts), the same for twill and etcd. */
 function makeClient(endpoints: string[], token?: string, timeoutMs = 10_000): BenchClient {
   const client = new EtcdClient({ endpoints, token, requestTimeoutMs: timeoutMs });
   const aborts = new Set<AbortController>();

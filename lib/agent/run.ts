@@ -3,7 +3,7 @@ import type { NetworkAgentOptions } from "./options.ts";
 import { runAgentOnRegistry } from "./agent.ts";
 import type { SubnetRegistry } from "../subnet/registry.ts";
 import { EtcdClientRegistry } from "../subnet/etcd_client_registry.ts";
-import { EtcdClient } from "../store/client.ts";
+import { EtcdClient } from "../etcd/client.ts";
 import { AgentState } from "./state.ts";
 import { makeLogger } from "../log.ts";
 export type { NetworkAgentOptions, StoreStatus } from "./options.ts";
@@ -32,7 +32,7 @@ export function registryFor(kv: unknown): SubnetRegistry {
  * masquerade, health server, reconcile loop. Resolves when stopped (nothing is torn down);
  * rejects with an Error whose message is one clear line on a fatal error (bad config, out of
  * subnets, unknown --iface, host-gw behind NAT), which the caller prints and exits non-zero with.
- * `kv` is the store client (lib/store/client.ts's EtcdClient), a SubnetRegistry, or plain
+ * `kv` is the store client (lib/etcd/client.ts's EtcdClient), a SubnetRegistry, or plain
  * endpoints (+ token) for the agent's own etcd JSON registry.
  */
 export async function runNetworkAgent(

@@ -1,6 +1,6 @@
 // `twill ctl` commands. Each returns an exit code and writes to the given output functions, so
 // tests can call them without a process.
-import type { MembersResponse, SelfStatus } from "../store/node/peer_routes.ts";
+import type { MembersResponse, SelfStatus } from "../store/member/peer_routes.ts";
 import { CtlError, StoreHttp } from "./store_http.ts";
 import { ago, inDuration, table } from "./table.ts";
 

@@ -2,7 +2,7 @@
 // Plain fetch with one request per call; the caller shows errors as one line.
 import { jsonTexts } from "../store/api/json_stream.ts";
 import { decodeBase64, encodeBase64 } from "../base64.ts";
-import { prefixEnd as prefixEndBytes } from "../store/client.ts";
+import { prefixEnd as prefixEndBytes } from "../etcd/client.ts";
 
 const b64 = (s: string): string => encodeBase64(new TextEncoder().encode(s));
 const unb64 = (s: string | undefined): string => s ? new TextDecoder().decode(decodeBase64(s)) : "";

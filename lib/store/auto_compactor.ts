@@ -2,7 +2,7 @@
 // `retain` revisions of history (for watchers that resume and reads at old revisions) and let it
 // grow to twice that before proposing a compact command, so compactions are rare. Pure.
 
-import type { KvStateMachine } from "./backend.ts";
+import type { KvStateMachine } from "./kv.ts";
 
 /** etcd-style default: the last 10 000 revisions stay readable and watchable. */
 export const DEFAULT_RETAIN_REVISIONS = 10_000;

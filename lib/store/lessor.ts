@@ -3,7 +3,7 @@
 // TTL from now. Expiry itself is replicated: the leader proposes a leaseExpire command for what
 // expired(now) returns. The clock is injected (milliseconds); nothing here reads time.
 
-import type { KvStateMachine } from "./backend.ts";
+import type { KvStateMachine } from "./kv.ts";
 
 export class Lessor {
   readonly #sm: KvStateMachine;

@@ -2,7 +2,7 @@
 // too many operations, and a txn that writes the same key twice. Pure; used by the API (to answer
 // before proposing) and by the state machine (so a bad command can never be half-applied).
 
-import type { RequestOp, TxnRequest } from "./backend.ts";
+import type { RequestOp, TxnRequest } from "./kv.ts";
 import { ETCD_MESSAGES, StoreError } from "./errors.ts";
 import { toBin } from "./mvcc_keys.ts";
 

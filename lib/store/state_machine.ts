@@ -28,7 +28,7 @@ import {
   type TxnRequest,
   type TxnResult,
   type WatchEvent,
-} from "./backend.ts";
+} from "./kv.ts";
 import { ETCD_MESSAGES, StoreError } from "./errors.ts";
 import { bytesEqual, compareBytes, fromBin, inRange, lowerBound, toBin } from "./mvcc_keys.ts";
 import { checkPut, checkTxn } from "./mvcc_validate.ts";

@@ -1,7 +1,7 @@
-// The SubnetRegistry over lib/store/client.ts's EtcdClient (twill's embedded store or a real
+// The SubnetRegistry over lib/etcd/client.ts's EtcdClient (twill's embedded store or a real
 // etcd). The client never re-sends writes; every write here is a compare-guarded txn or a grant
 // that merely expires, so an "unknown outcome" error is safe to retry at the manager level.
-import { type EtcdClient, EtcdClientError, text } from "../store/client.ts";
+import { type EtcdClient, EtcdClientError, text } from "../etcd/client.ts";
 import type { RegistryEvent, StoredKv, SubnetRegistry, WatchItem } from "./registry.ts";
 
 function kvOf(

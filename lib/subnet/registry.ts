@@ -1,5 +1,5 @@
 // The store operations the lease manager and the lease watcher need, as a small port. One
-// adapter speaks etcd's v3 API through lib/store/client.ts (twill's store or a real etcd); an
+// adapter speaks etcd's v3 API through lib/etcd/client.ts (twill's store or a real etcd); an
 // in-memory one serves the unit tests. Revisions and lease ids are bigint.
 
 export interface StoredKv {

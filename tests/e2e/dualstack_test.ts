@@ -2,7 +2,7 @@
 // --etcd-endpoints` against etcd 3.4, a net-conf with EnableIPv6; vxlan (flannel.1 and
 // flannel-v6.1) and host-gw both carry pod traffic over both families. Namespaces twa-d*/twa-g*.
 import assert from "node:assert/strict";
-import { startEtcd } from "../agent/etcd_helper.ts";
+import { startEtcd } from "../subnet/etcd_helper.ts";
 import {
   type AgentProc,
   etcdList,

@@ -1,7 +1,7 @@
 // End to end: the host-gw backend between 2 nodes, and bad inputs that must fail with one clear
 // line, a non-zero exit and no kernel changes. Namespaces twa-h*, removed by exact name.
 import assert from "node:assert/strict";
-import { startEtcd } from "../agent/etcd_helper.ts";
+import { startEtcd } from "../subnet/etcd_helper.ts";
 import {
   type AgentMode,
   type AgentProc,

@@ -3,7 +3,7 @@
 // namespace (--etcd-endpoints) or twill's embedded store (--init / --join). Namespaces
 // <prefix>*, removed by exact name in finally.
 import assert from "node:assert/strict";
-import { type EtcdProc, startEtcd } from "../agent/etcd_helper.ts";
+import { type EtcdProc, startEtcd } from "../subnet/etcd_helper.ts";
 import {
   type AgentMode,
   type AgentProc,

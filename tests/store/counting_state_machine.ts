@@ -1,6 +1,6 @@
 // The real state machine, instrumented for driver tests: records each command that changed the
 // store (so tests can check exactly-once application) and reads keys as strings.
-import type { ApplyResult, Command } from "../../lib/store/backend.ts";
+import type { ApplyResult, Command } from "../../lib/store/kv.ts";
 import { MvccStateMachine } from "../../lib/store/state_machine.ts";
 
 const enc = new TextEncoder();

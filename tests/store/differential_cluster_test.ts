@@ -2,11 +2,8 @@
 // writes are forwarded and reads go through ReadIndex) and against a real etcd 3.4: the
 // normalised transcripts must be identical.
 import assert from "node:assert/strict";
-import {
-  assertSameTranscript,
-  runDifferentialScenario,
-} from "../store_api/differential_scenario.ts";
-import { withEtcd } from "../store_api/servers.ts";
+import { assertSameTranscript, runDifferentialScenario } from "./api/differential_scenario.ts";
+import { withEtcd } from "./api/servers.ts";
 import { TOKEN, withCluster } from "./process_cluster.ts";
 
 Deno.test({

@@ -1,16 +1,16 @@
-// An in-process cluster of RaftBackends joined by an in-memory network with switchable links,
+// An in-process cluster of RaftKvs joined by an in-memory network with switchable links,
 // ticked by a real timer. For driver tests that need no sockets and no processes.
-import { RaftBackend } from "../../lib/store/raft_backend.ts";
-import { MemoryLogStore } from "../../lib/store/node/log_store.ts";
-import { MemberTable } from "../../lib/store/node/members.ts";
-import { encodeSnapshotData } from "../../lib/store/node/snapshot_envelope.ts";
+import { RaftKv } from "../../lib/store/raft_kv.ts";
+import { MemoryLogStore } from "../../lib/store/member/log_store.ts";
+import { MemberTable } from "../../lib/store/member/members.ts";
+import { encodeSnapshotData } from "../../lib/store/member/snapshot_envelope.ts";
 import { bootstrapSnapshot } from "../../lib/raft/bootstrap.ts";
 import type { Message, NodeId } from "../../lib/raft/types.ts";
 import { CountingStateMachine, noLessor } from "./counting_state_machine.ts";
 
 export interface InprocNode {
   id: NodeId;
-  backend: RaftBackend;
+  kv: RaftKv;
   sm: CountingStateMachine;
   storage: MemoryLogStore;
   timer: ReturnType<typeof setInterval>;
@@ -54,7 +54,7 @@ export class InprocCluster {
   start(id: NodeId, storage: MemoryLogStore, members: MemberTable): InprocNode {
     const sm = new CountingStateMachine();
     const snap = storage.snapshot();
-    const backend = new RaftBackend({
+    const kv = new RaftKv({
       id,
       clusterId: "1",
       storage,
@@ -75,9 +75,9 @@ export class InprocCluster {
         ? (l, e, f) => console.log(id, l, e, JSON.stringify(f))
         : undefined,
     });
-    backend.setTransport({ send: (msgs) => this.deliver(id, msgs) });
-    const timer = setInterval(() => backend.tick(), this.tickMs);
-    const node = { id, backend, sm, storage, timer };
+    kv.setTransport({ send: (msgs) => this.deliver(id, msgs) });
+    const timer = setInterval(() => kv.tick(), this.tickMs);
+    const node = { id, kv, sm, storage, timer };
     this.nodes.set(id, node);
     return node;
   }
@@ -86,13 +86,13 @@ export class InprocCluster {
     for (const m of msgs) {
       const to = this.nodes.get(m.to);
       if (!to || this.cut.has(`${from}->${m.to}`) || this.drop(from, m)) {
-        this.nodes.get(from)?.backend.reportUnreachable(m.to);
+        this.nodes.get(from)?.kv.reportUnreachable(m.to);
         continue;
       }
       setTimeout(() => {
         if (this.cut.has(`${from}->${m.to}`) || this.nodes.get(m.to) !== to) return;
-        to.backend.step([m]);
-        if (m.type === "MsgSnap") this.nodes.get(from)?.backend.reportSnapshot(m.to, true);
+        to.kv.step([m]);
+        if (m.type === "MsgSnap") this.nodes.get(from)?.kv.reportSnapshot(m.to, true);
       }, 0);
     }
   }
@@ -113,7 +113,7 @@ export class InprocCluster {
     const n = this.nodes.get(id);
     if (!n) return;
     clearInterval(n.timer);
-    n.backend.stop();
+    n.kv.stop();
     this.nodes.delete(id);
   }
 
@@ -122,7 +122,7 @@ export class InprocCluster {
   }
 
   leader(): InprocNode | undefined {
-    for (const n of this.nodes.values()) if (n.backend.currentRole === "leader") return n;
+    for (const n of this.nodes.values()) if (n.kv.currentRole === "leader") return n;
     return undefined;
   }
 
@@ -139,7 +139,7 @@ export class InprocCluster {
     await this.waitFor(
       () => {
         found = [...this.nodes.values()].find((n) =>
-          n.id !== exclude && n.backend.currentRole === "leader" &&
+          n.id !== exclude && n.kv.currentRole === "leader" &&
           !this.cut.has(`${n.id}->${[...this.nodes.keys()].find((k) => k !== n.id)}`)
         );
         return found !== undefined;

@@ -1,6 +1,6 @@
-// The leader's membership policy (lib/store/node/membership.ts), decision by decision.
+// The leader's membership policy (lib/store/member/membership.ts), decision by decision.
 import assert from "node:assert/strict";
-import { decideMembership, type MembershipView } from "../../lib/store/node/membership.ts";
+import { decideMembership, type MembershipView } from "../../lib/store/member/membership.ts";
 
 function view(over: Partial<MembershipView>): MembershipView {
   return {

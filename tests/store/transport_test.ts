@@ -3,9 +3,9 @@
 // member that was removed is told so.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { createPeerApp, type PeerHandler } from "../../lib/store/node/peer_routes.ts";
-import { HttpTransport } from "../../lib/store/node/transport.ts";
-import { encodeFrame, parseFrame } from "../../lib/store/node/peer_stream.ts";
+import { createPeerApp, type PeerHandler } from "../../lib/store/member/peer_routes.ts";
+import { HttpTransport } from "../../lib/store/member/transport.ts";
+import { encodeFrame, parseFrame } from "../../lib/store/member/peer_stream.ts";
 import { newMessage } from "../../lib/raft/util.ts";
 import type { Message, NodeId } from "../../lib/raft/types.ts";
 

@@ -1,10 +1,13 @@
 // Pure pieces of the store member: the Raft message codec, the snapshot envelope, the member
 // table, durations and the event log format.
 import assert from "node:assert/strict";
-import { decodeMessage, encodeMessage } from "../../lib/store/node/message_codec.ts";
-import { decodeSnapshotData, encodeSnapshotData } from "../../lib/store/node/snapshot_envelope.ts";
-import { encodeConfContext, MemberTable } from "../../lib/store/node/members.ts";
-import { formatDuration, parseDuration } from "../../lib/store/node/duration.ts";
+import { decodeMessage, encodeMessage } from "../../lib/store/member/message_codec.ts";
+import {
+  decodeSnapshotData,
+  encodeSnapshotData,
+} from "../../lib/store/member/snapshot_envelope.ts";
+import { encodeConfContext, MemberTable } from "../../lib/store/member/members.ts";
+import { formatDuration, parseDuration } from "../../lib/store/member/duration.ts";
 import { formatLogLine } from "../../lib/log.ts";
 import type { Message } from "../../lib/raft/types.ts";
 

@@ -1,5 +1,5 @@
 // The etcd v3 JSON client API (the grpc-gateway subset Flannel and twill use) over a
-// StoreBackend, as a Hono app. The caller serves it (Deno.serve(app.fetch)) and may add routes
+// Kv, as a Hono app. The caller serves it (Deno.serve(app.fetch)) and may add routes
 // (e.g. app.route("/raft", peerApp)); every route of the app, added or not, requires
 // `Authorization: Bearer <token>`.
 
@@ -8,13 +8,13 @@ import type {
   Command,
   CompactResult,
   DeleteRangeResult,
+  Kv,
   LeaseGrantResult,
   LeaseRevokeResult,
   PutResult,
   RequestOp,
-  StoreBackend,
   TxnResult,
-} from "../backend.ts";
+} from "../kv.ts";
 import { ETCD_MESSAGES, StoreError } from "../errors.ts";
 import { checkKey, checkPut, checkTxn, isReadOnlyTxn } from "../mvcc_validate.ts";
 import { MAX_LEASE_TTL } from "../state_machine.ts";
@@ -66,13 +66,13 @@ export interface ApiOptions {
 
 const encoder = new TextEncoder();
 
-export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
+export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   const app = new Hono();
   const maxRequest = opts.maxRequestBytes ?? MAX_REQUEST_BYTES;
   const maxBytes = Math.ceil(maxRequest * BODY_ALLOWANCE) + BODY_SLACK;
   const expected = encoder.encode(`Bearer ${opts.token}`);
-  const sm = backend.sm;
-  const head = (revision: string | number) => encodeHeader(backend.header(), revision);
+  const sm = kv.sm;
+  const head = (revision: string | number) => encodeHeader(kv.header(), revision);
   const current = () => head(sm.revision);
 
   app.use("*", async (c, next) => {
@@ -100,7 +100,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
 
   const write = async <T>(cmd: Command): Promise<T> => {
     if (requestSize(cmd) > maxRequest) throw invalidArgument(ETCD_MESSAGES.requestTooLarge);
-    return (await backend.write(cmd)) as T;
+    return (await kv.write(cmd)) as T;
   };
   const rid = () => crypto.randomUUID();
 
@@ -109,8 +109,8 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
     unary(async (o) => {
       const req = decodeRange(o);
       checkKey(req.key);
-      if (!req.serializable) await backend.readBarrier();
-      return encodeRange(backend.header(), sm.range(req));
+      if (!req.serializable) await kv.readBarrier();
+      return encodeRange(kv.header(), sm.range(req));
     }),
   );
 
@@ -120,7 +120,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
       const req = decodePut(o);
       checkPut(req);
       const r = await write<PutResult>({ op: "put", requestId: rid(), ...req });
-      return encodePut(backend.header(), r);
+      return encodePut(kv.header(), r);
     }),
   );
 
@@ -130,7 +130,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
       const req = decodeDeleteRange(o);
       checkKey(req.key);
       const r = await write<DeleteRangeResult>({ op: "deleteRange", requestId: rid(), ...req });
-      return encodeDeleteRange(backend.header(), r);
+      return encodeDeleteRange(kv.header(), r);
     }),
   );
 
@@ -142,11 +142,11 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
       if (isReadOnlyTxn(req)) {
         const serializable = allRangesSerializable(req.success) &&
           allRangesSerializable(req.failure);
-        if (!serializable) await backend.readBarrier();
-        return encodeTxn(backend.header(), sm.readTxn(req));
+        if (!serializable) await kv.readBarrier();
+        return encodeTxn(kv.header(), sm.readTxn(req));
       }
       const r = await write<TxnResult>({ op: "txn", requestId: rid(), ...req });
-      return encodeTxn(backend.header(), r);
+      return encodeTxn(kv.header(), r);
     }),
   );
 
@@ -184,8 +184,8 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
   const timeToLive = unary(async (o) => {
     const id = int64Field(o, "ID");
     const withKeys = boolField(o, "keys");
-    await backend.readBarrier();
-    const t = await backend.leaseTimeToLive(id);
+    await kv.readBarrier();
+    const t = await kv.leaseTimeToLive(id);
     if (!t) return { header: current(), ID: id, TTL: "-1" };
     const out: JsonObject = { header: current(), ID: id, TTL: String(t.ttl) };
     if (t.grantedTtl) out.grantedTTL = String(t.grantedTtl);
@@ -197,7 +197,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
   app.post("/v3/kv/lease/timetolive", timeToLive);
 
   const leases = unary(async () => {
-    await backend.readBarrier();
+    await kv.readBarrier();
     const list = sm.leases().map((l) => ({ ID: l.id }));
     return list.length ? { header: current(), leases: list } : { header: current() };
   });
@@ -207,7 +207,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
   app.post(
     "/v3/maintenance/status",
     unary(() => {
-      const h = backend.header();
+      const h = kv.header();
       const size = String(sm.sizeEstimate());
       const applied = String(sm.appliedIndex);
       return Promise.resolve({
@@ -235,7 +235,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
       const one = async (text: string) => {
         const id = int64Field(parseRequestObject(text), "ID");
         try {
-          const { ttl } = await backend.leaseKeepAlive(id);
+          const { ttl } = await kv.leaseKeepAlive(id);
           send({ result: { header: current(), ID: id, TTL: String(ttl) } });
         } catch (e) {
           if (!(e instanceof StoreError) || e.code !== "leaseNotFound") throw e;
@@ -262,7 +262,7 @@ export function createApiApp(backend: StoreBackend, opts: ApiOptions): Hono {
       async (send, flow) => {
         session = new WatchSession(
           sm,
-          () => backend.header(),
+          () => kv.header(),
           (result) => send(result instanceof Uint8Array ? result : { result }),
           flow.canSend,
         );

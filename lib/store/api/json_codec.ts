@@ -19,7 +19,7 @@ import type {
   TxnRequest,
   TxnResult,
   WatchEvent,
-} from "../backend.ts";
+} from "../kv.ts";
 import { ETCD_MESSAGES } from "../errors.ts";
 import { invalidArgument } from "./errors.ts";
 import { decodeBase64 as atobBytes, encodeBase64 } from "../../base64.ts";

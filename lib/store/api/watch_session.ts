@@ -12,7 +12,7 @@
 // watch id and prev_kv choice is handed the same encoded line, so a thousand watchers of one
 // prefix cost one JSON encoding and one buffer per event, queued by reference in every stream.
 
-import type { KvStateMachine, RevisionEvents, WatchEvent } from "../backend.ts";
+import type { KvStateMachine, RevisionEvents, WatchEvent } from "../kv.ts";
 import { StoreError } from "../errors.ts";
 import { inRange, toBin } from "../mvcc_keys.ts";
 import {

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { MemoryStorage } from "../../raft/memory_storage.ts";
 import type { InitialState } from "../../raft/storage.ts";
-import type { LogStore } from "../node/log_store.ts";
+import type { LogStore } from "../member/log_store.ts";
 import {
   type ConfState,
   type Entry,

@@ -1,0 +1,600 @@
+// One running store member: durable Raft storage in the data dir, the Raft driver, the peer
+// transport, the client API and the peer routes on one HTTP server, the tick timer, and the
+// leader's membership policy (promote learners, replace dead voters, drop dead learners).
+import { join } from "node:path";
+import type { Hono } from "hono";
+import { bootstrapSnapshot } from "../../raft/bootstrap.ts";
+import type { ConfChange, ConfState, Message, NodeId } from "../../raft/types.ts";
+import { type LeaderRpc, RaftKv } from "../raft_kv.ts";
+import { MvccStateMachine } from "../state_machine.ts";
+import { Lessor } from "../lessor.ts";
+import { ETCD_MESSAGES, StoreError } from "../errors.ts";
+import { DurableStorage } from "../wal/durable_storage.ts";
+import type { LogStore } from "./log_store.ts";
+import { type MemberInfo, MemberTable } from "./members.ts";
+import { decodeSnapshotData, encodeSnapshotData } from "./snapshot_envelope.ts";
+import { HttpTransport } from "./transport.ts";
+import {
+  createPeerApp,
+  type JoinRequest,
+  type JoinResponse,
+  type MembersResponse,
+  type PeerHandler,
+  type SelfStatus,
+} from "./peer_routes.ts";
+import { decideMembership } from "./membership.ts";
+import type { MemberIdentity } from "./identity.ts";
+import type { Logger } from "../../log.ts";
+import { splitHostPort } from "./address.ts";
+
+export interface StoreMemberOptions {
+  dataDir: string;
+  /** host:port to serve the store API and peer routes on. */
+  listen: string;
+  identity: MemberIdentity;
+  token: string;
+  /** Voters wanted (1..7). */
+  voters: number;
+  /** Learners kept as standby (beyond them, joiners that need not be members become clients). */
+  standbyLearners?: number;
+  deadVoterTimeoutMs: number;
+  snapshotCount: number;
+  /** MVCC revisions of history kept by the leader's auto-compaction (0: never; default 10,000). */
+  retainRevisions?: number;
+  tickMs: number;
+  electionTick?: number;
+  logger: Logger;
+  /** --init: create a cluster whose only voter is this member (data dir must be empty). */
+  bootstrap?: boolean;
+  /** --join: the members the leader told us about. */
+  initialMembers?: MemberInfo[];
+  /** Builds the client API app for a kv (lib/store/api). */
+  createApiApp: (kv: RaftKv, token: string) => Hono;
+  /** Use in-memory storage (tests only). */
+  inMemory?: boolean;
+}
+
+const PEERS_FILE = "peers.json";
+
+export class StoreMember implements PeerHandler {
+  readonly kv: RaftKv;
+  readonly transport: HttpTransport;
+  readonly storage: LogStore;
+  private server: Deno.HttpServer | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly lastContact = new Map<NodeId, number>();
+  private leaderSince = 0;
+  private readonly joins = new Map<string, JoinResponse>();
+  private membershipBusy = false;
+  private ticks = 0;
+  private readonly log: Logger;
+  /** Peer streams into this member, closed when it stops. */
+  private readonly streams = new Set<WebSocket>();
+
+  private constructor(
+    readonly opts: StoreMemberOptions,
+    storage: LogStore,
+    kv: RaftKv,
+    transport: HttpTransport,
+  ) {
+    this.storage = storage;
+    this.kv = kv;
+    this.transport = transport;
+    this.log = opts.logger;
+  }
+
+  private fatalListeners: ((e: Error) => void)[] = [];
+  private fatalError: Error | undefined;
+
+  /** Resolves with the error that stopped this member, if one ever does. */
+  whenFailed(): Promise<Error> {
+    if (this.fatalError) return Promise.resolve(this.fatalError);
+    return new Promise((resolve) => this.fatalListeners.push(resolve));
+  }
+
+  private failed(e: Error): void {
+    this.fatalError = e;
+    for (const l of this.fatalListeners.splice(0)) l(e);
+  }
+
+  get id(): NodeId {
+    return this.opts.identity.nodeId;
+  }
+
+  static async start(opts: StoreMemberOptions): Promise<StoreMember> {
+    const { identity, logger } = opts;
+    const storage: LogStore = opts.inMemory
+      ? new (await import("./log_store.ts")).MemoryLogStore()
+      : await DurableStorage.open(join(opts.dataDir, "raft"), {
+        warn: (line) => logger("warn", "wal_warning", { detail: line }),
+      });
+    if (opts.bootstrap) {
+      if (storage.lastIndex() > 0 || storage.snapshot().metadata.index > 0) {
+        throw new Error(
+          `${opts.dataDir} already holds a Raft log; refusing to create a second cluster`,
+        );
+      }
+      const members = MemberTable.from({
+        members: [{ id: identity.nodeId, address: identity.advertise, name: identity.name }],
+        maxId: identity.nodeId,
+      });
+      const data = encodeSnapshotData({ members: members.toData(), sm: new Uint8Array() });
+      await storage.save({
+        snapshot: bootstrapSnapshot({ voters: [identity.nodeId], learners: [] }, data),
+        entries: [],
+        mustSync: true,
+      });
+    }
+    const snap = storage.snapshot();
+    const sm = new MvccStateMachine();
+    let members = new MemberTable();
+    const content = decodeSnapshotData(snap.data);
+    if (content) {
+      if (content.sm.length > 0) sm.restore(content.sm);
+      members = MemberTable.from(content.members);
+    }
+    // Addresses learned since the snapshot (replayed from the log soon anyway) and those the
+    // leader gave us when joining: enough to reach the cluster before the log is replayed.
+    const known = new Map<NodeId, MemberInfo>();
+    for (const m of await readPeers(opts.dataDir)) known.set(m.id, m);
+    for (const m of opts.initialMembers ?? []) known.set(m.id, m);
+    for (const m of members.all()) known.set(m.id, m);
+
+    const lessor = new Lessor(sm);
+    let member: StoreMember | undefined = undefined;
+    const leaderRpc: LeaderRpc = {
+      keepAlive: (leader, id) => member!.callLeader(leader, "/raft/lease/keepalive", { id }),
+      timeToLive: async (leader, id) =>
+        (await member!.callLeader<{ lease: { ttl: number; grantedTtl: number } | null }>(
+          leader,
+          "/raft/lease/timetolive",
+          { id },
+        )).lease,
+    };
+    const kv = new RaftKv({
+      id: identity.nodeId,
+      clusterId: identity.clusterId,
+      storage,
+      sm,
+      members,
+      applied: snap.metadata.index,
+      rand: (n) => Math.floor(Math.random() * n),
+      now: () => Date.now(),
+      lessor: {
+        promote: (now) => lessor.promote(now),
+        keepAlive: (id, now) => lessor.keepAlive(id, now),
+        expired: (now) => lessor.expired(now),
+        ttlLeft: (id, now) => lessor.ttlLeft(id, now),
+      },
+      leaderRpc,
+      tickMs: opts.tickMs,
+      electionTick: opts.electionTick ?? 10,
+      heartbeatTick: 1,
+      snapshotCount: opts.snapshotCount,
+      retainRevisions: opts.retainRevisions,
+      logger,
+      onConfChange: (cc, conf) => member?.onConfChange(cc, conf),
+      onMembersRestored: () => member?.syncPeers(),
+      onLeaderChange: (lead) => member?.onLeaderChange(lead),
+      onFatal: (e) => member?.failed(e),
+    });
+    const transport = new HttpTransport({
+      selfId: identity.nodeId,
+      clusterId: identity.clusterId,
+      token: opts.token,
+      onUnreachable: (id) => kv.reportUnreachable(id),
+      onSnapshotStatus: (id, ok) => kv.reportSnapshot(id, ok),
+      onRemoved: (by) =>
+        kv.halt(
+          new Error(
+            `member ${identity.nodeId} was removed from cluster ${identity.clusterId} (member ${by} says so); ` +
+              `remove ${opts.dataDir} and join again to serve`,
+          ),
+        ),
+      logger,
+    });
+    for (const m of known.values()) if (m.address) transport.setPeer(m.id, m.address);
+    kv.setTransport(transport);
+    member = new StoreMember(opts, storage, kv, transport);
+
+    const app = opts.createApiApp(kv, opts.token);
+    app.route("/raft", createPeerApp(member));
+    const [hostname, port] = splitHostPort(opts.listen);
+    await new Promise<void>((resolve, reject) => {
+      try {
+        member!.server = Deno.serve({
+          hostname,
+          port,
+          onListen: () => resolve(),
+          onError: (e) => {
+            logger("error", "http_handler_failed", { error: e });
+            return new Response("internal error", { status: 500 });
+          },
+        }, app.fetch);
+      } catch (e) {
+        reject(new Error(`cannot listen on ${opts.listen}: ${(e as Error).message}`));
+      }
+    });
+    member.timer = setInterval(() => member!.onTick(), opts.tickMs);
+    logger("info", "store_member_started", {
+      id: identity.nodeId,
+      cluster: identity.clusterId,
+      listen: opts.listen,
+      advertise: identity.advertise,
+      applied: snap.metadata.index,
+      last_index: storage.lastIndex(),
+    });
+    if (opts.bootstrap) kv.campaign();
+    return member;
+  }
+
+  async close(): Promise<void> {
+    await this.handOffLeadership();
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.kv.stop();
+    this.transport.close();
+    for (const s of this.streams) {
+      try {
+        s.close();
+      } catch { /* already closed */ }
+    }
+    this.streams.clear();
+    await this.server?.shutdown().catch(() => {});
+    await this.storage.close();
+  }
+
+  /** A leader that is stopping hands leadership to its most caught-up voter first, so a
+   *  rolling restart costs no election timeout. Best effort, at most ~2 s. */
+  private async handOffLeadership(): Promise<void> {
+    const b = this.kv;
+    if (b.isStopped || b.currentRole !== "leader") return;
+    const st = b.status();
+    const candidates = st.config.voters.filter((id) => id !== this.id)
+      .map((id) => ({ id, match: st.progress?.get(id)?.match ?? 0 }))
+      .sort((x, y) => y.match - x.match);
+    if (candidates.length === 0) return;
+    const to = candidates[0].id;
+    b.transferLeadership(to);
+    const end = Date.now() + 2000;
+    while (Date.now() < end && b.currentRole === "leader") {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.log(b.currentRole === "leader" ? "warn" : "info", "leadership_handed_off", {
+      to,
+      done: b.currentRole !== "leader",
+    });
+  }
+
+  /** Resolves once this member knows a leader and has applied the leader's commit index. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (true) {
+      try {
+        await this.kv.readBarrier();
+        return;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  // ----- events -------------------------------------------------------------------------------
+
+  private onTick(): void {
+    this.kv.tick();
+    if (this.kv.isStopped) return;
+    this.ticks++;
+    if (this.kv.currentRole === "leader" && this.ticks % 5 === 0) {
+      void this.runMembershipPolicy();
+    }
+  }
+
+  private onLeaderChange(lead: NodeId): void {
+    if (lead === this.id) this.leaderSince = Date.now();
+  }
+
+  private onConfChange(cc: ConfChange, conf: ConfState): void {
+    if (cc.type === "removeNode") {
+      this.transport.removePeer(cc.nodeId);
+      this.lastContact.delete(cc.nodeId);
+      if (cc.nodeId === this.id) {
+        this.log("warn", "removed_from_cluster", {
+          detail: "this member was removed; remove its data dir and re-join to serve again",
+        });
+      }
+    } else {
+      // A new member gets a full --dead-voter-timeout of grace before the policy may call it dead.
+      if (!this.lastContact.has(cc.nodeId)) this.lastContact.set(cc.nodeId, Date.now());
+      const m = this.kv.members.get(cc.nodeId);
+      if (m?.address) this.transport.setPeer(cc.nodeId, m.address);
+      if (cc.type === "addNode" && conf.voters.includes(cc.nodeId)) {
+        this.log("info", "voter_added", { node: cc.nodeId, address: m?.address });
+      } else {
+        this.log("info", "peer_added", { node: cc.nodeId, address: m?.address, kind: "learner" });
+      }
+    }
+    void writePeers(this.opts.dataDir, this.kv.members.all(), this.opts.inMemory);
+  }
+
+  private syncPeers(): void {
+    for (const m of this.kv.members.all()) {
+      if (m.address) this.transport.setPeer(m.id, m.address);
+    }
+    void writePeers(this.opts.dataDir, this.kv.members.all(), this.opts.inMemory);
+  }
+
+  private async runMembershipPolicy(): Promise<void> {
+    if (this.membershipBusy || this.kv.hasPendingConfChange()) return;
+    const st = this.kv.status();
+    if (!st.progress) return;
+    const match = new Map<NodeId, number>();
+    for (const [id, p] of st.progress) match.set(id, p.match);
+    const action = decideMembership({
+      now: Date.now(),
+      self: this.id,
+      voters: st.config.voters,
+      learners: st.config.learners,
+      commit: st.hardState.commit,
+      match,
+      lastContact: this.lastContact,
+      leaderSince: this.leaderSince,
+      desiredVoters: this.opts.voters,
+      deadVoterTimeoutMs: this.opts.deadVoterTimeoutMs,
+      freshContactMs: Math.max(2000, this.opts.tickMs * 20),
+      catchUpSlack: 100,
+      pendingConfChange: false,
+    });
+    if (!action) return;
+    this.membershipBusy = true;
+    const m = this.kv.members.get(action.id);
+    const ctx = m ? { address: m.address, name: m.name } : undefined;
+    try {
+      if (action.type === "promote") {
+        await this.kv.changeMembership({ type: "addNode", nodeId: action.id }, ctx);
+        this.log(
+          "info",
+          action.reason === "replace_dead_voter" ? "voter_replaced" : "learner_promoted",
+          {
+            node: action.id,
+            address: m?.address,
+            replacing: action.replacing,
+          },
+        );
+      } else {
+        await this.kv.changeMembership({ type: "removeNode", nodeId: action.id });
+        this.log(
+          "info",
+          action.type === "removeVoter" ? "dead_voter_removed" : "dead_learner_removed",
+          {
+            node: action.id,
+            address: m?.address,
+          },
+        );
+      }
+    } catch (e) {
+      this.log("warn", "membership_change_failed", {
+        action: action.type,
+        node: action.id,
+        error: e,
+      });
+    } finally {
+      this.membershipBusy = false;
+    }
+  }
+
+  // ----- PeerHandler --------------------------------------------------------------------------
+
+  clusterId(): string {
+    return this.opts.identity.clusterId;
+  }
+  token(): string {
+    return this.opts.token;
+  }
+
+  isRemoved(from: NodeId): boolean {
+    const t = this.kv.members;
+    return from > 0 && from <= t.maxId && t.get(from) === undefined;
+  }
+
+  streamOpened(socket: WebSocket): void {
+    this.streams.add(socket);
+    socket.addEventListener("close", () => this.streams.delete(socket));
+  }
+
+  receive(from: NodeId, msgs: Message[]): void {
+    if (from) this.lastContact.set(from, Date.now());
+    this.kv.step(msgs);
+  }
+
+  status(): SelfStatus {
+    const b = this.kv;
+    const st = b.status();
+    return {
+      id: this.id,
+      name: this.opts.identity.name,
+      address: this.opts.identity.advertise,
+      clusterId: this.clusterId(),
+      role: st.config.learners.includes(this.id) ? "learner" : b.currentRole,
+      term: st.hardState.term,
+      leader: b.leader,
+      commit: st.hardState.commit,
+      applied: b.appliedIndex,
+      revision: b.sm.revision,
+      voters: st.config.voters,
+      learners: st.config.learners,
+    };
+  }
+
+  async members(): Promise<MembersResponse> {
+    const b = this.kv;
+    if (b.currentRole !== "leader") {
+      if (b.leader === 0) throw new StoreError("unavailable", ETCD_MESSAGES.noLeader);
+      return await this.callLeader<MembersResponse>(b.leader, "/raft/members", {});
+    }
+    const st = b.status();
+    const now = Date.now();
+    const view = [
+      ...st.config.voters.map((id) => [id, "voter"] as const),
+      ...st.config.learners.map((id) => [id, "learner"] as const),
+    ]
+      .map(([id, kind]) => {
+        const info = b.members.get(id);
+        const seen = this.lastContact.get(id);
+        return {
+          id,
+          name: info?.name ?? "",
+          address: info?.address ?? "",
+          kind,
+          isLeader: id === this.id,
+          match: st.progress?.get(id)?.match ?? 0,
+          lastContactMs: id === this.id ? 0 : seen === undefined ? null : now - seen,
+        };
+      })
+      .sort((a, c) => a.id - c.id);
+    return {
+      clusterId: this.clusterId(),
+      leader: this.id,
+      term: st.hardState.term,
+      commit: st.hardState.commit,
+      members: view,
+    };
+  }
+
+  async join(req: JoinRequest): Promise<JoinResponse> {
+    const b = this.kv;
+    if (b.currentRole !== "leader") {
+      if (b.leader === 0) {
+        throw new StoreError("unavailable", "no leader at the moment; retry the join shortly");
+      }
+      return await this.callLeader<JoinResponse>(b.leader, "/raft/join", req);
+    }
+    const done = this.joins.get(req.joinId);
+    if (done) return done;
+    const existing = b.members.byAddress(req.address);
+    if (existing && b.confState.learners.includes(existing.id)) {
+      // A learner at the same address: an earlier join whose answer was lost, or a node that
+      // lost its data dir. A learner holds no vote, so it is safe to replace it.
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "stale_learner_removed", { node: existing.id, address: req.address });
+    } else if (existing) {
+      // A voter's address joining again means a node that lost its data dir (reinstalled with
+      // the same address). If the old incarnation has been silent, it is gone: remove it (the
+      // remaining voters are then all the voters) and let the node join afresh; the policy will
+      // promote it once caught up. A voter still heard from is not touched.
+      const seen = this.lastContact.get(existing.id) ?? this.leaderSince;
+      const quietMs = Math.max(3000, this.opts.tickMs * (this.opts.electionTick ?? 10) * 3);
+      if (existing.id === this.id) {
+        throw new StoreError(
+          "invalidArgument",
+          `address ${req.address} is the leader's own; give the joining node its own address`,
+        );
+      }
+      if (Date.now() - seen < quietMs) {
+        // Retryable: the old incarnation may have just died.
+        throw new StoreError(
+          "unavailable",
+          `address ${req.address} belongs to voter ${existing.id}, heard from ${
+            Date.now() - seen
+          } ms ago; waiting until it has been silent ${quietMs} ms (if it is alive, restart it from its data dir instead of joining again)`,
+        );
+      }
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "rejoined_voter_removed", { node: existing.id, address: req.address });
+    }
+    const conf = b.confState;
+    const standby = this.opts.standbyLearners ?? 2;
+    const members = () => b.members.all().map((m) => ({ ...m }));
+    if (
+      !req.wantMember && conf.learners.length >= standby && conf.voters.length >= this.opts.voters
+    ) {
+      const resp: JoinResponse = {
+        clusterId: this.clusterId(),
+        nodeId: 0,
+        role: "client",
+        members: members(),
+      };
+      this.log("info", "client_admitted", { address: req.address, name: req.name });
+      return resp;
+    }
+    const id = b.members.nextId();
+    await b.changeMembership({ type: "addLearner", nodeId: id }, {
+      address: req.address,
+      name: req.name,
+    });
+    const resp: JoinResponse = {
+      clusterId: this.clusterId(),
+      nodeId: id,
+      role: "learner",
+      members: members(),
+    };
+    this.joins.set(req.joinId, resp);
+    if (this.joins.size > 1000) this.joins.delete(this.joins.keys().next().value!);
+    this.log("info", "member_joined", { node: id, address: req.address, name: req.name });
+    return resp;
+  }
+
+  keepAlive(id: string): Promise<{ ttl: number }> {
+    return this.kv.leaseKeepAlive(id);
+  }
+
+  timeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | null> {
+    return this.kv.leaseTimeToLive(id);
+  }
+
+  /** POSTs to the leader's peer route; errors become StoreErrors ("unavailable" when unknown). */
+  async callLeader<T>(leader: NodeId, path: string, body: unknown): Promise<T> {
+    const address = this.kv.members.get(leader)?.address ?? this.transport.peerAddress(leader);
+    if (!address) {
+      throw new StoreError("unavailable", `leader ${leader}'s address is not known yet`);
+    }
+    let res: Response;
+    try {
+      res = await fetch(`http://${address}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${this.opts.token}` },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(5000),
+      });
+    } catch (e) {
+      throw new StoreError(
+        "unavailable",
+        `leader ${leader} at ${address} did not answer: ${(e as Error).message}`,
+      );
+    }
+    const text = await res.text();
+    if (res.ok) return JSON.parse(text) as T;
+    let err: { error?: string; code?: string } = {};
+    try {
+      err = JSON.parse(text);
+    } catch { /* not JSON */ }
+    const code =
+      (err.code ?? (res.status === 503 ? "unavailable" : "internal")) as StoreError["code"];
+    throw new StoreError(code, err.error ?? `leader answered ${res.status}`);
+  }
+}
+
+export async function readPeers(dataDir: string): Promise<MemberInfo[]> {
+  try {
+    const v = JSON.parse(await Deno.readTextFile(join(dataDir, PEERS_FILE)));
+    return Array.isArray(v)
+      ? v.filter((m) => Number.isSafeInteger(m?.id) && typeof m?.address === "string")
+      : [];
+  } catch {
+    return [];
+  }
+}
+
+export async function writePeers(
+  dataDir: string,
+  members: MemberInfo[],
+  inMemory?: boolean,
+): Promise<void> {
+  if (inMemory) return;
+  try {
+    await Deno.writeTextFile(join(dataDir, PEERS_FILE), JSON.stringify(members) + "\n");
+  } catch {
+    // only a cache of addresses; the log has them too
+  }
+}
