@@ -3,6 +3,7 @@
 //   <data-dir>/token        the cluster token (mode 0600)
 // Files are written atomically (temp file, fsync, rename, directory fsync).
 import { join } from "node:path";
+import { writeFileAtomic } from "../../fs_atomic.ts";
 
 export interface MemberIdentity {
   clusterId: string;
@@ -13,34 +14,6 @@ export interface MemberIdentity {
 
 export const IDENTITY_FILE = "member.json";
 export const TOKEN_FILE = "token";
-
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const f = await Deno.open(dir, { read: true });
-    try {
-      await f.sync();
-    } finally {
-      f.close();
-    }
-  } catch {
-    // some filesystems refuse to open/sync directories; the rename is still atomic
-  }
-}
-
-export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o644): Promise<void> {
-  const dir = path.slice(0, path.lastIndexOf("/")) || ".";
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
-  try {
-    let off = 0;
-    while (off < data.length) off += await f.write(data.subarray(off));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  await Deno.rename(tmp, path);
-  await fsyncDir(dir);
-}
 
 export async function readIdentity(dataDir: string): Promise<MemberIdentity | undefined> {
   let text: string;

@@ -1,7 +1,7 @@
 // Small JSON files in the data dir (node identity, cluster id, token, VTEP MAC), replaced
 // atomically so that a crash never leaves a half-written one.
 import { join } from "node:path";
-import { ensureDir, writeFileAtomic } from "./fs_atomic.ts";
+import { ensureDir, writeFileAtomic } from "../../fs_atomic.ts";
 
 /** The parsed content of `dir/name`, or undefined when the file does not exist. */
 export async function readJson<T = unknown>(dir: string, name: string): Promise<T | undefined> {

@@ -10,7 +10,7 @@ import {
   removeTempFiles,
   writeAllSync,
   writeFileAtomic,
-} from "./fs_atomic.ts";
+} from "../../fs_atomic.ts";
 import { encodeRecord, RecordType, scanRecords } from "./record.ts";
 import { concatBytes } from "../../bytes.ts";
 import type { ScannedSegment } from "./replay.ts";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Snapshot } from "../../raft/types.ts";
 import { decodeSnapshotMetadata, encodeJson } from "./codec.ts";
 import { WalCorruptError } from "./errors.ts";
-import { ensureDir, fsyncDir, removeTempFiles, writeFileAtomic } from "./fs_atomic.ts";
+import { ensureDir, fsyncDir, removeTempFiles, writeFileAtomic } from "../../fs_atomic.ts";
 
 const MAGIC = new TextEncoder().encode("TWSNAP1\n");
 const NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;

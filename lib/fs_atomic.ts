@@ -1,7 +1,7 @@
 // Crash-safe file replacement: write a temporary file, fsync it, rename it over the target,
 // fsync the directory. After a crash the target holds either the old or the new content.
 import { basename, dirname, join, resolve } from "node:path";
-import { writeAll } from "../../bytes.ts";
+import { writeAll } from "./bytes.ts";
 
 export const TEMP_SUFFIX = ".tmp";
 
@@ -21,18 +21,29 @@ export function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
   while (at < bytes.length) at += file.writeSync(bytes.subarray(at));
 }
 
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+/** Replace `path` with `bytes` crash-safely; the file gets `mode` (secrets keep the 0600 default). */
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array,
+  mode = 0o600,
+): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}${TEMP_SUFFIX}`);
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
   try {
     await writeAll(f, bytes);
     await f.sync();
   } finally {
     f.close();
   }
+  await Deno.chmod(tmp, mode);
   await Deno.rename(tmp, path);
   await fsyncDir(dir);
+}
+
+/** Replace `path` with `text` crash-safely (see writeFileAtomic). */
+export function writeTextFileAtomic(path: string, text: string, mode = 0o600): Promise<void> {
+  return writeFileAtomic(path, new TextEncoder().encode(text), mode);
 }
 
 /** Remove temporary files a crash may have left behind in `dir`. */
