@@ -9,7 +9,7 @@
 // latency; watch fan-out (1,000 watchers on one prefix, 200 puts: delivery latency and member
 // RSS); failover (SIGKILL the leader 10 times: time until the next write succeeds). Prints both
 // systems and the ratio twill/etcd. Needs the `etcd` binary (Debian etcd-server, see
-// scripts/install-deps.sh). Ports: etcd 127.0.0.1:32379-32384, twill 127.0.0.1:38473-38475
+// scripts/install-deps.ts). Ports: etcd 127.0.0.1:32379-32384, twill 127.0.0.1:38473-38475
 // (health 39101-39103). All data lives in a temporary directory removed at the end.
 import { parseArgs } from "node:util";
 import { join } from "node:path";
