@@ -16,6 +16,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatCIDR, tryParseCIDR } from "../lib/net/cidr.ts";
+import { DEMO_PACKAGES, ensurePackages as installPackages, InstallError } from "./install-deps.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const PREFIX = "twdemo-";
@@ -460,32 +461,12 @@ export async function teardown(plan: DemoPlan): Promise<string[]> {
 // The steps.
 
 async function ensurePackages(): Promise<string> {
-  const need: [string, string][] = [["ip", "iproute2"], ["nft", "nftables"], [
-    "ping",
-    "iputils-ping",
-  ]];
-  const missing: string[] = [];
-  for (const [bin, pkg] of need) {
-    const found = (await run("sh", ["-c", `command -v ${bin}`])).code === 0;
-    if (!found) missing.push(pkg);
+  try {
+    return await installPackages(DEMO_PACKAGES);
+  } catch (e) {
+    if (e instanceof InstallError) throw new StepError(e.message);
+    throw e;
   }
-  if (missing.length === 0) return "iproute2, nftables, iputils-ping present";
-  const env = { ...Deno.env.toObject(), DEBIAN_FRONTEND: "noninteractive" };
-  const upd = await run("apt-get", ["update", "-qq"], { env });
-  if (upd.code !== 0) {
-    throw new StepError(`apt-get update failed: ${upd.stderr.trim().split("\n").pop()}`);
-  }
-  const inst = await run(
-    "apt-get",
-    ["install", "-y", "-qq", "--no-install-recommends", ...missing],
-    { env },
-  );
-  if (inst.code !== 0) {
-    throw new StepError(
-      `apt-get install ${missing.join(" ")} failed: ${inst.stderr.trim().split("\n").pop()}`,
-    );
-  }
-  return `installed ${missing.join(", ")}`;
 }
 
 /** `twill` for this checkout: deno run main.ts from the cache (node namespaces have no internet). */
