@@ -12,6 +12,7 @@ import { Netns } from "../../lib/net/netns.ts";
 import type { Lease } from "../../lib/subnet/lease.ts";
 import { splitPeerEvents } from "../../lib/subnet/watcher.ts";
 import { sh } from "../e2e/topology.ts";
+import { requireTools } from "../support/tools.ts";
 
 const TAG = crypto.getRandomValues(new Uint32Array(1))[0].toString(36).slice(0, 4);
 const NS_RTNL = `twa-rb${TAG}-nl`;
@@ -35,6 +36,7 @@ function peer(n: number, mac = n): Lease {
 }
 
 async function makeNs(ns: string) {
+  requireTools(["ip", "bridge"]);
   await sh(["ip", "netns", "add", ns]);
   const ip = (...a: string[]) => sh(["ip", "-n", ns, ...a]);
   await ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1");

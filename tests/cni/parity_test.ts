@@ -16,6 +16,7 @@ import {
   runTwill,
   subnetEnvText,
 } from "./support.ts";
+import { requireTools } from "../support/tools.ts";
 
 // deno-lint-ignore no-explicit-any
 type J = any;
@@ -99,6 +100,7 @@ async function nodeState(ns: string): Promise<J> {
 
 for (const [version, v6] of [["0.3.1", false], ["1.0.0", false], ["1.0.0", true]] as const) {
   Deno.test(`parity with bridge + host-local: cniVersion ${version}${v6 ? ", dual stack" : ""}`, async () => {
+    requireTools([`${REF_PLUGINS}/bridge`, `${REF_PLUGINS}/host-local`]);
     const tag = `${version.replaceAll(".", "")}${v6 ? "6" : ""}`;
     const refNode = ns(`r${tag}n`),
       refPod = ns(`r${tag}p`),

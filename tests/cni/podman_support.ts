@@ -3,6 +3,7 @@
 // busybox-static image. Every podman call runs inside the given node namespace.
 import assert from "node:assert/strict";
 import { installCni, must, type Out, REF_PLUGINS, sh } from "./support.ts";
+import { requireTools } from "../support/tools.ts";
 
 export interface Podman {
   dir: string;
@@ -19,6 +20,7 @@ export async function preparePodman(
   node: string,
   flannel: Record<string, unknown>,
 ): Promise<Podman> {
+  requireTools(["podman", "runc", "/bin/busybox", `${REF_PLUGINS}/portmap`]);
   const base = [
     "nsenter",
     `--net=/var/run/netns/${node}`,

@@ -1,6 +1,7 @@
 // Shared helpers for the CNI tests: namespaces named with the test's own prefix, removed by exact
 // name; the plugin run as a separate process inside a "node" namespace, as a runtime would.
 import assert from "node:assert/strict";
+import { requireTools } from "../support/tools.ts";
 
 export const DENO = Deno.execPath();
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -51,6 +52,7 @@ export async function must(cmd: string[]): Promise<string> {
 
 export async function netnsAdd(name: string): Promise<void> {
   assert.ok(name.startsWith("twc-"), `namespace ${name} must start with twc-`);
+  requireTools(["ip", "nft", "ping"]); // what the CNI kernel tests run in their namespaces
   await sh(["ip", "netns", "del", name]); // a leftover of an earlier, killed run
   await must(["ip", "netns", "add", name]);
 }

@@ -4,6 +4,7 @@
 //   <p>nN   node N: eth0 10.99.0.N/24 (veth to br0), default route via 10.99.0.254
 //   <p>pN   a pod on node N: eth0 <subnet>.2 on the node's cni0 bridge (<subnet>.1)
 // Nothing here touches the root namespace.
+import { requireTools } from "../support/tools.ts";
 
 export async function sh(
   args: string[],
@@ -79,6 +80,7 @@ export class Topology {
   ipv6 = false;
 
   async create(): Promise<void> {
+    requireTools(["ip", "nft", "sysctl", "curl", "ping"]);
     await this.addNs(this.ul);
     const ul = this.ul;
     await sh(["ip", "-n", ul, "link", "add", "br0", "type", "bridge"]);

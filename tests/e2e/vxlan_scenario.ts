@@ -4,6 +4,7 @@
 // <prefix>*, removed by exact name in finally.
 import assert from "node:assert/strict";
 import { type EtcdProc, startEtcd } from "../subnet/etcd_helper.ts";
+import { requireTools } from "../support/tools.ts";
 import {
   type AgentMode,
   type AgentProc,
@@ -48,6 +49,7 @@ export async function vxlanScenario(
   t: Deno.TestContext,
   o: { prefix: string; store: "etcd" | "embedded" },
 ): Promise<void> {
+  requireTools(["tcpdump"]);
   const dir = await Deno.makeTempDir({ prefix: `${o.prefix}-e2e-` });
   const topo = new Topology(o.prefix, 3, dir);
   const agents = new Map<number, AgentProc>();

@@ -1,4 +1,6 @@
 // Starts a throwaway etcd 3.4 (Debian's etcd-server) for agent tests; killed by the caller.
+import { requireTools } from "../support/tools.ts";
+
 export interface EtcdProc {
   endpoint: string;
   /** SIGKILL, keeping the data dir: start again with restart(). */
@@ -14,6 +16,7 @@ export async function startEtcd(
   netns?: string,
   existingDir?: string,
 ): Promise<EtcdProc> {
+  requireTools(["etcd", "curl"]);
   const dir = existingDir ?? await Deno.makeTempDir({ prefix: "twa-etcd-" });
   const args = [
     "--name",

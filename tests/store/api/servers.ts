@@ -4,12 +4,14 @@
 
 import { createApiApp } from "../../../lib/store/api/app.ts";
 import { LocalKv } from "../../../lib/store/local_kv.ts";
+import { requireTools } from "../../support/tools.ts";
 
 /** Starts etcd 3.4 on loopback, runs `fn`, always kills it and removes its data dir. */
 export async function withEtcd<T>(
   fn: (endpoint: string) => Promise<T>,
   ports: { client: number; peer: number } = { client: 24379, peer: 24380 },
 ): Promise<T> {
+  requireTools(["etcd"]);
   const ETCD_CLIENT = `http://127.0.0.1:${ports.client}`;
   const ETCD_PEER = `http://127.0.0.1:${ports.peer}`;
   const dir = await Deno.makeTempDir({ prefix: "twill-store-api-etcd-" });
@@ -44,7 +46,7 @@ export async function withEtcd<T>(
     throw new Error(
       `cannot start etcd (${
         (e as Error).message
-      }); run scripts/install-deps.sh to install etcd-server`,
+      }); run scripts/install-deps.ts to install etcd-server`,
     );
   }
   const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
