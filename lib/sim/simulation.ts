@@ -190,29 +190,16 @@ class Simulation implements NodeHost, FaultTarget {
       `maxInflight=${this.tuning.maxInflightMsgs} compactEvery=${this.tuning.compactEvery} ` +
       `maxSync=${this.tuning.maxSyncDelay}ms nemesis=[${weights.join(",")}] ` +
       `leaderHazard=${this.leaderHazard} gets=${this.mix.get}/${this.mix.get + 7}`;
-    this.stats = {
-      events: 0,
-      simulatedMs: 0,
-      voters,
-      learners,
-      messagesSent: 0,
-      messagesDropped: 0,
-      messagesDuplicated: 0,
-      messagesCut: 0,
-      messagesDelayed: 0,
-      crashes: 0,
-      freezes: 0,
-      clockStalls: 0,
-      leaderStrikes: 0,
-      partitions: 0,
-      confChangesApplied: 0,
-      snapshotsInstalled: 0,
-      transfers: 0,
-      leaderTerms: 0,
-      operations: 0,
-      retries: 0,
-      finalCommit: 0,
-    };
+    this.stats = zeroStats(voters, learners);
+    this.#boot(initial, clients);
+    this.#events.schedule(p.range(50, 200), { k: "nemesis" });
+    this.#events.schedule(this.#chaosEnd, { k: "heal" });
+    this.trace.log(0, () => `scenario ${this.scenario}`);
+  }
+
+  /** Starts the initial members from one bootstrapped log, and the clients. */
+  #boot(initial: ConfState, clients: number): void {
+    const p = this.prng;
     this.monitor.committed.set(1, BOOTSTRAP_CHAIN);
     for (const id of [...initial.voters, ...initial.learners]) {
       const node = new SimNode(id, this);
@@ -228,9 +215,6 @@ class Simulation implements NodeHost, FaultTarget {
       this.clients.push(new SimClient(c));
       this.#events.schedule(p.range(0, 50), { k: "issue", client: c });
     }
-    this.#events.schedule(p.range(50, 200), { k: "nemesis" });
-    this.#events.schedule(this.#chaosEnd, { k: "heal" });
-    this.trace.log(0, () => `scenario ${this.scenario}`);
   }
 
   run(): SimResult {
@@ -369,16 +353,9 @@ class Simulation implements NodeHost, FaultTarget {
         return this.#request(ev);
       case "resp":
         return this.#response(ev.client, ev.seq, ev.output, ev.from);
-      case "timeout": {
-        const c = this.clients[ev.client - 1];
-        if (c.current === null || c.current.seq !== ev.seq || c.current.attempt !== ev.attempt) {
-          return false;
-        }
-        t.mix(7, ev.client, ev.seq, ev.attempt);
-        t.log(this.now, () => `client ${ev.client} op ${ev.seq} attempt ${ev.attempt} timed out`);
-        this.#retry(c, 0);
+      case "timeout":
+        this.#onTimeout(ev);
         return false;
-      }
       case "issue":
         this.#issue(this.clients[ev.client - 1]);
         return false;
@@ -426,6 +403,17 @@ class Simulation implements NodeHost, FaultTarget {
         this.#events.schedule(this.now + 20, ev);
         return false;
     }
+  }
+
+  #onTimeout(ev: Extract<SimEvent, { k: "timeout" }>): void {
+    const t = this.trace;
+    const c = this.clients[ev.client - 1];
+    if (c.current === null || c.current.seq !== ev.seq || c.current.attempt !== ev.attempt) {
+      return;
+    }
+    t.mix(7, ev.client, ev.seq, ev.attempt);
+    t.log(this.now, () => `client ${ev.client} op ${ev.seq} attempt ${ev.attempt} timed out`);
+    this.#retry(c, 0);
   }
 
   #onTick(ev: Extract<SimEvent, { k: "tick" }>): void {
@@ -863,4 +851,31 @@ function describeReady(node: SimNode): string {
     ? ` hs=${rd.hardState.term}/${rd.hardState.vote}/${rd.hardState.commit}`
     : "";
   return `entries=${rd.entries.length}${hs} msgs=${rd.messages.length} committed=${rd.committedEntries.length}`;
+}
+
+/** A run's counters before its first event. */
+function zeroStats(voters: number, learners: number): SimStats {
+  return {
+    events: 0,
+    simulatedMs: 0,
+    voters,
+    learners,
+    messagesSent: 0,
+    messagesDropped: 0,
+    messagesDuplicated: 0,
+    messagesCut: 0,
+    messagesDelayed: 0,
+    crashes: 0,
+    freezes: 0,
+    clockStalls: 0,
+    leaderStrikes: 0,
+    partitions: 0,
+    confChangesApplied: 0,
+    snapshotsInstalled: 0,
+    transfers: 0,
+    leaderTerms: 0,
+    operations: 0,
+    retries: 0,
+    finalCommit: 0,
+  };
 }
