@@ -1,7 +1,7 @@
 // Shared helpers for the CNI tests: namespaces named with the test's own prefix, removed by exact
 // name; the plugin run as a separate process inside a "node" namespace, as a runtime would.
 import assert from "node:assert/strict";
-import { run, runOk, type RunResult } from "../../scripts/lib/run.ts";
+import { inNetns, run, runOk, type RunResult } from "../../scripts/lib/run.ts";
 
 export const DENO = Deno.execPath();
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -108,7 +108,7 @@ export async function runPlugin(
   env: Record<string, string> = {},
 ): Promise<PluginRun> {
   const o = await sh(
-    ["ip", "netns", "exec", node, ...argv],
+    inNetns(node, argv),
     typeof conf === "string" ? conf : JSON.stringify(conf),
     { CNI_COMMAND: command, CNI_PATH: REF_PLUGINS, ...env },
   );
