@@ -8,6 +8,7 @@
 //
 //   deno run -A scripts/bench-cni.ts [--cycles 50]
 import { parseArgs } from "node:util";
+import { run } from "./lib/run.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -28,31 +29,21 @@ interface Sample {
   cpu: number;
 }
 
-async function run(
+async function sample(
   argv: string[],
   env: Record<string, string> = {},
   stdin = "",
 ): Promise<Sample> {
   const t0 = performance.now();
   // bash runs the command, then `times` prints the children's user and system time on fd 3.
-  const child = new Deno.Command("bash", {
-    args: ["-c", '"$@"; rc=$?; times >&2; exit $rc', "bench", ...argv],
+  const out = await run("bash", ["-c", '"$@"; rc=$?; times >&2; exit $rc', "bench", ...argv], {
     env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(stdin));
-  await w.close();
-  const out = await child.output();
+    stdin,
+  });
   const wall = performance.now() - t0;
-  if (!out.success) {
-    const dec = new TextDecoder();
-    throw new Error(`${argv.join(" ")} failed: ${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
-  }
+  if (out.code !== 0) throw new Error(`${argv.join(" ")} failed: ${out.stdout}${out.stderr}`);
   // The last line of `times` is the children's: "0m0.012s 0m0.004s".
-  const last = new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "";
+  const last = out.stderr.trim().split("\n").pop() ?? "";
   const secs = [...last.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
   return { wall, cpu: (secs[0] + secs[1]) * 1000 };
 }
@@ -62,8 +53,9 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
+/** Runs a setup command whose failure is expected or harmless (e.g. deleting a namespace). */
 async function sh(...argv: string[]): Promise<void> {
-  await new Deno.Command(argv[0], { args: argv.slice(1), stdout: "null", stderr: "null" }).output();
+  await run(argv[0], argv.slice(1));
 }
 
 const dir = await Deno.makeTempDir({ prefix: "twc-bench" });
@@ -131,30 +123,30 @@ try {
   ];
   const [floor, twAdd, twDel, dirAdd, refAdd, refDel] = rows.map(([, xs]) => xs);
   // Warm-up: deno's module cache, the bridges.
-  await run(floorArgv);
-  await run([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, "warm"), twConf);
-  await run([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, "warm"), twConf);
-  await run([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, "warm"), refConf);
-  await run([...enter(NS.refNode), ...ref], cni("DEL", NS.refPod, "warm"), refConf);
+  await sample(floorArgv);
+  await sample([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, "warm"), twConf);
+  await sample([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, "warm"), twConf);
+  await sample([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, "warm"), refConf);
+  await sample([...enter(NS.refNode), ...ref], cni("DEL", NS.refPod, "warm"), refConf);
   // Interleaved, so load changes on the machine hit every row alike.
   for (let i = 0; i < CYCLES; i++) {
     const id = `bench${i}`;
-    floor.push(await run(floorArgv));
+    floor.push(await sample(floorArgv));
     twAdd.push(
-      await run([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, id), twConf),
+      await sample([...enter(NS.twNode), ...twill], cni("ADD", NS.twPod, id), twConf),
     );
     twDel.push(
-      await run([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, id), twConf),
+      await sample([...enter(NS.twNode), ...twill], cni("DEL", NS.twPod, id), twConf),
     );
     dirAdd.push(
-      await run([...enter(NS.twNode), ...direct], cni("ADD", NS.twPod, `d${id}`), twConf),
+      await sample([...enter(NS.twNode), ...direct], cni("ADD", NS.twPod, `d${id}`), twConf),
     );
-    await run([...enter(NS.twNode), ...direct], cni("DEL", NS.twPod, `d${id}`), twConf);
+    await sample([...enter(NS.twNode), ...direct], cni("DEL", NS.twPod, `d${id}`), twConf);
     refAdd.push(
-      await run([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, id), refConf),
+      await sample([...enter(NS.refNode), ...ref], cni("ADD", NS.refPod, id), refConf),
     );
     refDel.push(
-      await run([...enter(NS.refNode), ...ref], cni("DEL", NS.refPod, id), refConf),
+      await sample([...enter(NS.refNode), ...ref], cni("DEL", NS.refPod, id), refConf),
     );
   }
   const wall = (xs: Sample[]) => xs.map((x) => x.wall);

@@ -20,6 +20,7 @@
 import { FACE_MODULES } from "../cmd/dispatch.ts";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import { run } from "./lib/run.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -103,14 +104,9 @@ async function main(args: string[]): Promise<number> {
   }
   await Deno.mkdir(dirname(output), { recursive: true });
   const started = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: compileArgs(output, target, root),
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    console.error(explainFailure(new TextDecoder().decode(out.stderr), target ?? hostTarget()));
+  const out = await run(Deno.execPath(), compileArgs(output, target, root), { cwd: root });
+  if (out.code !== 0) {
+    console.error(explainFailure(out.stderr, target ?? hostTarget()));
     return 1;
   }
   const size = (await Deno.stat(output)).size;

@@ -227,34 +227,7 @@ export function cmdCheck(env: Env, conf: NetConf): void {
     if (!seen.pod) {
       problems.push(`${env.ifname} is missing in ${env.netns}`);
     } else {
-      if (sandboxIdx < 0) problems.push(`prevResult lists no interface ${env.ifname} in a sandbox`);
-      else if (
-        prev.interfaces[sandboxIdx].mac && prev.interfaces[sandboxIdx].mac !== seen.pod.mac
-      ) {
-        problems.push(
-          `${env.ifname} has MAC ${seen.pod.mac}, not ${prev.interfaces[sandboxIdx].mac}`,
-        );
-      }
-      if (seen.pod.mtu !== plan.mtu) {
-        problems.push(`${env.ifname} has MTU ${seen.pod.mtu}, not ${plan.mtu}`);
-      }
-      if (!(seen.pod.flags & 1)) problems.push(`${env.ifname} is down`);
-      for (const ip of prev.ips) {
-        if (ip.interface !== undefined && ip.interface !== sandboxIdx) continue;
-        if (
-          !seen.podAddresses.some((a) =>
-            ipEqual(a.ip, ip.address.ip) && a.prefix === ip.address.prefix
-          )
-        ) {
-          problems.push(`${env.ifname} lacks address ${formatCIDR(ip.address)}`);
-        }
-      }
-      for (const r of prev.routes) {
-        const gw = r.gw ?? prev.ips.find((i) => i.address.ip.family === r.dst.ip.family)?.gateway;
-        if (!seen.podRoutes.some((have) => kernel.routeMatches(have, r.dst, gw))) {
-          problems.push(`route to ${formatCIDR(r.dst)} is missing in ${env.netns}`);
-        }
-      }
+      problems.push(...podProblems(env, plan, prev, seen, sandboxIdx));
     }
     if (!seen.bridge) problems.push(`bridge ${plan.bridge} is missing`);
     if (!seen.host) problems.push(`host end ${hostName} is missing`);
@@ -283,6 +256,45 @@ export function cmdCheck(env: Env, conf: NetConf): void {
   if (problems.length) {
     throw new CniError(ERR.checkFailed, `CHECK failed: ${problems.join("; ")}`);
   }
+}
+
+/** What CHECK finds wrong inside the pod: the interface, its addresses and routes. */
+function podProblems(
+  env: Env,
+  plan: ReturnType<typeof makePlan>,
+  prev: ReturnType<typeof parseResult>,
+  seen: ReturnType<typeof kernel.observe>,
+  sandboxIdx: number,
+): string[] {
+  const pod = seen.pod!;
+  const problems: string[] = [];
+  if (sandboxIdx < 0) problems.push(`prevResult lists no interface ${env.ifname} in a sandbox`);
+  else if (
+    prev.interfaces[sandboxIdx].mac && prev.interfaces[sandboxIdx].mac !== pod.mac
+  ) {
+    problems.push(
+      `${env.ifname} has MAC ${pod.mac}, not ${prev.interfaces[sandboxIdx].mac}`,
+    );
+  }
+  if (pod.mtu !== plan.mtu) {
+    problems.push(`${env.ifname} has MTU ${pod.mtu}, not ${plan.mtu}`);
+  }
+  if (!(pod.flags & 1)) problems.push(`${env.ifname} is down`);
+  for (const ip of prev.ips) {
+    if (ip.interface !== undefined && ip.interface !== sandboxIdx) continue;
+    if (
+      !seen.podAddresses.some((a) => ipEqual(a.ip, ip.address.ip) && a.prefix === ip.address.prefix)
+    ) {
+      problems.push(`${env.ifname} lacks address ${formatCIDR(ip.address)}`);
+    }
+  }
+  for (const r of prev.routes) {
+    const gw = r.gw ?? prev.ips.find((i) => i.address.ip.family === r.dst.ip.family)?.gateway;
+    if (!seen.podRoutes.some((have) => kernel.routeMatches(have, r.dst, gw))) {
+      problems.push(`route to ${formatCIDR(r.dst)} is missing in ${env.netns}`);
+    }
+  }
+  return problems;
 }
 
 /** STATUS: ready when this node's subnet.env is present and valid. */

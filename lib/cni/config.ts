@@ -144,117 +144,19 @@ function optString(o: Record<string, unknown>, k: string, what: string): string 
 
 /** Parses the network config; `command` decides which version rules apply. */
 export function parseNetConf(stdin: string, command: Command): NetConf {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(stdin);
-  } catch (e) {
-    throw new CniError(
-      ERR.decode,
-      `the network configuration on stdin is not valid JSON: ${(e as Error).message}`,
-    );
-  }
-  const c = obj(raw, "the network configuration");
-  const version = c.cniVersion;
-  if (typeof version !== "string" || version === "") {
-    throw new CniError(ERR.invalidConfig, `the network configuration has no "cniVersion"`);
-  }
-  if (!isSupported(version)) {
-    throw new CniError(
-      ERR.incompatibleVersion,
-      `cniVersion ${version} is not supported; twill speaks ${SUPPORTED_VERSIONS.join(", ")}`,
-    );
-  }
-  if (!allows(version, command)) {
-    throw new CniError(
-      ERR.incompatibleVersion,
-      `cniVersion ${version} does not allow ${command} (CHECK needs 0.4.0, STATUS and GC 1.1.0)`,
-    );
-  }
-  const name = c.name;
-  if (typeof name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.\-]*$/.test(name)) {
-    throw new CniError(
-      ERR.invalidConfig,
-      `the network configuration needs a "name" of letters, digits, "_", "." and "-"`,
-    );
-  }
-  const delegate = obj(c.delegate, "delegate");
-  if ("name" in delegate) {
-    throw new CniError(
-      ERR.invalidConfig,
-      `"delegate" must not have "name": it is set from the network name`,
-    );
-  }
-  if ("ipam" in delegate) {
-    throw new CniError(
-      ERR.invalidConfig,
-      `"delegate" must not have "ipam": it is built from subnet.env`,
-    );
-  }
-  if (delegate.type !== undefined && delegate.type !== "bridge") {
-    throw new CniError(
-      ERR.unsupportedField,
-      `delegate.type "${delegate.type}" is not supported; twill wires pods with a bridge (omit "type")`,
-    );
-  }
+  const c = obj(parseJson(stdin), "the network configuration");
+  const version = parseVersion(c, command);
+  const name = parseName(c);
+  const delegate = parseDelegate(c);
   const ipam = obj(c.ipam, "ipam");
-  const extraRoutes: RouteConf[] = [];
-  if (ipam.routes !== undefined) {
-    if (!Array.isArray(ipam.routes)) {
-      throw new CniError(ERR.invalidConfig, `ipam.routes must be a list`);
-    }
-    for (const r of ipam.routes) {
-      const ro = obj(r, "an ipam.routes entry");
-      let dst: CIDR;
-      try {
-        dst = parseCIDR(String(ro.dst));
-      } catch {
-        throw new CniError(ERR.invalidConfig, `ipam.routes: dst "${ro.dst}" is not a CIDR`);
-      }
-      if (ro.gw !== undefined && (typeof ro.gw !== "string" || !tryParseIP(ro.gw))) {
-        throw new CniError(ERR.invalidConfig, `ipam.routes: gw "${ro.gw}" is not an IP address`);
-      }
-      extraRoutes.push({ dst, gw: ro.gw as string | undefined });
-    }
-  }
-  let waitSeconds = DEFAULTS.subnetFileWaitSeconds;
-  if (c.subnetFileWaitSeconds !== undefined) {
-    const w = c.subnetFileWaitSeconds;
-    if (typeof w !== "number" || !(w >= 0) || w > 3600) {
-      throw new CniError(
-        ERR.invalidConfig,
-        `subnetFileWaitSeconds must be a number of seconds (0-3600)`,
-      );
-    }
-    waitSeconds = w;
-  }
-  let mtu: number | undefined;
-  if (delegate.mtu !== undefined) {
-    const m = delegate.mtu;
-    if (typeof m !== "number" || !Number.isInteger(m) || m < 68 || m > 65535) {
-      throw new CniError(ERR.invalidConfig, `delegate.mtu must be an MTU (68..65535)`);
-    }
-    mtu = m;
-  }
+  const extraRoutes = parseExtraRoutes(ipam);
+  const waitSeconds = parseWaitSeconds(c);
+  const mtu = parseMtu(delegate);
   const bridge = optString(delegate, "bridge", "delegate") ?? DEFAULTS.bridge;
   if (!validIfname(bridge)) {
     throw new CniError(ERR.invalidConfig, `delegate.bridge "${bridge}" is not an interface name`);
   }
-  let validAttachments: NetConf["validAttachments"];
-  const va = c["cni.dev/valid-attachments"];
-  if (va !== undefined) {
-    if (!Array.isArray(va)) {
-      throw new CniError(ERR.invalidConfig, `cni.dev/valid-attachments must be a list`);
-    }
-    validAttachments = va.map((a) => {
-      const ao = obj(a, "a cni.dev/valid-attachments entry");
-      return { containerID: String(ao.containerID ?? ""), ifname: String(ao.ifname ?? "") };
-    });
-  } else if (command === "GC") {
-    throw new CniError(
-      ERR.invalidConfig,
-      `GC needs "cni.dev/valid-attachments" in the configuration`,
-    );
-  }
+  const validAttachments = parseValidAttachments(c, command);
   return {
     cniVersion: version,
     name,
@@ -276,4 +178,143 @@ export function parseNetConf(stdin: string, command: Command): NetConf {
     prevResult: c.prevResult === undefined ? undefined : obj(c.prevResult, "prevResult"),
     validAttachments,
   };
+}
+
+function parseJson(stdin: string): unknown {
+  try {
+    return JSON.parse(stdin);
+  } catch (e) {
+    throw new CniError(
+      ERR.decode,
+      `the network configuration on stdin is not valid JSON: ${(e as Error).message}`,
+    );
+  }
+}
+
+function parseVersion(c: Record<string, unknown>, command: Command): string {
+  const version = c.cniVersion;
+  if (typeof version !== "string" || version === "") {
+    throw new CniError(ERR.invalidConfig, `the network configuration has no "cniVersion"`);
+  }
+  if (!isSupported(version)) {
+    throw new CniError(
+      ERR.incompatibleVersion,
+      `cniVersion ${version} is not supported; twill speaks ${SUPPORTED_VERSIONS.join(", ")}`,
+    );
+  }
+  if (!allows(version, command)) {
+    throw new CniError(
+      ERR.incompatibleVersion,
+      `cniVersion ${version} does not allow ${command} (CHECK needs 0.4.0, STATUS and GC 1.1.0)`,
+    );
+  }
+  return version;
+}
+
+function parseName(c: Record<string, unknown>): string {
+  const name = c.name;
+  if (typeof name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.\-]*$/.test(name)) {
+    throw new CniError(
+      ERR.invalidConfig,
+      `the network configuration needs a "name" of letters, digits, "_", "." and "-"`,
+    );
+  }
+  return name;
+}
+
+/** The bridge plugin's config: name and ipam are ours to set, and only a bridge is wired. */
+function parseDelegate(c: Record<string, unknown>): Record<string, unknown> {
+  const delegate = obj(c.delegate, "delegate");
+  if ("name" in delegate) {
+    throw new CniError(
+      ERR.invalidConfig,
+      `"delegate" must not have "name": it is set from the network name`,
+    );
+  }
+  if ("ipam" in delegate) {
+    throw new CniError(
+      ERR.invalidConfig,
+      `"delegate" must not have "ipam": it is built from subnet.env`,
+    );
+  }
+  if (delegate.type !== undefined && delegate.type !== "bridge") {
+    throw new CniError(
+      ERR.unsupportedField,
+      `delegate.type "${delegate.type}" is not supported; twill wires pods with a bridge (omit "type")`,
+    );
+  }
+  return delegate;
+}
+
+function parseExtraRoutes(ipam: Record<string, unknown>): RouteConf[] {
+  const extraRoutes: RouteConf[] = [];
+  if (ipam.routes !== undefined) {
+    if (!Array.isArray(ipam.routes)) {
+      throw new CniError(ERR.invalidConfig, `ipam.routes must be a list`);
+    }
+    for (const r of ipam.routes) {
+      const ro = obj(r, "an ipam.routes entry");
+      let dst: CIDR;
+      try {
+        dst = parseCIDR(String(ro.dst));
+      } catch {
+        throw new CniError(ERR.invalidConfig, `ipam.routes: dst "${ro.dst}" is not a CIDR`);
+      }
+      if (ro.gw !== undefined && (typeof ro.gw !== "string" || !tryParseIP(ro.gw))) {
+        throw new CniError(ERR.invalidConfig, `ipam.routes: gw "${ro.gw}" is not an IP address`);
+      }
+      extraRoutes.push({ dst, gw: ro.gw as string | undefined });
+    }
+  }
+  return extraRoutes;
+}
+
+function parseWaitSeconds(c: Record<string, unknown>): number {
+  let waitSeconds = DEFAULTS.subnetFileWaitSeconds;
+  if (c.subnetFileWaitSeconds !== undefined) {
+    const w = c.subnetFileWaitSeconds;
+    if (typeof w !== "number" || !(w >= 0) || w > 3600) {
+      throw new CniError(
+        ERR.invalidConfig,
+        `subnetFileWaitSeconds must be a number of seconds (0-3600)`,
+      );
+    }
+    waitSeconds = w;
+  }
+  return waitSeconds;
+}
+
+function parseMtu(delegate: Record<string, unknown>): number | undefined {
+  let mtu: number | undefined;
+  if (delegate.mtu !== undefined) {
+    const m = delegate.mtu;
+    if (typeof m !== "number" || !Number.isInteger(m) || m < 68 || m > 65535) {
+      throw new CniError(ERR.invalidConfig, `delegate.mtu must be an MTU (68..65535)`);
+    }
+    mtu = m;
+  }
+  return mtu;
+}
+
+function parseValidAttachments(
+  c: Record<string, unknown>,
+  command: Command,
+): NetConf["validAttachments"] {
+  let validAttachments: NetConf["validAttachments"];
+  const va = c["cni.dev/valid-attachments"];
+  if (va !== undefined) {
+    if (!Array.isArray(va)) {
+      throw new CniError(ERR.invalidConfig, `cni.dev/valid-attachments must be a list`);
+    }
+    validAttachments = va.map((a) => {
+      const ao = obj(a, "a cni.dev/valid-attachments entry");
+      return { containerID: String(ao.containerID ?? ""), ifname: String(ao.ifname ?? "") };
+    });
+  } else if (command === "GC") {
+    throw new CniError(
+      ERR.invalidConfig,
+      `GC needs "cni.dev/valid-attachments" in the configuration`,
+    );
+  }
+  return validAttachments;
 }

@@ -58,41 +58,7 @@ function checkPartition<S, I, O>(
   maxSteps: number,
 ): CheckResult {
   const n = ops.length;
-  // Build the time-ordered list of call and return events. On equal times calls come first, so
-  // operations that touch in time count as concurrent (the permissive reading).
-  const nodes: ListNode[] = [];
-  for (let i = 0; i < n; i++) {
-    const op = ops[i];
-    const ret = op.output === undefined ? Infinity : op.return;
-    if (!(ret >= op.call)) {
-      throw new RangeError(
-        `operation ${
-          model.describe(op.input, op.output)
-        } of client ${op.clientId} returns (${ret}) before its call (${op.call})`,
-      );
-    }
-    const c: ListNode = { id: i, isCall: true, time: op.call, match: null, prev: null, next: null };
-    const r: ListNode = { id: i, isCall: false, time: ret, match: null, prev: null, next: null };
-    c.match = r;
-    nodes.push(c, r);
-  }
-  nodes.sort((a, b) =>
-    a.time !== b.time ? a.time - b.time : a.isCall !== b.isCall ? (a.isCall ? -1 : 1) : a.id - b.id
-  );
-  const head: ListNode = {
-    id: -1,
-    isCall: false,
-    time: -Infinity,
-    match: null,
-    prev: null,
-    next: null,
-  };
-  let prev = head;
-  for (const node of nodes) {
-    prev.next = node;
-    node.prev = prev;
-    prev = node;
-  }
+  const head = eventList(model, ops);
 
   const words = Math.ceil(n / 32) || 1;
   const linearized = new Uint32Array(words);
@@ -148,6 +114,49 @@ function checkPartition<S, I, O>(
     }
   }
   return { verdict: "ok" };
+}
+
+/**
+ * The time-ordered, doubly linked list of call and return events behind a sentinel head. On
+ * equal times calls come first, so operations that touch in time count as concurrent (the
+ * permissive reading).
+ */
+function eventList<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[]): ListNode {
+  const n = ops.length;
+  const nodes: ListNode[] = [];
+  for (let i = 0; i < n; i++) {
+    const op = ops[i];
+    const ret = op.output === undefined ? Infinity : op.return;
+    if (!(ret >= op.call)) {
+      throw new RangeError(
+        `operation ${
+          model.describe(op.input, op.output)
+        } of client ${op.clientId} returns (${ret}) before its call (${op.call})`,
+      );
+    }
+    const c: ListNode = { id: i, isCall: true, time: op.call, match: null, prev: null, next: null };
+    const r: ListNode = { id: i, isCall: false, time: ret, match: null, prev: null, next: null };
+    c.match = r;
+    nodes.push(c, r);
+  }
+  nodes.sort((a, b) =>
+    a.time !== b.time ? a.time - b.time : a.isCall !== b.isCall ? (a.isCall ? -1 : 1) : a.id - b.id
+  );
+  const head: ListNode = {
+    id: -1,
+    isCall: false,
+    time: -Infinity,
+    match: null,
+    prev: null,
+    next: null,
+  };
+  let prev = head;
+  for (const node of nodes) {
+    prev.next = node;
+    node.prev = prev;
+    prev = node;
+  }
+  return head;
 }
 
 function lift(entry: ListNode): void {

@@ -74,41 +74,15 @@ export class Nemesis {
         w.trace.log(w.now, () => `freeze node ${victim} until ${node.frozenUntil}`);
         break;
       }
-      case 3: {
-        const f: LinkFaults = p.pick([
-          CALM,
-          { ...CALM, dropRate: 0.05 + 0.25 * p.float() },
-          { ...CALM, duplicateRate: 0.1 + 0.3 * p.float() },
-          { ...CALM, maxDelay: 30, spikeRate: 0.1, spikeMax: 3 * w.electionMs },
-          {
-            dropRate: 0.1,
-            duplicateRate: 0.1,
-            minDelay: 1,
-            maxDelay: 20,
-            spikeRate: 0.05,
-            spikeMax: 200,
-          },
-        ]);
-        w.network.faults = f;
-        w.trace.log(w.now, () => `link faults ${JSON.stringify(f)}`);
+      case 3:
+        this.#linkFaults();
         break;
-      }
       case 4:
         this.#membership(leader);
         break;
-      case 5: {
-        if (leader === null) break;
-        const others = w.conf.voters.filter((v) => v !== leader.id);
-        if (others.length === 0) break;
-        const to = p.pick(others);
-        w.stats.transfers++;
-        w.trace.log(w.now, () => `transfer leadership ${leader.id} -> ${to}`);
-        if (leader.frozenUntil <= w.now && leader.held === null) {
-          leader.raw!.transferLeadership(to);
-          leader.pump();
-        }
+      case 5:
+        this.#transfer(leader);
         break;
-      }
       case 6: {
         const cand = up.filter((id) => w.conf.voters.includes(id));
         if (cand.length === 0) break;
@@ -119,31 +93,73 @@ export class Nemesis {
         node.pump();
         break;
       }
-      case 7: {
-        // A stalled clock: the node keeps handling messages but its ticks stop, so timeouts
-        // (CheckQuorum, elections) do not fire. Often the leader, often also cut off: a leader
-        // that cannot notice it was deposed — safe Raft must not rely on its clock.
-        if (up.length === 0) break;
-        const victim = leader !== null && p.chance(0.6) ? leader.id : p.pick(up);
-        const node = w.node(victim)!;
-        const stall = p.range(50, 10 * w.electionMs);
-        w.stats.clockStalls++;
-        node.clockStalledUntil = Math.max(node.clockStalledUntil, w.now + stall);
-        w.trace.log(
-          w.now,
-          () => `clock of node ${victim} stalls until ${node.clockStalledUntil}`,
-        );
-        const r = p.int(3);
-        if (r === 0) this.isolate(node, p.range(stall >> 1, stall));
-        else if (r === 1) this.minority(node, p.range(stall >> 1, stall));
+      case 7:
+        this.#stallClock(up, leader);
         break;
-      }
       case 8:
         w.network.healAll();
         w.network.faults = CALM;
         w.trace.log(w.now, () => `links healed and calm`);
         break;
     }
+  }
+
+  /** New fault settings for every link, from calm to lossy and slow. */
+  #linkFaults(): void {
+    const w = this.w;
+    const p = w.prng;
+    const f: LinkFaults = p.pick([
+      CALM,
+      { ...CALM, dropRate: 0.05 + 0.25 * p.float() },
+      { ...CALM, duplicateRate: 0.1 + 0.3 * p.float() },
+      { ...CALM, maxDelay: 30, spikeRate: 0.1, spikeMax: 3 * w.electionMs },
+      {
+        dropRate: 0.1,
+        duplicateRate: 0.1,
+        minDelay: 1,
+        maxDelay: 20,
+        spikeRate: 0.05,
+        spikeMax: 200,
+      },
+    ]);
+    w.network.faults = f;
+    w.trace.log(w.now, () => `link faults ${JSON.stringify(f)}`);
+  }
+
+  #transfer(leader: SimNode | null): void {
+    const w = this.w;
+    const p = w.prng;
+    if (leader === null) return;
+    const others = w.conf.voters.filter((v) => v !== leader.id);
+    if (others.length === 0) return;
+    const to = p.pick(others);
+    w.stats.transfers++;
+    w.trace.log(w.now, () => `transfer leadership ${leader.id} -> ${to}`);
+    if (leader.frozenUntil <= w.now && leader.held === null) {
+      leader.raw!.transferLeadership(to);
+      leader.pump();
+    }
+  }
+
+  #stallClock(up: NodeId[], leader: SimNode | null): void {
+    const w = this.w;
+    const p = w.prng;
+    // A stalled clock: the node keeps handling messages but its ticks stop, so timeouts
+    // (CheckQuorum, elections) do not fire. Often the leader, often also cut off: a leader
+    // that cannot notice it was deposed — safe Raft must not rely on its clock.
+    if (up.length === 0) return;
+    const victim = leader !== null && p.chance(0.6) ? leader.id : p.pick(up);
+    const node = w.node(victim)!;
+    const stall = p.range(50, 10 * w.electionMs);
+    w.stats.clockStalls++;
+    node.clockStalledUntil = Math.max(node.clockStalledUntil, w.now + stall);
+    w.trace.log(
+      w.now,
+      () => `clock of node ${victim} stalls until ${node.clockStalledUntil}`,
+    );
+    const r = p.int(3);
+    if (r === 0) this.isolate(node, p.range(stall >> 1, stall));
+    else if (r === 1) this.minority(node, p.range(stall >> 1, stall));
   }
 
   /** Cuts `node` off from every other member for `healAfter` ms. */

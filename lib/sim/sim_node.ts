@@ -11,13 +11,16 @@ import {
   type ConfChange,
   type ConfState,
   decodeConfChange,
+  type Entry,
   type HardState,
   MemoryStorage,
   type Message,
   type NodeId,
   RaftError,
   RawNode,
+  type ReadState,
   type Ready,
+  type Snapshot,
 } from "../raft/mod.ts";
 import type { KvOutput } from "../linearizability/kv_model.ts";
 import { decodeCommand, KvStateMachine } from "./kv_state_machine.ts";
@@ -297,79 +300,11 @@ export class SimNode {
 
   #handle(rd: Ready, synced: boolean): void {
     const h = this.host;
-    const mon = h.monitor;
     // 1. Persist snapshot, entries, hard state.
     const snap = rd.snapshot;
-    if (snap !== undefined) {
-      const idx = snap.metadata.index;
-      this.storage.applySnapshot(snap);
-      const c = mon.committed.get(idx);
-      if (c === undefined) {
-        throw new SimViolation(
-          "snapshot safety",
-          `node ${this.id} received a snapshot at uncommitted index ${idx}`,
-        );
-      }
-      this.chain.clear();
-      this.chain.set(idx, c);
-      this.chainBase = idx;
-    }
-    if (rd.entries.length > 0) {
-      const first = rd.entries[0].index;
-      const oldLast = this.storage.lastIndex();
-      this.storage.append(rd.entries);
-      for (let i = first; i <= oldLast; i++) this.chain.delete(i);
-      for (const e of rd.entries) {
-        const prev = this.chain.get(e.index - 1);
-        if (prev === undefined) {
-          throw new SimViolation(
-            "log matching",
-            `node ${this.id} appended entry ${e.index} after a gap in its log`,
-          );
-        }
-        const c = chainHash(prev, e.index, e.term, e.type === "normal" ? 1 : 2, hashBytes(e.data));
-        this.chain.set(e.index, c);
-        mon.observePersisted(this.id, e.index, e.term, c, this.hs.commit);
-      }
-    }
-    if (rd.hardState !== undefined) {
-      const hs = rd.hardState;
-      const old = this.hs;
-      if (hs.term < old.term || (hs.term === old.term && old.vote !== 0 && hs.vote !== old.vote)) {
-        throw new SimViolation(
-          "term/vote monotonic",
-          `node ${this.id} went from term ${old.term} vote ${old.vote} to term ${hs.term} vote ${hs.vote}`,
-        );
-      }
-      if (hs.commit < old.commit) {
-        throw new SimViolation(
-          "commit monotonic",
-          `node ${this.id} commit index went from ${old.commit} back to ${hs.commit}`,
-        );
-      }
-      this.storage.setHardState(hs);
-      if (h.whiteBox && this.role === "leader" && hs.commit > old.commit) {
-        // Figure 2's commit rule, observed from outside: a leader only ever advances its commit
-        // index to an entry of its own term (older entries commit indirectly, §5.4.2).
-        const t = this.storage.term(hs.commit);
-        if (t !== hs.term) {
-          throw new SimViolation(
-            "leader commit rule",
-            `leader ${this.id} of term ${hs.term} advanced its commit index to ${hs.commit}, an entry of term ${t}`,
-          );
-        }
-      }
-      mon.observeCommit(
-        this.id,
-        hs.term,
-        old.commit,
-        hs.commit,
-        (i) => this.chain.get(i),
-        this.chainBase,
-      );
-      this.hs = { ...hs };
-      if (!synced) this.durable = { term: hs.term, vote: hs.vote, commit: this.durable.commit };
-    }
+    if (snap !== undefined) this.#persistSnapshot(snap);
+    if (rd.entries.length > 0) this.#persistEntries(rd.entries);
+    if (rd.hardState !== undefined) this.#persistHardState(rd.hardState, synced);
     // A sync makes everything written before it durable too (one sequential log, as a WAL).
     if (synced) this.durable = { ...this.hs };
     // 2. Send.
@@ -380,48 +315,8 @@ export class SimNode {
       this.applied = snap.metadata.index;
       this.confState = snap.metadata.confState;
     }
-    for (const e of rd.committedEntries) {
-      if (e.index !== this.applied + 1) {
-        throw new SimViolation(
-          "applied monotonic",
-          `node ${this.id} was handed entry ${e.index} to apply after applying ${this.applied}`,
-        );
-      }
-      if (e.index > this.hs.commit) {
-        throw new SimViolation(
-          "apply beyond commit",
-          `node ${this.id} applied ${e.index} beyond its commit ${this.hs.commit}`,
-        );
-      }
-      mon.observeApply(this.id, e.index, this.chain.get(e.index));
-      this.applied = e.index;
-      if (e.type === "confChange") {
-        const cc = decodeConfChange(e.data);
-        this.confState = this.raw!.applyConfChange(cc);
-        h.confChangeApplied(this, e.index, cc, this.confState);
-      } else {
-        const cmd = decodeCommand(e.data);
-        if (cmd === null) continue;
-        const result = this.sm.apply(cmd);
-        const key = cmd.client + ":" + cmd.seq;
-        if (result !== null && this.pendingWrites.has(key)) {
-          this.pendingWrites.delete(key);
-          h.respond(this.id, cmd.client, cmd.seq, result, e.index);
-        }
-      }
-    }
-    for (const rs of rd.readStates) {
-      const pr = this.pendingReads.get(textDecoder.decode(rs.requestCtx));
-      if (pr !== undefined && pr.index < 0) {
-        if (h.whiteBox && rs.index < pr.floor) {
-          throw new SimViolation(
-            "read index",
-            `node ${this.id} got read index ${rs.index} for a read that arrived after index ${pr.floor} was committed (a stale read)`,
-          );
-        }
-        pr.index = rs.index;
-      }
-    }
+    for (const e of rd.committedEntries) this.#apply(e);
+    this.#recordReadStates(rd.readStates);
     this.raw!.advance(rd);
     // 4. Serve reads whose index is applied.
     if (this.pendingReads.size > 0) {
@@ -440,6 +335,131 @@ export class SimNode {
       const to = this.applied - h.prng.int(3);
       if (to > this.storage.firstIndex() - 1) this.storage.compact(to);
       this.durable = { ...this.hs }; // the snapshot write is a sync point
+    }
+  }
+
+  #persistSnapshot(snap: Snapshot): void {
+    const mon = this.host.monitor;
+    const idx = snap.metadata.index;
+    this.storage.applySnapshot(snap);
+    const c = mon.committed.get(idx);
+    if (c === undefined) {
+      throw new SimViolation(
+        "snapshot safety",
+        `node ${this.id} received a snapshot at uncommitted index ${idx}`,
+      );
+    }
+    this.chain.clear();
+    this.chain.set(idx, c);
+    this.chainBase = idx;
+  }
+
+  #persistEntries(entries: Entry[]): void {
+    const mon = this.host.monitor;
+    const first = entries[0].index;
+    const oldLast = this.storage.lastIndex();
+    this.storage.append(entries);
+    for (let i = first; i <= oldLast; i++) this.chain.delete(i);
+    for (const e of entries) {
+      const prev = this.chain.get(e.index - 1);
+      if (prev === undefined) {
+        throw new SimViolation(
+          "log matching",
+          `node ${this.id} appended entry ${e.index} after a gap in its log`,
+        );
+      }
+      const c = chainHash(prev, e.index, e.term, e.type === "normal" ? 1 : 2, hashBytes(e.data));
+      this.chain.set(e.index, c);
+      mon.observePersisted(this.id, e.index, e.term, c, this.hs.commit);
+    }
+  }
+
+  #persistHardState(hs: HardState, synced: boolean): void {
+    const h = this.host;
+    const mon = h.monitor;
+    const old = this.hs;
+    if (hs.term < old.term || (hs.term === old.term && old.vote !== 0 && hs.vote !== old.vote)) {
+      throw new SimViolation(
+        "term/vote monotonic",
+        `node ${this.id} went from term ${old.term} vote ${old.vote} to term ${hs.term} vote ${hs.vote}`,
+      );
+    }
+    if (hs.commit < old.commit) {
+      throw new SimViolation(
+        "commit monotonic",
+        `node ${this.id} commit index went from ${old.commit} back to ${hs.commit}`,
+      );
+    }
+    this.storage.setHardState(hs);
+    if (h.whiteBox && this.role === "leader" && hs.commit > old.commit) {
+      // Figure 2's commit rule, observed from outside: a leader only ever advances its commit
+      // index to an entry of its own term (older entries commit indirectly, §5.4.2).
+      const t = this.storage.term(hs.commit);
+      if (t !== hs.term) {
+        throw new SimViolation(
+          "leader commit rule",
+          `leader ${this.id} of term ${hs.term} advanced its commit index to ${hs.commit}, an entry of term ${t}`,
+        );
+      }
+    }
+    mon.observeCommit(
+      this.id,
+      hs.term,
+      old.commit,
+      hs.commit,
+      (i) => this.chain.get(i),
+      this.chainBase,
+    );
+    this.hs = { ...hs };
+    if (!synced) this.durable = { term: hs.term, vote: hs.vote, commit: this.durable.commit };
+  }
+
+  #apply(e: Entry): void {
+    const h = this.host;
+    const mon = h.monitor;
+    if (e.index !== this.applied + 1) {
+      throw new SimViolation(
+        "applied monotonic",
+        `node ${this.id} was handed entry ${e.index} to apply after applying ${this.applied}`,
+      );
+    }
+    if (e.index > this.hs.commit) {
+      throw new SimViolation(
+        "apply beyond commit",
+        `node ${this.id} applied ${e.index} beyond its commit ${this.hs.commit}`,
+      );
+    }
+    mon.observeApply(this.id, e.index, this.chain.get(e.index));
+    this.applied = e.index;
+    if (e.type === "confChange") {
+      const cc = decodeConfChange(e.data);
+      this.confState = this.raw!.applyConfChange(cc);
+      h.confChangeApplied(this, e.index, cc, this.confState);
+    } else {
+      const cmd = decodeCommand(e.data);
+      if (cmd === null) return;
+      const result = this.sm.apply(cmd);
+      const key = cmd.client + ":" + cmd.seq;
+      if (result !== null && this.pendingWrites.has(key)) {
+        this.pendingWrites.delete(key);
+        h.respond(this.id, cmd.client, cmd.seq, result, e.index);
+      }
+    }
+  }
+
+  #recordReadStates(readStates: ReadState[]): void {
+    const h = this.host;
+    for (const rs of readStates) {
+      const pr = this.pendingReads.get(textDecoder.decode(rs.requestCtx));
+      if (pr !== undefined && pr.index < 0) {
+        if (h.whiteBox && rs.index < pr.floor) {
+          throw new SimViolation(
+            "read index",
+            `node ${this.id} got read index ${rs.index} for a read that arrived after index ${pr.floor} was committed (a stale read)`,
+          );
+        }
+        pr.index = rs.index;
+      }
     }
   }
 }

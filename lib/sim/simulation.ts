@@ -190,29 +190,16 @@ class Simulation implements NodeHost, FaultTarget {
       `maxInflight=${this.tuning.maxInflightMsgs} compactEvery=${this.tuning.compactEvery} ` +
       `maxSync=${this.tuning.maxSyncDelay}ms nemesis=[${weights.join(",")}] ` +
       `leaderHazard=${this.leaderHazard} gets=${this.mix.get}/${this.mix.get + 7}`;
-    this.stats = {
-      events: 0,
-      simulatedMs: 0,
-      voters,
-      learners,
-      messagesSent: 0,
-      messagesDropped: 0,
-      messagesDuplicated: 0,
-      messagesCut: 0,
-      messagesDelayed: 0,
-      crashes: 0,
-      freezes: 0,
-      clockStalls: 0,
-      leaderStrikes: 0,
-      partitions: 0,
-      confChangesApplied: 0,
-      snapshotsInstalled: 0,
-      transfers: 0,
-      leaderTerms: 0,
-      operations: 0,
-      retries: 0,
-      finalCommit: 0,
-    };
+    this.stats = zeroStats(voters, learners);
+    this.#boot(initial, clients);
+    this.#events.schedule(p.range(50, 200), { k: "nemesis" });
+    this.#events.schedule(this.#chaosEnd, { k: "heal" });
+    this.trace.log(0, () => `scenario ${this.scenario}`);
+  }
+
+  /** Starts the initial members from one bootstrapped log, and the clients. */
+  #boot(initial: ConfState, clients: number): void {
+    const p = this.prng;
     this.monitor.committed.set(1, BOOTSTRAP_CHAIN);
     for (const id of [...initial.voters, ...initial.learners]) {
       const node = new SimNode(id, this);
@@ -228,9 +215,6 @@ class Simulation implements NodeHost, FaultTarget {
       this.clients.push(new SimClient(c));
       this.#events.schedule(p.range(0, 50), { k: "issue", client: c });
     }
-    this.#events.schedule(p.range(50, 200), { k: "nemesis" });
-    this.#events.schedule(this.#chaosEnd, { k: "heal" });
-    this.trace.log(0, () => `scenario ${this.scenario}`);
   }
 
   run(): SimResult {
@@ -353,72 +337,25 @@ class Simulation implements NodeHost, FaultTarget {
   #handle(ev: SimEvent): boolean {
     const t = this.trace;
     switch (ev.k) {
-      case "tick": {
-        const node = this.nodes.get(ev.node)!;
-        if (node.incarnation !== ev.inc || !node.isUp) return false;
-        this.#events.schedule(this.now + TICK_MS, ev);
-        if (
-          node.frozenUntil > this.now || node.held !== null || node.clockStalledUntil > this.now
-        ) {
-          return false;
-        }
-        t.mix(1, ev.node);
-        node.tick();
+      case "tick":
+        this.#onTick(ev);
         return false;
-      }
-      case "msg": {
-        const m = ev.m;
-        const to = this.nodes.get(m.to);
-        t.mix(2, m.from, m.to, msgCode(m.type), m.term, m.index, m.entries.length);
-        if (to === undefined || !to.isUp || this.network.isCut(m.from, m.to)) {
-          if (this.network.isCut(m.from, m.to)) this.network.stats.cut++;
-          if (m.type === "MsgSnap") this.#snapReport(m.from, m.to, false);
-          t.log(this.now, () => `drop ${describeMessage(m)}`);
-          return false;
-        }
-        if (this.#deferIfBusy(to, ev)) return false;
-        t.log(this.now, () => `deliver ${describeMessage(m)}`);
-        this.network.stats.delivered++;
-        if (m.type === "MsgSnap") this.stats.snapshotsInstalled++;
-        to.step(m);
-        if (m.type === "MsgSnap") this.#snapReport(m.from, m.to, true);
+      case "msg":
+        this.#onMessage(ev);
         return false;
-      }
-      case "sync": {
-        const node = this.nodes.get(ev.node)!;
-        if (node.incarnation !== ev.inc || node.held === null) return false;
-        if (node.frozenUntil > this.now) {
-          this.#queueUntilThaw(node, ev);
-          return false;
-        }
-        t.mix(3, ev.node);
-        t.log(this.now, () => `node ${ev.node} synced ${describeReady(node)}`);
-        node.synced();
+      case "sync":
+        this.#onSync(ev);
         return false;
-      }
-      case "snapReport": {
-        const node = this.nodes.get(ev.node)!;
-        if (node.incarnation !== ev.inc || !node.isUp) return false;
-        if (this.#deferIfBusy(node, ev)) return false;
-        t.mix(4, ev.node, ev.to, ev.ok ? 1 : 0);
-        node.raw!.reportSnapshot(ev.to, ev.ok ? "finish" : "failure");
-        node.pump();
+      case "snapReport":
+        this.#onSnapReport(ev);
         return false;
-      }
       case "req":
         return this.#request(ev);
       case "resp":
         return this.#response(ev.client, ev.seq, ev.output, ev.from);
-      case "timeout": {
-        const c = this.clients[ev.client - 1];
-        if (c.current === null || c.current.seq !== ev.seq || c.current.attempt !== ev.attempt) {
-          return false;
-        }
-        t.mix(7, ev.client, ev.seq, ev.attempt);
-        t.log(this.now, () => `client ${ev.client} op ${ev.seq} attempt ${ev.attempt} timed out`);
-        this.#retry(c, 0);
+      case "timeout":
+        this.#onTimeout(ev);
         return false;
-      }
       case "issue":
         this.#issue(this.clients[ev.client - 1]);
         return false;
@@ -455,28 +392,101 @@ class Simulation implements NodeHost, FaultTarget {
         }
         return false;
       }
-      case "strike": {
-        const node = this.nodes.get(ev.node)!;
-        if (this.#healed || node.incarnation !== ev.inc || !node.isUp) return false;
-        this.trace.mix(12, ev.node);
-        this.stats.leaderStrikes++;
-        if (this.prng.chance(0.5)) this.crash(node, this.prng.range(20, 300));
-        else this.nemesis.isolate(node, this.prng.range(30, 300));
+      case "strike":
+        this.#onStrike(ev);
         return false;
-      }
-      case "thaw": {
-        const node = this.nodes.get(ev.node)!;
-        const held = this.#thawQueue.get(ev.node);
-        if (node.frozenUntil > this.now || held === undefined) return false;
-        this.#thawQueue.delete(ev.node);
-        for (const e of held) this.#events.schedule(this.now, e);
+      case "thaw":
+        this.#onThaw(ev);
         return false;
-      }
       case "probe":
         if (this.#pendingOps === 0 && this.#converged()) return true;
         this.#events.schedule(this.now + 20, ev);
         return false;
     }
+  }
+
+  #onTimeout(ev: Extract<SimEvent, { k: "timeout" }>): void {
+    const t = this.trace;
+    const c = this.clients[ev.client - 1];
+    if (c.current === null || c.current.seq !== ev.seq || c.current.attempt !== ev.attempt) {
+      return;
+    }
+    t.mix(7, ev.client, ev.seq, ev.attempt);
+    t.log(this.now, () => `client ${ev.client} op ${ev.seq} attempt ${ev.attempt} timed out`);
+    this.#retry(c, 0);
+  }
+
+  #onTick(ev: Extract<SimEvent, { k: "tick" }>): void {
+    const t = this.trace;
+    const node = this.nodes.get(ev.node)!;
+    if (node.incarnation !== ev.inc || !node.isUp) return;
+    this.#events.schedule(this.now + TICK_MS, ev);
+    if (
+      node.frozenUntil > this.now || node.held !== null || node.clockStalledUntil > this.now
+    ) {
+      return;
+    }
+    t.mix(1, ev.node);
+    node.tick();
+  }
+
+  #onMessage(ev: Extract<SimEvent, { k: "msg" }>): void {
+    const t = this.trace;
+    const m = ev.m;
+    const to = this.nodes.get(m.to);
+    t.mix(2, m.from, m.to, msgCode(m.type), m.term, m.index, m.entries.length);
+    if (to === undefined || !to.isUp || this.network.isCut(m.from, m.to)) {
+      if (this.network.isCut(m.from, m.to)) this.network.stats.cut++;
+      if (m.type === "MsgSnap") this.#snapReport(m.from, m.to, false);
+      t.log(this.now, () => `drop ${describeMessage(m)}`);
+      return;
+    }
+    if (this.#deferIfBusy(to, ev)) return;
+    t.log(this.now, () => `deliver ${describeMessage(m)}`);
+    this.network.stats.delivered++;
+    if (m.type === "MsgSnap") this.stats.snapshotsInstalled++;
+    to.step(m);
+    if (m.type === "MsgSnap") this.#snapReport(m.from, m.to, true);
+  }
+
+  #onSync(ev: Extract<SimEvent, { k: "sync" }>): void {
+    const t = this.trace;
+    const node = this.nodes.get(ev.node)!;
+    if (node.incarnation !== ev.inc || node.held === null) return;
+    if (node.frozenUntil > this.now) {
+      this.#queueUntilThaw(node, ev);
+      return;
+    }
+    t.mix(3, ev.node);
+    t.log(this.now, () => `node ${ev.node} synced ${describeReady(node)}`);
+    node.synced();
+  }
+
+  #onSnapReport(ev: Extract<SimEvent, { k: "snapReport" }>): void {
+    const t = this.trace;
+    const node = this.nodes.get(ev.node)!;
+    if (node.incarnation !== ev.inc || !node.isUp) return;
+    if (this.#deferIfBusy(node, ev)) return;
+    t.mix(4, ev.node, ev.to, ev.ok ? 1 : 0);
+    node.raw!.reportSnapshot(ev.to, ev.ok ? "finish" : "failure");
+    node.pump();
+  }
+
+  #onStrike(ev: Extract<SimEvent, { k: "strike" }>): void {
+    const node = this.nodes.get(ev.node)!;
+    if (this.#healed || node.incarnation !== ev.inc || !node.isUp) return;
+    this.trace.mix(12, ev.node);
+    this.stats.leaderStrikes++;
+    if (this.prng.chance(0.5)) this.crash(node, this.prng.range(20, 300));
+    else this.nemesis.isolate(node, this.prng.range(30, 300));
+  }
+
+  #onThaw(ev: Extract<SimEvent, { k: "thaw" }>): void {
+    const node = this.nodes.get(ev.node)!;
+    const held = this.#thawQueue.get(ev.node);
+    if (node.frozenUntil > this.now || held === undefined) return;
+    this.#thawQueue.delete(ev.node);
+    for (const e of held) this.#events.schedule(this.now, e);
   }
 
   /** Holds an event for a frozen node until it thaws, or retries it while the node is syncing. */
@@ -841,4 +851,31 @@ function describeReady(node: SimNode): string {
     ? ` hs=${rd.hardState.term}/${rd.hardState.vote}/${rd.hardState.commit}`
     : "";
   return `entries=${rd.entries.length}${hs} msgs=${rd.messages.length} committed=${rd.committedEntries.length}`;
+}
+
+/** A run's counters before its first event. */
+function zeroStats(voters: number, learners: number): SimStats {
+  return {
+    events: 0,
+    simulatedMs: 0,
+    voters,
+    learners,
+    messagesSent: 0,
+    messagesDropped: 0,
+    messagesDuplicated: 0,
+    messagesCut: 0,
+    messagesDelayed: 0,
+    crashes: 0,
+    freezes: 0,
+    clockStalls: 0,
+    leaderStrikes: 0,
+    partitions: 0,
+    confChangesApplied: 0,
+    snapshotsInstalled: 0,
+    transfers: 0,
+    leaderTerms: 0,
+    operations: 0,
+    retries: 0,
+    finalCommit: 0,
+  };
 }

@@ -16,6 +16,7 @@ import {
   sh,
   subnetEnvText,
 } from "./support.ts";
+import { inNetns } from "../../scripts/lib/run.ts";
 
 // deno-lint-ignore no-explicit-any
 type J = any;
@@ -111,8 +112,8 @@ Deno.test("ADD, CHECK and DEL wire three pods to cni0 as Flannel with bridge and
       ]);
     }
     // Pods reach each other and the gateway through the bridge.
-    await must(["ip", "netns", "exec", pods[0], "ping", "-c1", "-W2", "10.244.1.3"]);
-    await must(["ip", "netns", "exec", pods[2], "ping", "-c1", "-W2", "10.244.1.1"]);
+    await must(inNetns(pods[0], ["ping", "-c1", "-W2", "10.244.1.3"]));
+    await must(inNetns(pods[2], ["ping", "-c1", "-W2", "10.244.1.1"]));
     // host-local's state, byte for byte.
     assert.equal(await Deno.readTextFile(`${dir}/ipam/cbr0/10.244.1.2`), "ctr0\r\neth0");
     assert.equal(await Deno.readTextFile(`${dir}/ipam/cbr0/last_reserved_ip.0`), "10.244.1.4");
@@ -228,7 +229,7 @@ Deno.test("dual stack: subnet.env with IPv6 gives the pod an address and routes 
     assert.ok(r6.includes("fd00:10::/56 via fd00:10:0:1::1"), r6.join(","));
     const [br] = await ipj(node, "addr", "show", "cni0");
     assert.ok(br.addr_info.some((a: J) => a.local === "fd00:10:0:1::1"));
-    await must(["ip", "netns", "exec", pod, "ping", "-6", "-c1", "-W2", "fd00:10:0:1::1"]);
+    await must(inNetns(pod, ["ping", "-6", "-c1", "-W2", "fd00:10:0:1::1"]));
     const check = await runTwill(
       node,
       "CHECK",
@@ -469,7 +470,7 @@ Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic, through nf_
       ]
     ) assert.ok(table.stdout.includes(rule), `${rule}\n${table.stdout}`);
     // The outside has no route back to the pod subnet: only a masqueraded ping gets an answer.
-    await must(["ip", "netns", "exec", pod, "ping", "-c1", "-W2", "192.0.2.2"]);
+    await must(inNetns(pod, ["ping", "-c1", "-W2", "192.0.2.2"]));
     // A second ADD replaces the table rather than adding a second copy of the rules.
     await must(["ip", "-n", pod, "link", "set", "eth0", "name", "old0"]);
     const again = await runTwill(node, "ADD", flannelConf(dir), podEnv("m1", pod));
@@ -493,9 +494,9 @@ Deno.test("FLANNEL_IPMASQ=false: the bridge masquerades pod traffic, through nf_
     const conf2 = flannelConf(dir, { dataDir: `${dir}/f2`, ipam: { dataDir: `${dir}/i2` } });
     const r2 = await runTwill(node2, "ADD", conf2, podEnv("m2", pod2));
     assert.equal(r2.code, 0, r2.stdout);
-    const none = await sh(["ip", "netns", "exec", node2, "nft", "list", "tables"]);
+    const none = await sh(inNetns(node2, ["nft", "list", "tables"]));
     assert.doesNotMatch(none.stdout, /twill-cni-masq/);
-    const lost = await sh(["ip", "netns", "exec", pod2, "ping", "-c1", "-W1", "192.0.2.2"]);
+    const lost = await sh(inNetns(pod2, ["ping", "-c1", "-W1", "192.0.2.2"]));
     assert.notEqual(lost.code, 0);
   } finally {
     await netnsDel(node, pod, outside, node2, pod2, outside2);
@@ -517,7 +518,7 @@ Deno.test("cni0 still holding an old subnet's gateway: ADD adds the new gateway 
       `${a.local}/${a.prefixlen}`
     );
     assert.deepEqual(v4.sort(), ["10.244.3.1/24", "10.244.9.1/24"]);
-    await must(["ip", "netns", "exec", pod, "ping", "-c1", "-W2", "10.244.3.1"]);
+    await must(inNetns(pod, ["ping", "-c1", "-W2", "10.244.3.1"]));
   });
 });
 

@@ -16,7 +16,11 @@ import {
   runTwill,
   subnetEnvText,
 } from "./support.ts";
+<<<<<<< HEAD
 import { requireTools } from "../support/tools.ts";
+=======
+import { inNetns } from "../../scripts/lib/run.ts";
+>>>>>>> checks
 
 // deno-lint-ignore no-explicit-any
 type J = any;
@@ -93,7 +97,7 @@ async function nodeState(ns: string): Promise<J> {
       hairpin: p.linkinfo.info_slave_data.hairpin,
       state: p.linkinfo.info_slave_data.state,
     })),
-    forwarding: (await must(["ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/ip_forward"]))
+    forwarding: (await must(inNetns(ns, ["cat", "/proc/sys/net/ipv4/ip_forward"])))
       .trim(),
   };
 }

@@ -2,6 +2,7 @@
 // name; the plugin run as a separate process inside a "node" namespace, as a runtime would.
 import assert from "node:assert/strict";
 import { requireTools } from "../support/tools.ts";
+import { inNetns, run, runOk, type RunResult } from "../../scripts/lib/run.ts";
 
 export const DENO = Deno.execPath();
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -16,38 +17,18 @@ export function ns(role: string): string {
   return `twc-${RUN_ID}-${role}`;
 }
 
-export interface Out {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type Out = RunResult;
 
-export async function sh(
+export function sh(
   cmd: string[],
   stdin?: string,
   env?: Record<string, string>,
 ): Promise<Out> {
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env,
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const o = await child.output();
-  const dec = new TextDecoder();
-  return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
+  return run(cmd[0], cmd.slice(1), { stdin, env });
 }
 
-export async function must(cmd: string[]): Promise<string> {
-  const o = await sh(cmd);
-  assert.equal(o.code, 0, `${cmd.join(" ")} failed: ${o.stderr}`);
-  return o.stdout;
+export function must(cmd: string[]): Promise<string> {
+  return runOk(cmd[0], cmd.slice(1));
 }
 
 export async function netnsAdd(name: string): Promise<void> {
@@ -129,7 +110,7 @@ export async function runPlugin(
   env: Record<string, string> = {},
 ): Promise<PluginRun> {
   const o = await sh(
-    ["ip", "netns", "exec", node, ...argv],
+    inNetns(node, argv),
     typeof conf === "string" ? conf : JSON.stringify(conf),
     { CNI_COMMAND: command, CNI_PATH: REF_PLUGINS, ...env },
   );

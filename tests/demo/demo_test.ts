@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DemoReport } from "../../scripts/demo.ts";
 import { matrixAllGreen } from "../../scripts/demo.ts";
+import { run } from "../../scripts/lib/run.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 // Its own namespace prefix and state dir, so a demo someone runs by hand (or another test run)
@@ -15,8 +16,9 @@ const PREFIX = `twdemo-t${RUN}-`;
 const STATE_DIR = `/run/twill-demo-test-${RUN}`;
 
 async function demo(...args: string[]): Promise<{ code: number; out: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
+  const out = await run(
+    Deno.execPath(),
+    [
       "run",
       "-A",
       join(ROOT, "scripts", "demo.ts"),
@@ -26,19 +28,13 @@ async function demo(...args: string[]): Promise<{ code: number; out: string }> {
       PREFIX,
       ...args,
     ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-    signal: AbortSignal.timeout(100_000),
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, out: dec.decode(out.stdout) + dec.decode(out.stderr) };
+    { cwd: ROOT, env: { NO_COLOR: "1" }, signal: AbortSignal.timeout(100_000) },
+  );
+  return { code: out.code, out: out.stdout + out.stderr };
 }
 
 async function sh(cmd: string): Promise<string> {
-  const out = await new Deno.Command("sh", { args: ["-c", cmd], stdout: "piped" }).output();
-  return new TextDecoder().decode(out.stdout);
+  return (await run("sh", ["-c", cmd])).stdout;
 }
 
 async function leftovers(): Promise<string[]> {

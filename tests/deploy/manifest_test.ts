@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
+import { run } from "../../scripts/lib/run.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 // deno-lint-ignore no-explicit-any
@@ -131,8 +132,8 @@ Deno.test("manifest: the init container installs the plugin and the ConfigMap's 
         .replaceAll("/host/opt/cni/bin", join(dir, "bin"))
         .replaceAll("/host/etc/cni/net.d", join(dir, "netd"))
         .replaceAll("/etc/kube-flannel", join(dir, "cfg"));
-      const out = await new Deno.Command("sh", { args: ["-c", script], stderr: "piped" }).output();
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const out = await run("sh", ["-c", script]);
+      assert.equal(out.code, 0, out.stderr);
       assert.equal(await Deno.readTextFile(join(dir, "bin", "flannel")), "plugin\n");
       assert.equal(
         await Deno.readTextFile(join(dir, "netd", "10-flannel.conflist")),
@@ -220,14 +221,8 @@ async function entrypoint(
     const script = (cm.data["entrypoint.sh"] as string)
       .replaceAll("/usr/local/bin/twill", stub)
       .replace("data=/var/lib/twill", `data=${data}`);
-    const out = await new Deno.Command("sh", {
-      args: ["-c", script],
-      env,
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = (b: Uint8Array) => new TextDecoder().decode(b).trim().replaceAll(data, "DATA");
+    const out = await run("sh", ["-c", script], { env, clearEnv: true });
+    const text = (s: string) => s.trim().replaceAll(data, "DATA");
     return { code: out.code, out: text(out.stdout), err: text(out.stderr) };
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -300,13 +295,11 @@ Deno.test("systemd unit: its ExecStart shell is valid and picks bootstrap flags 
     const body = m[1].replaceAll("$$", "$").replaceAll("/usr/local/bin/twill", stub)
       .replaceAll("/var/lib/twill", join(dir, "data"));
     const runIt = async () => {
-      const out = await new Deno.Command("sh", {
-        args: ["-c", body],
+      const out = await run("sh", ["-c", body], {
         env: { TWILL_BOOTSTRAP: "--join 10.0.0.1:8473" },
         clearEnv: true,
-        stdout: "piped",
-      }).output();
-      return new TextDecoder().decode(out.stdout).trim().replaceAll(dir, "D");
+      });
+      return out.stdout.trim().replaceAll(dir, "D");
     };
     assert.equal(
       await runIt(),
@@ -338,19 +331,14 @@ Deno.test("systemd unit: systemd-analyze verify finds nothing to complain about"
     await Deno.writeTextFile(join(dir, "twill.service"), text);
     let out;
     try {
-      out = await new Deno.Command("systemd-analyze", {
-        args: ["verify", "--man=no", "./twill.service"],
-        cwd: dir,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      out = await run("systemd-analyze", ["verify", "--man=no", "./twill.service"], { cwd: dir });
     } catch (e) {
       // No systemd on this machine: the unit's keys are still checked by the parser above.
       assert.ok(e instanceof Deno.errors.NotFound, String(e));
       assert.equal(unit().get("Service")?.get("Restart")?.[0], "on-failure");
       return;
     }
-    const complaints = new TextDecoder().decode(out.stderr).split("\n")
+    const complaints = out.stderr.split("\n")
       .filter((l) => l.includes("twill.service"));
     assert.deepEqual(complaints, []);
     // The check is real: a broken key is reported.
@@ -358,13 +346,10 @@ Deno.test("systemd unit: systemd-analyze verify finds nothing to complain about"
       join(dir, "twill.service"),
       text.replace("Restart=on-failure", "Restart=sometimes"),
     );
-    const bad = await new Deno.Command("systemd-analyze", {
-      args: ["verify", "--man=no", "./twill.service"],
+    const bad = await run("systemd-analyze", ["verify", "--man=no", "./twill.service"], {
       cwd: dir,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.match(new TextDecoder().decode(bad.stderr), /twill\.service:\d+: .*restart/i);
+    });
+    assert.match(bad.stderr, /twill\.service:\d+: .*restart/i);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -66,6 +66,21 @@ export interface ApiOptions {
 
 const encoder = new TextEncoder();
 
+/** What every route handler shares: the store, its limits and the unary request wrapper. */
+interface Routes {
+  app: Hono;
+  kv: Kv;
+  sm: Kv["sm"];
+  opts: ApiOptions;
+  maxRequest: number;
+  maxBytes: number;
+  head: (revision: string | number) => JsonObject;
+  current: () => JsonObject;
+  unary: (fn: (body: JsonObject) => Promise<JsonObject>) => (c: Context) => Promise<Response>;
+  write: <T>(cmd: Command) => Promise<T>;
+  rid: () => string;
+}
+
 export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   const app = new Hono();
   const maxRequest = opts.maxRequestBytes ?? MAX_REQUEST_BYTES;
@@ -104,6 +119,16 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   };
   const rid = () => crypto.randomUUID();
 
+  const r: Routes = { app, kv, sm, opts, maxRequest, maxBytes, head, current, unary, write, rid };
+  addKvRoutes(r);
+  addLeaseRoutes(r);
+  addMaintenanceRoutes(r);
+  addLeaseKeepAliveRoute(r);
+  addWatchRoute(r);
+  return app;
+}
+
+function addKvRoutes({ app, kv, sm, head, unary, write, rid }: Routes): void {
   app.post(
     "/v3/kv/range",
     unary(async (o) => {
@@ -158,7 +183,9 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
       return { header: head(r.revision) };
     }),
   );
+}
 
+function addLeaseRoutes({ app, kv, sm, head, current, unary, write, rid }: Routes): void {
   app.post(
     "/v3/lease/grant",
     unary(async (o) => {
@@ -203,7 +230,9 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   });
   app.post("/v3/lease/leases", leases);
   app.post("/v3/kv/lease/leases", leases);
+}
 
+function addMaintenanceRoutes({ app, kv, sm, opts, current, unary }: Routes): void {
   app.post(
     "/v3/maintenance/status",
     unary(() => {
@@ -222,7 +251,9 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
       });
     }),
   );
+}
 
+function addLeaseKeepAliveRoute({ app, kv, maxBytes, current }: Routes): void {
   app.post("/v3/lease/keepalive", async (c) => {
     const texts = jsonTexts(c.req.raw.body, maxBytes);
     let first: IteratorResult<string>;
@@ -247,7 +278,9 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
       return true;
     });
   });
+}
 
+function addWatchRoute({ app, kv, sm, opts, maxBytes }: Routes): void {
   app.post("/v3/watch", async (c) => {
     const texts = jsonTexts(c.req.raw.body, maxBytes);
     let first: IteratorResult<string>;
@@ -278,8 +311,6 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
       },
     );
   });
-
-  return app;
 }
 
 /** etcd answers a stream whose first message does not parse with 500 and gRPC code 2. */

@@ -35,85 +35,115 @@ export interface ReplayedLog {
 }
 
 export function replayLog(segments: readonly ScannedSegment[]): ReplayedLog {
-  let startIndex = 0;
-  let startTerm = 0;
-  let entries: Entry[] = [];
-  let hardState: HardState = { term: 0, vote: 0, commit: 0 };
-  let metadata: WalMetadata | undefined;
-  const segmentMaxIndex: number[] = [];
-  const lastIndex = () => startIndex + entries.length;
-  const termAt = (i: number) => i === startIndex ? startTerm : entries[i - startIndex - 1].term;
-
+  const log = new LogReplay();
   segments.forEach((seg, n) => {
     let maxIndex = 0;
     seg.records.forEach((rec, r) => {
-      const fail = (reason: string): never => {
-        throw new WalCorruptError(seg.path, rec.offset, reason);
-      };
-      const decode = <T>(f: (p: Uint8Array) => T): T => {
-        try {
-          return f(rec.payload);
-        } catch (e) {
-          return fail((e as Error).message);
-        }
-      };
       if ((r === 0) !== (rec.type === RecordType.segmentHeader)) {
-        fail(r === 0 ? "segment does not start with a header" : "segment header in mid-segment");
+        throw new WalCorruptError(
+          seg.path,
+          rec.offset,
+          r === 0 ? "segment does not start with a header" : "segment header in mid-segment",
+        );
       }
-      switch (rec.type) {
-        case RecordType.segmentHeader: {
-          const h = decode(decodeSegmentHeader);
-          if (h.seq !== seg.seq) fail(`header says segment ${h.seq}, file name says ${seg.seq}`);
-          if (n === 0) {
-            startIndex = h.prevIndex;
-            startTerm = h.prevTerm;
-          } else if (h.prevIndex !== lastIndex() || h.prevTerm !== termAt(lastIndex())) {
-            throw new WalInconsistentError(
-              seg.path,
-              `segment continues the log at index ${h.prevIndex} term ${h.prevTerm} but the ` +
-                `previous segments end at index ${lastIndex()} term ${termAt(lastIndex())}` +
-                " (a segment is missing)",
-            );
-          }
-          break;
-        }
-        case RecordType.entry: {
-          const e = decode(decodeEntry);
-          if (e.index > lastIndex() + 1) {
-            fail(`entry ${e.index} leaves a gap after the last index ${lastIndex()}`);
-          }
-          if (e.index <= startIndex) {
-            // Truncation below everything still known: the log restarts just before e, at an
-            // index whose term is unknown (NaN never matches a snapshot or header).
-            startIndex = e.index - 1;
-            startTerm = NaN;
-            entries = [e];
-          } else {
-            entries.length = e.index - startIndex - 1;
-            entries.push(e);
-          }
-          maxIndex = Math.max(maxIndex, e.index);
-          break;
-        }
-        case RecordType.hardState:
-          hardState = decode(decodeHardState);
-          break;
-        case RecordType.snapshotReset: {
-          const m = decode(decodeSnapshotMetadata);
-          startIndex = m.index;
-          startTerm = m.term;
-          entries = [];
-          maxIndex = Math.max(maxIndex, m.index);
-          break;
-        }
-        case RecordType.metadata:
-          metadata = decode(decodeMetadata);
-          break;
-      }
+      maxIndex = Math.max(maxIndex, log.apply(seg, n, rec));
     });
-    segmentMaxIndex.push(maxIndex);
+    log.segmentMaxIndex.push(maxIndex);
   });
+  const { startIndex, startTerm, entries, hardState, metadata, segmentMaxIndex } = log;
   return { startIndex, startTerm, entries, hardState, metadata, segmentMaxIndex };
+}
+
+/** The log as the records replayed so far describe it. */
+class LogReplay {
+  startIndex = 0;
+  startTerm = 0;
+  entries: Entry[] = [];
+  hardState: HardState = { term: 0, vote: 0, commit: 0 };
+  metadata: WalMetadata | undefined;
+  readonly segmentMaxIndex: number[] = [];
+
+  lastIndex(): number {
+    return this.startIndex + this.entries.length;
+  }
+
+  termAt(i: number): number {
+    return i === this.startIndex ? this.startTerm : this.entries[i - this.startIndex - 1].term;
+  }
+
+  /** Applies record `rec` of segment number `n`; returns the highest log index it names, or 0. */
+  apply(seg: ScannedSegment, n: number, rec: ScannedSegment["records"][number]): number {
+    const fail = (reason: string): never => {
+      throw new WalCorruptError(seg.path, rec.offset, reason);
+    };
+    const decode = <T>(f: (p: Uint8Array) => T): T => {
+      try {
+        return f(rec.payload);
+      } catch (e) {
+        return fail((e as Error).message);
+      }
+    };
+    switch (rec.type) {
+      case RecordType.segmentHeader:
+        this.#header(seg, n, decode(decodeSegmentHeader), fail);
+        return 0;
+      case RecordType.entry:
+        return this.#entry(decode(decodeEntry), fail);
+      case RecordType.hardState:
+        this.hardState = decode(decodeHardState);
+        return 0;
+      case RecordType.snapshotReset: {
+        const m = decode(decodeSnapshotMetadata);
+        this.startIndex = m.index;
+        this.startTerm = m.term;
+        this.entries = [];
+        return m.index;
+      }
+      case RecordType.metadata:
+        this.metadata = decode(decodeMetadata);
+        return 0;
+    }
+    return 0;
+  }
+
+  #header(
+    seg: ScannedSegment,
+    n: number,
+    h: ReturnType<typeof decodeSegmentHeader>,
+    fail: (reason: string) => never,
+  ): void {
+    if (h.seq !== seg.seq) fail(`header says segment ${h.seq}, file name says ${seg.seq}`);
+    if (n === 0) {
+      this.startIndex = h.prevIndex;
+      this.startTerm = h.prevTerm;
+    } else if (h.prevIndex !== this.lastIndex() || h.prevTerm !== this.termAt(this.lastIndex())) {
+      throw new WalInconsistentError(
+        seg.path,
+        `segment continues the log at index ${h.prevIndex} term ${h.prevTerm} but the ` +
+          `previous segments end at index ${this.lastIndex()} term ${
+            this.termAt(this.lastIndex())
+          }` +
+          " (a segment is missing)",
+      );
+    }
+  }
+
+  #entry(e: Entry, fail: (reason: string) => never): number {
+    if (e.index > this.lastIndex() + 1) {
+      fail(`entry ${e.index} leaves a gap after the last index ${this.lastIndex()}`);
+    }
+    if (e.index <= this.startIndex) {
+      // Truncation below everything still known: the log restarts just before e, at an
+      // index whose term is unknown (NaN never matches a snapshot or header).
+      this.startIndex = e.index - 1;
+      this.startTerm = NaN;
+      this.entries = [e];
+    } else {
+      this.entries.length = e.index - this.startIndex - 1;
+      this.entries.push(e);
+    }
+    return e.index;
+  }
 }
 
 /**
