@@ -16,11 +16,8 @@ import {
   runTwill,
   subnetEnvText,
 } from "./support.ts";
-<<<<<<< HEAD
 import { requireTools } from "../support/tools.ts";
-=======
 import { inNetns } from "../../scripts/lib/run.ts";
->>>>>>> checks
 
 // deno-lint-ignore no-explicit-any
 type J = any;
