@@ -19,6 +19,7 @@ import {
 import { ensureDir, writeTextFileAtomic } from "../fs_atomic.ts";
 
 export const DEFAULT_MEMBER_CERT_LIFETIME_MS = 365 * 24 * 3600_000;
+export const MIN_LIFETIME_MS = 2000;
 export const LOOPBACK = "127.0.0.1";
 export const MEMBER_CERT_FILE = "member.crt";
 export const MEMBER_KEY_FILE = "member.key";
@@ -67,7 +68,10 @@ export async function signMemberCertificate(
   if (!ca.privateKey) throw new Error("this node holds no CA key (only voters can sign)");
   const now = opts.now ?? Date.now();
   const lifetime = opts.lifetimeMs ?? DEFAULT_MEMBER_CERT_LIFETIME_MS;
-  if (!(lifetime > 0)) throw new Error(`certificate lifetime must be positive: ${lifetime}`);
+  // X.509 times have whole seconds, so shorter lifetimes would be distorted by the rounding.
+  if (!(lifetime >= MIN_LIFETIME_MS)) {
+    throw new Error(`certificate lifetime must be at least ${MIN_LIFETIME_MS} ms: ${lifetime}`);
+  }
   const notAfterMs = Math.min(now + lifetime, ca.cert.notAfter.getTime());
   return await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),

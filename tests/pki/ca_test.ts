@@ -116,6 +116,10 @@ Deno.test("member certificate: a node without the CA key cannot sign; lifetime c
     lifetimeMs: 20 * YEAR,
   });
   assert.equal(m.cert.notAfter.getTime(), ca.cert.notAfter.getTime());
+  await assert.rejects(
+    () => issueMemberCertificate(ca, { advertiseHost: "a.b", name: "x", lifetimeMs: 500 }),
+    /at least 2000 ms/,
+  );
 });
 
 Deno.test("renewAt: two thirds of the lifetime; renewDelayMs counts down to it", async () => {
