@@ -110,6 +110,49 @@ export async function issueMemberCertificate(
   };
 }
 
+/** A learner's half of issuance: a new key pair and a PKCS#10 request proving it holds the key. */
+export async function createCertificateRequest(
+  name: string,
+): Promise<{ csrPem: string; keyPem: string }> {
+  const keys = await generateEcKeyPair();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: [{ CN: [`twill member ${name}`] }],
+    keys,
+    signingAlgorithm: EC_ALGORITHM,
+  });
+  return { csrPem: csr.toString("pem") + "\n", keyPem: await privateKeyToPem(keys.privateKey) };
+}
+
+/** Bound on a request body we parse: a P-256 CSR in PEM is well under 1 KiB. */
+export const MAX_CSR_PEM_LENGTH = 4096;
+
+/**
+ * A voter's half: checks the request's self-signature and key type, then signs a serving
+ * certificate. Names come from `opts` (the member's recorded --advertise), never from the CSR,
+ * so a request cannot ask for someone else's address.
+ */
+export async function signCertificateRequest(
+  ca: ClusterCa,
+  csrPem: string,
+  opts: IssueOptions,
+): Promise<{ cert: x509.X509Certificate; chainPem: string }> {
+  if (csrPem.length > MAX_CSR_PEM_LENGTH) throw new Error("certificate request too large");
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch {
+    throw new Error("not a PEM certificate request");
+  }
+  const alg = csr.publicKey.algorithm as EcKeyAlgorithm;
+  if (alg.name !== "ECDSA" || alg.namedCurve !== "P-256") {
+    throw new Error("certificate request key must be ECDSA P-256");
+  }
+  if (!(await csr.verify())) throw new Error("certificate request signature is invalid");
+  const publicKey = await csr.publicKey.export(EC_ALGORITHM, ["verify"]);
+  const cert = await signMemberCertificate(ca, publicKey, opts);
+  return { cert, chainPem: certificateToPem(cert) + ca.certPem };
+}
+
 /** When to renew: two thirds of the way from notBefore to notAfter. */
 export function renewAt(cert: x509.X509Certificate): Date {
   const from = cert.notBefore.getTime();

@@ -5,17 +5,21 @@ import {
   caKeyPath,
   certificateSha256,
   createClusterCa,
+  EC_ALGORITHM,
   isCaCertificate,
   loadClusterCa,
+  privateKeyFromPem,
   readClusterCa,
   writeClusterCa,
 } from "../../lib/pki/ca.ts";
 import {
+  createCertificateRequest,
   issueMemberCertificate,
   memberSans,
   readMemberCertificate,
   renewAt,
   renewDelayMs,
+  signCertificateRequest,
   writeMemberCertificate,
 } from "../../lib/pki/member_cert.ts";
 import { x509 } from "../../lib/pki/x509.ts";
@@ -156,4 +160,42 @@ Deno.test("member certificate files: key 0600, chain 0644, read back", async () 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("learner issuance: a CSR signed by a voter; names come from the voter, not the CSR", async () => {
+  const ca = await createClusterCa();
+  const { csrPem, keyPem } = await createCertificateRequest("learner-1");
+  assert.match(keyPem, /^-----BEGIN PRIVATE KEY-----/);
+  const { cert, chainPem } = await signCertificateRequest(ca, csrPem, {
+    advertiseHost: "10.0.0.9",
+    name: "learner-1",
+  });
+  assert.equal(await cert.verify({ publicKey: ca.cert.publicKey }), true);
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension)!;
+  assert.deepEqual(san.names.toJSON(), [
+    { type: "ip", value: "10.0.0.9" },
+    { type: "ip", value: "127.0.0.1" },
+  ]);
+  assert.ok(chainPem.endsWith(ca.certPem));
+  // The certificate carries the CSR's key: the learner's private key signs for it.
+  const probe = new Uint8Array([1, 2, 3]);
+  const sig = await crypto.subtle.sign(EC_ALGORITHM, await privateKeyFromPem(keyPem), probe);
+  const pub = await cert.publicKey.export(EC_ALGORITHM, ["verify"]);
+  assert.equal(await crypto.subtle.verify(EC_ALGORITHM, pub, sig, probe), true);
+});
+
+Deno.test("learner issuance: garbage, oversize and tampered requests are refused", async () => {
+  const ca = await createClusterCa();
+  const opts = { advertiseHost: "10.0.0.9", name: "x" };
+  await assert.rejects(() => signCertificateRequest(ca, "junk", opts), /not a PEM certificate/);
+  await assert.rejects(
+    () => signCertificateRequest(ca, "x".repeat(5000), opts),
+    /too large/,
+  );
+  const { csrPem } = await createCertificateRequest("x");
+  const der = x509.PemConverter.decode(csrPem)[0];
+  const bytes = new Uint8Array(der);
+  bytes[bytes.length - 5] ^= 0xff; // inside the signature
+  const tampered = x509.PemConverter.encode(bytes.buffer, "CERTIFICATE REQUEST");
+  await assert.rejects(() => signCertificateRequest(ca, tampered, opts), /signature|request/);
 });

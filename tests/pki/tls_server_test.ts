@@ -99,6 +99,20 @@ Deno.test("createHttpClient({caCerts}) accepts the member cert at 127.0.0.1 (an 
   });
 });
 
+Deno.test("Deno.connectTls({caCerts}) verifies the member; another CA is refused", async () => {
+  const ca = await createClusterCa();
+  const other = await createClusterCa();
+  await withServer(await member(ca), hello("ok"), async (s) => {
+    const conn = await Deno.connectTls({ hostname: HOST, port: s.port, caCerts: [ca.certPem] });
+    const hs = await conn.handshake();
+    assert.equal(typeof hs, "object");
+    conn.close();
+    const bad = await Deno.connectTls({ hostname: HOST, port: s.port, caCerts: [other.certPem] });
+    await rejectsWith(() => bad.handshake(), /certificate|UnknownIssuer/i);
+    bad.close();
+  });
+});
+
 Deno.test("a client trusting another CA, or none, is refused", async () => {
   const ca = await createClusterCa();
   const other = await createClusterCa();
