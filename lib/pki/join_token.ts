@@ -2,6 +2,7 @@
 // The hash lets a joiner recognise the cluster's CA before it trusts anything; the secret, kept in
 // the replicated store, admits it. `--init --token S` makes S the secret, so checks on S live here
 // too. Nothing in this module logs or echoes a secret.
+import { constantTimeEqual } from "./credential.ts";
 
 export const JOIN_TOKEN_PREFIX = "K10";
 export const SEPARATOR = "::";
@@ -92,4 +93,13 @@ export function checkInitSecret(raw: string): { secret: string; warning: string 
 export function generateJoinSecret(): string {
   const b = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The member's check of a join request's secret against the store's, in constant time. A wrong
+ * secret and an unknown node name must get the same answer, so callers check this first and
+ * answer every failure alike.
+ */
+export function joinSecretMatches(presented: string, stored: string): boolean {
+  return secretProblem(presented) === null && constantTimeEqual(presented, stored);
 }

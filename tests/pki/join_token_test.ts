@@ -3,6 +3,7 @@ import {
   checkInitSecret,
   formatJoinToken,
   generateJoinSecret,
+  joinSecretMatches,
   JoinTokenError,
   parseJoinToken,
 } from "../../lib/pki/join_token.ts";
@@ -63,4 +64,11 @@ Deno.test("generated secrets: 32 hex, distinct, valid at --init without a warnin
   assert.notEqual(a, b);
   assert.equal(checkInitSecret(a).warning, null);
   assert.throws(() => formatJoinToken({ caSha256: "abc", secret: a }), /64 hex/);
+});
+
+Deno.test("join secret check: exact match only; malformed presented secrets never match", () => {
+  assert.equal(joinSecretMatches("0123456789abcdef", "0123456789abcdef"), true);
+  assert.equal(joinSecretMatches("0123456789abcdeF", "0123456789abcdef"), false);
+  assert.equal(joinSecretMatches("0123456789abcde", "0123456789abcdef"), false);
+  assert.equal(joinSecretMatches("", ""), false);
 });
