@@ -1,45 +1,13 @@
 // `twill agent`: the long-running daemon of every node. This file owns the whole command line
-// (flags, FLANNELD_<FLAG> environment fallback, --init / --join / restart) and wires the store
-// member (lib/store/member/) and the network agent (lib/agent/) together.
+// (flags, FLANNELD_<FLAG> environment fallback, --init / --join / restart) and maps it onto a
+// DaemonConfig; lib/daemon/ decides how to start and runs the store member and the network agent.
 import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/store/member/duration.ts";
-import { splitHostPort } from "../lib/store/member/address.ts";
+import type { DaemonConfig } from "../lib/daemon/config.ts";
+import { parseDuration } from "../lib/daemon/duration.ts";
+import { splitHostPort } from "../lib/net/address.ts";
 
-export { splitHostPort };
-
-export interface AgentFlags {
-  init: boolean;
-  join: string[];
-  token?: string;
-  tokenFile?: string;
-  netConfigPath: string;
-  /** True when --net-config-path was given explicitly (then a missing file is an error). */
-  netConfigPathGiven: boolean;
-  name: string;
-  dataDir: string;
-  listen: string;
-  advertise?: string;
-  voters: number;
-  iface: string[];
-  publicIp?: string;
-  ipMasq: boolean;
-  subnetFile: string;
-  healthzIp: string;
-  healthzPort: number;
-  subnetLeaseRenewMarginMinutes: number;
-  subnetLeaseTtlMs: number;
-  storeOnly: boolean;
-  etcdEndpoints: string[];
-  etcdPrefix: string;
-  deadVoterTimeoutMs: number;
-  /** Take a state-machine snapshot and compact the log every this many applied entries. */
-  snapshotCount: number;
-  /** Store revisions of history the leader keeps before compacting older ones (0: never). */
-  autoCompactionRetention: number;
-  /** Raft tick length in milliseconds. */
-  tickMs: number;
-  /** Election timeout in ticks (randomised in [n, 2n)); heartbeats go every tick. */
-  electionTicks: number;
+/** The parsed command line: the daemon's config, plus --help. */
+export interface AgentFlags extends DaemonConfig {
   help: boolean;
 }
 
@@ -311,13 +279,13 @@ export async function runAgent(args: string[], env: Record<string, string>): Pro
     console.log(agentUsage());
     return 0;
   }
-  const { runAgentWithFlags } = await import("../lib/store/member/agent_main.ts");
+  const { runDaemon } = await import("../lib/daemon/daemon.ts");
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
   try {
-    return await runAgentWithFlags(flags, abort.signal);
+    return await runDaemon(flags, abort.signal);
   } catch (e) {
     console.error(`twill agent: ${(e as Error).message}`);
     return 1;

@@ -25,7 +25,7 @@ import {
 import { decideMembership } from "./membership.ts";
 import type { MemberIdentity } from "./identity.ts";
 import type { Logger } from "../../log.ts";
-import { splitHostPort } from "./address.ts";
+import { splitHostPort } from "../../net/address.ts";
 
 export interface StoreMemberOptions {
   dataDir: string;
