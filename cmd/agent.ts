@@ -145,11 +145,10 @@ function splitList(values: string[]): string[] {
   return values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
 }
 
-/**
- * Parses `twill agent` arguments. The command line wins over FLANNELD_<FLAG> variables, which win
- * over defaults. Throws an Error with one line saying what is wrong.
- */
-export function parseAgentFlags(args: string[], env: Record<string, string>): AgentFlags {
+type FlagValue = string | boolean | string[] | undefined;
+
+/** The flags given on the command line, by name (no environment, no defaults). */
+function parseCommandLine(args: string[]): Record<string, FlagValue> {
   const options: Record<string, { type: "boolean" | "string"; multiple?: boolean }> = {};
   for (const f of AGENT_FLAGS) {
     options[f.name] = f.kind === "boolean"
@@ -179,11 +178,16 @@ export function parseAgentFlags(args: string[], env: Record<string, string>): Ag
   if (parsed.positionals.length > 0) {
     throw new Error(`unexpected argument "${parsed.positionals[0]}"; run 'twill agent --help'`);
   }
-  const cli = {
-    ...parsed.values,
-    ...explicitBools,
-  } as Record<string, string | boolean | string[] | undefined>;
-  const raw = (f: FlagSpec): string | boolean | string[] | undefined => {
+  return { ...parsed.values, ...explicitBools } as Record<string, FlagValue>;
+}
+
+/**
+ * Parses `twill agent` arguments. The command line wins over FLANNELD_<FLAG> variables, which win
+ * over defaults. Throws an Error with one line saying what is wrong.
+ */
+export function parseAgentFlags(args: string[], env: Record<string, string>): AgentFlags {
+  const cli = parseCommandLine(args);
+  const raw = (f: FlagSpec): FlagValue => {
     if (cli[f.name] !== undefined) return cli[f.name];
     const e = env[envName(f.name)];
     if (e !== undefined) {
