@@ -1,45 +1,13 @@
 // `twill agent`: the long-running daemon of every node. This file owns the whole command line
-// (flags, FLANNELD_<FLAG> environment fallback, --init / --join / restart) and wires the store
-// member (lib/store/member/) and the network agent (lib/agent/) together.
+// (flags, FLANNELD_<FLAG> environment fallback, --init / --join / restart) and maps it onto a
+// DaemonConfig; lib/daemon/ decides how to start and runs the store member and the network agent.
 import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/store/member/duration.ts";
-import { splitHostPort } from "../lib/store/member/address.ts";
+import type { DaemonConfig } from "../lib/daemon/config.ts";
+import { parseDuration } from "../lib/daemon/duration.ts";
+import { splitHostPort } from "../lib/net/address.ts";
 
-export { splitHostPort };
-
-export interface AgentFlags {
-  init: boolean;
-  join: string[];
-  token?: string;
-  tokenFile?: string;
-  netConfigPath: string;
-  /** True when --net-config-path was given explicitly (then a missing file is an error). */
-  netConfigPathGiven: boolean;
-  name: string;
-  dataDir: string;
-  listen: string;
-  advertise?: string;
-  voters: number;
-  iface: string[];
-  publicIp?: string;
-  ipMasq: boolean;
-  subnetFile: string;
-  healthzIp: string;
-  healthzPort: number;
-  subnetLeaseRenewMarginMinutes: number;
-  subnetLeaseTtlMs: number;
-  storeOnly: boolean;
-  etcdEndpoints: string[];
-  etcdPrefix: string;
-  deadVoterTimeoutMs: number;
-  /** Take a state-machine snapshot and compact the log every this many applied entries. */
-  snapshotCount: number;
-  /** Store revisions of history the leader keeps before compacting older ones (0: never). */
-  autoCompactionRetention: number;
-  /** Raft tick length in milliseconds. */
-  tickMs: number;
-  /** Election timeout in ticks (randomised in [n, 2n)); heartbeats go every tick. */
-  electionTicks: number;
+/** The parsed command line: the daemon's config, plus --help. */
+export interface AgentFlags extends DaemonConfig {
   help: boolean;
 }
 
@@ -177,11 +145,10 @@ function splitList(values: string[]): string[] {
   return values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
 }
 
-/**
- * Parses `twill agent` arguments. The command line wins over FLANNELD_<FLAG> variables, which win
- * over defaults. Throws an Error with one line saying what is wrong.
- */
-export function parseAgentFlags(args: string[], env: Record<string, string>): AgentFlags {
+type FlagValue = string | boolean | string[] | undefined;
+
+/** The flags given on the command line, by name (no environment, no defaults). */
+function parseCommandLine(args: string[]): Record<string, FlagValue> {
   const options: Record<string, { type: "boolean" | "string"; multiple?: boolean }> = {};
   for (const f of AGENT_FLAGS) {
     options[f.name] = f.kind === "boolean"
@@ -211,11 +178,16 @@ export function parseAgentFlags(args: string[], env: Record<string, string>): Ag
   if (parsed.positionals.length > 0) {
     throw new Error(`unexpected argument "${parsed.positionals[0]}"; run 'twill agent --help'`);
   }
-  const cli = {
-    ...parsed.values,
-    ...explicitBools,
-  } as Record<string, string | boolean | string[] | undefined>;
-  const raw = (f: FlagSpec): string | boolean | string[] | undefined => {
+  return { ...parsed.values, ...explicitBools } as Record<string, FlagValue>;
+}
+
+/**
+ * Parses `twill agent` arguments. The command line wins over FLANNELD_<FLAG> variables, which win
+ * over defaults. Throws an Error with one line saying what is wrong.
+ */
+export function parseAgentFlags(args: string[], env: Record<string, string>): AgentFlags {
+  const cli = parseCommandLine(args);
+  const raw = (f: FlagSpec): FlagValue => {
     if (cli[f.name] !== undefined) return cli[f.name];
     const e = env[envName(f.name)];
     if (e !== undefined) {
@@ -311,13 +283,13 @@ export async function runAgent(args: string[], env: Record<string, string>): Pro
     console.log(agentUsage());
     return 0;
   }
-  const { runAgentWithFlags } = await import("../lib/store/member/agent_main.ts");
+  const { runDaemon } = await import("../lib/daemon/daemon.ts");
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
   try {
-    return await runAgentWithFlags(flags, abort.signal);
+    return await runDaemon(flags, abort.signal);
   } catch (e) {
     console.error(`twill agent: ${(e as Error).message}`);
     return 1;

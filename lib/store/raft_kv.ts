@@ -85,7 +85,8 @@ export interface RaftKvOptions {
   now: () => number;
   lessor: LeaderLessor;
   leaderRpc?: LeaderRpc;
-  electionTick?: number;
+  /** Election timeout in ticks; the daemon's --election-ticks flag is where its value is chosen. */
+  electionTick: number;
   heartbeatTick?: number;
   /** Milliseconds per tick, used to turn timeouts into ticks. */
   tickMs: number;
@@ -184,7 +185,7 @@ export class RaftKv implements Kv {
     this.savedHardState = opts.storage.initialState().hardState;
     this.node = new RawNode({
       id: opts.id,
-      electionTick: opts.electionTick ?? 10,
+      electionTick: opts.electionTick,
       heartbeatTick: opts.heartbeatTick ?? 1,
       storage: opts.storage,
       applied: opts.applied,
@@ -214,7 +215,7 @@ export class RaftKv implements Kv {
     if (this.lead !== 0) {
       // A follower's forwarded proposal can be lost on the way (a dropped batch); after two
       // election timeouts without it applying, forward it again (applied at most once).
-      const resend = (this.opts.electionTick ?? 10) * 2;
+      const resend = this.opts.electionTick * 2;
       for (const p of this.pending.values()) {
         if (!p.proposed) this.propose(p);
         else if (this.role !== "leader" && this.tickCount - p.proposedAtTick >= resend) {
@@ -225,7 +226,7 @@ export class RaftKv implements Kv {
       // been dropped with a leader change).
       for (const b of this.readBatches.values()) {
         if (
-          b.index === undefined && this.tickCount - b.issuedAtTick >= (this.opts.electionTick ?? 10)
+          b.index === undefined && this.tickCount - b.issuedAtTick >= this.opts.electionTick
         ) {
           this.issueRead(b);
         }

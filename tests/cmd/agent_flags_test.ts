@@ -24,6 +24,9 @@ Deno.test("defaults: Flannel's paths and ports, twill's store settings", () => {
     0,
   );
   assert.ok(!agentUsage().includes("auto-compaction-retention"), "a hidden flag");
+  // The election timeout has one default, this flag's: 7 ticks of 100 ms.
+  assert.equal(f.tickMs, 100);
+  assert.equal(f.electionTicks, 7);
 });
 
 Deno.test("FLANNELD_<FLAG> fills a flag and the command line wins", () => {
@@ -86,15 +89,4 @@ Deno.test("mistakes are refused with one line saying what to do", () => {
 Deno.test("the usage lists every visible flag", () => {
   const text = agentUsage();
   for (const f of AGENT_FLAGS) if (!f.hidden) assert.ok(text.includes(`--${f.name}`), f.name);
-});
-
-Deno.test("the advertised address: --advertise, a specific --listen, --public-ip, then --iface", async () => {
-  const { resolveAdvertise } = await import("../../lib/store/member/agent_main.ts");
-  const base = parseAgentFlags([], {});
-  assert.equal(resolveAdvertise({ ...base, advertise: "10.1.1.1:9000" }), "10.1.1.1:9000");
-  assert.equal(resolveAdvertise({ ...base, listen: "10.2.2.2:8473" }), "10.2.2.2:8473");
-  assert.equal(resolveAdvertise({ ...base, publicIp: "10.3.3.3" }), "10.3.3.3:8473");
-  assert.equal(resolveAdvertise({ ...base, iface: ["10.4.4.4"] }), "10.4.4.4:8473");
-  assert.equal(resolveAdvertise({ ...base, iface: ["lo"] }), "127.0.0.1:8473");
-  assert.equal(resolveAdvertise({ ...base, listen: "[fd00::1]:8473" }), "[fd00::1]:8473");
 });

@@ -20,7 +20,7 @@ Deno.test("compile: grants named permissions only, never -A, and includes every 
     assert.equal(args[args.indexOf(face) - 1], "--include", face);
   }
   // What a face loads lazily in turn (the agent's store member, the CNI's commands).
-  for (const lazy of ["lib/store/member/agent_main.ts", "lib/cni/commands.ts"]) {
+  for (const lazy of ["lib/daemon/daemon.ts", "lib/cni/commands.ts"]) {
     assert.equal(args[args.indexOf(lazy) - 1], "--include", lazy);
   }
   for (const inc of args.filter((_, i) => args[i - 1] === "--include")) {

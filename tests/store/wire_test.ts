@@ -7,7 +7,7 @@ import {
   encodeSnapshotData,
 } from "../../lib/store/member/snapshot_envelope.ts";
 import { encodeConfContext, MemberTable } from "../../lib/store/member/members.ts";
-import { formatDuration, parseDuration } from "../../lib/store/member/duration.ts";
+import { formatDuration, parseDuration } from "../../lib/daemon/duration.ts";
 import { formatLogLine } from "../../lib/log.ts";
 import type { Message } from "../../lib/raft/types.ts";
 

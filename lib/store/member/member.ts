@@ -25,7 +25,7 @@ import {
 import { decideMembership } from "./membership.ts";
 import type { MemberIdentity } from "./identity.ts";
 import type { Logger } from "../../log.ts";
-import { splitHostPort } from "./address.ts";
+import { splitHostPort } from "../../net/address.ts";
 
 export interface StoreMemberOptions {
   dataDir: string;
@@ -42,7 +42,8 @@ export interface StoreMemberOptions {
   /** MVCC revisions of history kept by the leader's auto-compaction (0: never; default 10,000). */
   retainRevisions?: number;
   tickMs: number;
-  electionTick?: number;
+  /** Election timeout in ticks (the daemon's --election-ticks). */
+  electionTick: number;
   logger: Logger;
   /** --init: create a cluster whose only voter is this member (data dir must be empty). */
   bootstrap?: boolean;
@@ -168,7 +169,7 @@ export class StoreMember implements PeerHandler {
       },
       leaderRpc,
       tickMs: opts.tickMs,
-      electionTick: opts.electionTick ?? 10,
+      electionTick: opts.electionTick,
       heartbeatTick: 1,
       snapshotCount: opts.snapshotCount,
       retainRevisions: opts.retainRevisions,
@@ -484,7 +485,7 @@ export class StoreMember implements PeerHandler {
       // remaining voters are then all the voters) and let the node join afresh; the policy will
       // promote it once caught up. A voter still heard from is not touched.
       const seen = this.lastContact.get(existing.id) ?? this.leaderSince;
-      const quietMs = Math.max(3000, this.opts.tickMs * (this.opts.electionTick ?? 10) * 3);
+      const quietMs = Math.max(3000, this.opts.tickMs * this.opts.electionTick * 3);
       if (existing.id === this.id) {
         throw new StoreError(
           "invalidArgument",
