@@ -21,7 +21,7 @@ import { HttpClient } from "../lib/http/client.ts";
 
 interface Member {
   name: string;
-  /** http://host:port of the client API. */
+  /** The client API: a URL (etcd) or host:port (twill, whose scheme lib/http decides). */
   url: string;
   pid(): number | undefined;
   start(): Promise<void>;
@@ -171,7 +171,7 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
     const dataDir = join(base, name);
     return new Proc(
       name,
-      `http://${listen(i)}`,
+      listen(i),
       Deno.execPath(),
       () => {
         const args = [

@@ -36,6 +36,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+import { bearerHeader } from "./bearer.ts";
+
 const SCHEME = "http";
 
 export class HttpClient {
@@ -66,7 +68,7 @@ export class HttpClient {
   /** The credential and the client's fixed headers, e.g. for a WebSocket handshake. */
   headers(): Record<string, string> {
     const h: Record<string, string> = { ...this.#headers };
-    if (this.#token) h.authorization = `Bearer ${this.#token}`;
+    if (this.#token) h.authorization = bearerHeader(this.#token);
     return h;
   }
 
