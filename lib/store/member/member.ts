@@ -428,37 +428,7 @@ export class StoreMember implements PeerHandler {
     }
     const done = this.joins.get(req.joinId);
     if (done) return done;
-    const existing = b.members.byAddress(req.address);
-    if (existing && b.confState.learners.includes(existing.id)) {
-      // A learner at the same address: an earlier join whose answer was lost, or a node that
-      // lost its data dir. A learner holds no vote, so it is safe to replace it.
-      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
-      this.log("info", "stale_learner_removed", { node: existing.id, address: req.address });
-    } else if (existing) {
-      // A voter's address joining again means a node that lost its data dir (reinstalled with
-      // the same address). If the old incarnation has been silent, it is gone: remove it (the
-      // remaining voters are then all the voters) and let the node join afresh; the policy will
-      // promote it once caught up. A voter still heard from is not touched.
-      const seen = this.lastContact.get(existing.id) ?? this.leaderSince;
-      const quietMs = Math.max(3000, this.opts.tickMs * (this.opts.electionTick ?? 10) * 3);
-      if (existing.id === this.id) {
-        throw new StoreError(
-          "invalidArgument",
-          `address ${req.address} is the leader's own; give the joining node its own address`,
-        );
-      }
-      if (Date.now() - seen < quietMs) {
-        // Retryable: the old incarnation may have just died.
-        throw new StoreError(
-          "unavailable",
-          `address ${req.address} belongs to voter ${existing.id}, heard from ${
-            Date.now() - seen
-          } ms ago; waiting until it has been silent ${quietMs} ms (if it is alive, restart it from its data dir instead of joining again)`,
-        );
-      }
-      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
-      this.log("info", "rejoined_voter_removed", { node: existing.id, address: req.address });
-    }
+    await this.freeAddress(req.address);
     const conf = b.confState;
     const standby = this.opts.standbyLearners ?? 2;
     const members = () => b.members.all().map((m) => ({ ...m }));
@@ -489,6 +459,43 @@ export class StoreMember implements PeerHandler {
     if (this.joins.size > 1000) this.joins.delete(this.joins.keys().next().value!);
     this.log("info", "member_joined", { node: id, address: req.address, name: req.name });
     return resp;
+  }
+
+  /** Makes room for a joiner at `address` when a member already holds it: a stale learner is
+   *  replaced; a voter only once it has been silent long enough to count as gone. */
+  private async freeAddress(address: string): Promise<void> {
+    const b = this.kv;
+    const existing = b.members.byAddress(address);
+    if (existing && b.confState.learners.includes(existing.id)) {
+      // A learner at the same address: an earlier join whose answer was lost, or a node that
+      // lost its data dir. A learner holds no vote, so it is safe to replace it.
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "stale_learner_removed", { node: existing.id, address });
+    } else if (existing) {
+      // A voter's address joining again means a node that lost its data dir (reinstalled with
+      // the same address). If the old incarnation has been silent, it is gone: remove it (the
+      // remaining voters are then all the voters) and let the node join afresh; the policy will
+      // promote it once caught up. A voter still heard from is not touched.
+      const seen = this.lastContact.get(existing.id) ?? this.leaderSince;
+      const quietMs = Math.max(3000, this.opts.tickMs * (this.opts.electionTick ?? 10) * 3);
+      if (existing.id === this.id) {
+        throw new StoreError(
+          "invalidArgument",
+          `address ${address} is the leader's own; give the joining node its own address`,
+        );
+      }
+      if (Date.now() - seen < quietMs) {
+        // Retryable: the old incarnation may have just died.
+        throw new StoreError(
+          "unavailable",
+          `address ${address} belongs to voter ${existing.id}, heard from ${
+            Date.now() - seen
+          } ms ago; waiting until it has been silent ${quietMs} ms (if it is alive, restart it from its data dir instead of joining again)`,
+        );
+      }
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "rejoined_voter_removed", { node: existing.id, address });
+    }
   }
 
   keepAlive(id: string): Promise<{ ttl: number }> {
