@@ -1,5 +1,5 @@
 // The etcd v3 JSON client API (the grpc-gateway subset Flannel and twill use) over a
-// Kv, as a Hono app. The caller serves it (Deno.serve(app.fetch)) and may add routes
+// Kv, as a Hono app. The caller serves it (lib/http/serve.ts) and may add routes
 // (e.g. app.route("/raft", peerApp)); every route of the app, added or not, requires
 // `Authorization: Bearer <token>`.
 
