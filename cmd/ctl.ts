@@ -60,7 +60,7 @@ export async function runCtl(args: string[], env: Record<string, string>): Promi
   const onSignal = () => abort.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   const { runCommand, CTL_COMMANDS } = await import("../lib/ctl/commands.ts");
-  const { CtlError } = await import("../lib/ctl/store_http.ts");
+  const { CtlError } = await import("../lib/ctl/cluster_api.ts");
   try {
     if (parsed.positionals.length === 0) {
       console.error(`twill ctl: a command is needed: ${CTL_COMMANDS}; run 'twill ctl --help'`);

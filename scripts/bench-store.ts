@@ -15,12 +15,13 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { DurableStorage } from "../lib/store/wal/durable_storage.ts";
 import { EtcdClient } from "../lib/etcd/client.ts";
+import { HttpClient } from "../lib/http/client.ts";
 
 // ---------------------------------------------------------------- processes and clusters
 
 interface Member {
   name: string;
-  /** http://host:port of the client API. */
+  /** The client API: a URL (etcd) or host:port (twill, whose scheme lib/http decides). */
   url: string;
   pid(): number | undefined;
   start(): Promise<void>;
@@ -98,19 +99,9 @@ async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Pr
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function postJson(url: string, body: unknown, token?: string, timeoutMs = 2000) {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${text.slice(0, 200)}`);
-  return JSON.parse(text);
+/** etcd's own status of one member (its id and the leader's), with a short timeout. */
+function etcdStatus(url: string) {
+  return new EtcdClient({ endpoints: [url], requestTimeoutMs: 500 }).status();
 }
 
 async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
@@ -151,12 +142,12 @@ async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
       for (const m of members) {
         if (m.pid() === undefined) continue;
         try {
-          const s = await postJson(`${m.url}/v3/maintenance/status`, {}, undefined, 500);
-          if (!s.leader || s.leader === "0") continue;
+          const s = await etcdStatus(m.url);
+          if (s.leader === "0") continue;
           for (const n of members) {
             if (n.pid() === undefined) continue;
-            const t = await postJson(`${n.url}/v3/maintenance/status`, {}, undefined, 500);
-            if (t.header.member_id === s.leader) return members.indexOf(n);
+            const t = await etcdStatus(n.url);
+            if (t.header.memberId === s.leader) return members.indexOf(n);
           }
         } catch { /* try the next member */ }
       }
@@ -180,7 +171,7 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
     const dataDir = join(base, name);
     return new Proc(
       name,
-      `http://${listen(i)}`,
+      listen(i),
       Deno.execPath(),
       () => {
         const args = [
@@ -227,11 +218,12 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
     // /v3/maintenance/status's leader field is not the leader's id on twill (yet), so ask each
     // member for its Raft role on the peer API.
     async leader() {
+      const http = new HttpClient({ token, timeoutMs: 500 });
       for (const m of members) {
         if (m.pid() === undefined) continue;
         try {
-          const s = await postJson(`${m.url}/raft/status`, {}, token, 500);
-          if (s.role === "leader") return members.indexOf(m);
+          const s = await http.postJson(m.url, "/raft/status", {});
+          if (s.ok && JSON.parse(s.text).role === "leader") return members.indexOf(m);
         } catch { /* try the next member */ }
       }
       return -1;

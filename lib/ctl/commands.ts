@@ -1,7 +1,7 @@
 // `twill ctl` commands. Each returns an exit code and writes to the given output functions, so
 // tests can call them without a process.
 import type { MembersResponse, SelfStatus } from "../store/member/peer_routes.ts";
-import { CtlError, StoreHttp } from "./store_http.ts";
+import { ClusterApi, CtlError } from "./cluster_api.ts";
 import { ago, inDuration, table } from "./table.ts";
 
 export interface CtlOptions {
@@ -42,14 +42,13 @@ export interface StatusReport {
 }
 
 async function collectMembers(
-  api: StoreHttp,
-  token: string | undefined,
+  api: ClusterApi,
 ): Promise<{ view: MembersResponse; rows: MemberRow[] }> {
-  const view = await api.post<MembersResponse>("/raft/members", {});
+  const view = await api.raftMembers();
   const rows = await Promise.all(view.members.map(async (m): Promise<MemberRow> => {
     let self: SelfStatus | undefined;
     try {
-      self = await new StoreHttp(m.address, token).post<SelfStatus>("/raft/status", {}, 1500);
+      self = await api.raftStatus(m.address, 1500);
     } catch {
       self = undefined;
     }
@@ -80,9 +79,9 @@ async function readiness(healthz: string | undefined): Promise<string> {
 }
 
 export async function status(o: CtlOptions): Promise<number> {
-  const api = new StoreHttp(o.server, o.token);
-  const self = await api.post<SelfStatus>("/raft/status", {});
-  const { view, rows } = await collectMembers(api, o.token);
+  const api = new ClusterApi(o.server, o.token);
+  const self = await api.raftStatus();
+  const { view, rows } = await collectMembers(api);
   const report: StatusReport = {
     clusterId: view.clusterId,
     leader: view.leader,
@@ -124,7 +123,7 @@ function memberTable(rows: MemberRow[]): string {
 }
 
 export async function members(o: CtlOptions): Promise<number> {
-  const { rows } = await collectMembers(new StoreHttp(o.server, o.token), o.token);
+  const { rows } = await collectMembers(new ClusterApi(o.server, o.token));
   o.out(o.json ? JSON.stringify(rows, null, 2) : memberTable(rows));
   return 0;
 }
@@ -148,7 +147,7 @@ export interface LeaseRow {
 
 /** The subnet leases under `prefix`, a node named where its public IP is a member's address. */
 async function collectLeases(
-  api: StoreHttp,
+  api: ClusterApi,
   prefix: string,
   view?: MembersResponse,
 ): Promise<LeaseRow[]> {
@@ -156,7 +155,7 @@ async function collectLeases(
   // Flannel's lease value names no node: match its public IP to a store member's address.
   const nameByHost = new Map<string, string>();
   try {
-    view ??= await api.post<MembersResponse>("/raft/members", {}, 2000);
+    view ??= await api.raftMembers(2000);
     for (const m of view.members) {
       const host = m.address.replace(/^\[/, "").replace(/\]?:\d+$/, "");
       if (m.name) nameByHost.set(host, m.name);
@@ -198,13 +197,13 @@ function leaseTable(rows: LeaseRow[], prefix: string): string {
 }
 
 export async function leases(o: CtlOptions): Promise<number> {
-  const rows = await collectLeases(new StoreHttp(o.server, o.token), o.prefix);
+  const rows = await collectLeases(new ClusterApi(o.server, o.token), o.prefix);
   o.out(o.json ? JSON.stringify(rows, null, 2) : leaseTable(rows, o.prefix));
   return 0;
 }
 
 export async function configGet(o: CtlOptions): Promise<number> {
-  const kvs = await new StoreHttp(o.server, o.token).range(`${o.prefix}/config`);
+  const kvs = await new ClusterApi(o.server, o.token).range(`${o.prefix}/config`);
   if (kvs.length === 0) {
     o.err(
       `no network config at ${o.prefix}/config; set one with 'twill ctl config set net-conf.json'`,
@@ -234,7 +233,7 @@ export async function configSet(o: CtlOptions, file: string): Promise<number> {
   } catch (e) {
     throw new CtlError(`${file} is not a Flannel network config: ${(e as Error).message}`);
   }
-  const rev = await new StoreHttp(o.server, o.token).put(`${o.prefix}/config`, text);
+  const rev = await new ClusterApi(o.server, o.token).put(`${o.prefix}/config`, text);
   o.out(
     o.json
       ? JSON.stringify({ revision: rev })
@@ -244,7 +243,7 @@ export async function configSet(o: CtlOptions, file: string): Promise<number> {
 }
 
 export async function get(o: CtlOptions, key: string): Promise<number> {
-  const kvs = await new StoreHttp(o.server, o.token).range(key);
+  const kvs = await new ClusterApi(o.server, o.token).range(key);
   if (kvs.length === 0) {
     if (o.json) o.out("null");
     else o.err(`${key}: not found`);
@@ -255,20 +254,20 @@ export async function get(o: CtlOptions, key: string): Promise<number> {
 }
 
 export async function put(o: CtlOptions, key: string, value: string): Promise<number> {
-  const rev = await new StoreHttp(o.server, o.token).put(key, value);
+  const rev = await new ClusterApi(o.server, o.token).put(key, value);
   o.out(o.json ? JSON.stringify({ revision: rev }) : `OK (revision ${rev})`);
   return 0;
 }
 
 export async function del(o: CtlOptions, key: string): Promise<number> {
-  const n = await new StoreHttp(o.server, o.token).del(key);
+  const n = await new ClusterApi(o.server, o.token).del(key);
   o.out(o.json ? JSON.stringify({ deleted: n }) : `deleted ${n}`);
   return n > 0 ? 0 : 1;
 }
 
 export async function watch(o: CtlOptions, prefix: string): Promise<number> {
   const signal = o.signal ?? new AbortController().signal;
-  for await (const e of new StoreHttp(o.server, o.token).watch(prefix, signal)) {
+  for await (const e of new ClusterApi(o.server, o.token).watch(prefix, signal)) {
     o.out(
       o.json
         ? JSON.stringify(e)

@@ -17,6 +17,7 @@
 import type { CompareResult, CompareTarget } from "../store/kv.ts";
 import { decodeBase64 as unb64, encodeBase64 as b64 } from "../base64.ts";
 import type { KeyValue } from "../store/kv.ts";
+import { HttpClient, type TlsClientOptions } from "../http/client.ts";
 
 export type Bytes = Uint8Array | string;
 
@@ -199,8 +200,9 @@ export interface WatchResponse {
 export class EtcdClientError extends Error {
   readonly grpcCode: number;
   readonly httpStatus: number;
-  constructor(grpcCode: number, httpStatus: number, message: string) {
-    super(message);
+  /** `cause`: the network error when no endpoint could be reached. */
+  constructor(grpcCode: number, httpStatus: number, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "EtcdClientError";
     this.grpcCode = grpcCode;
     this.httpStatus = httpStatus;
@@ -212,29 +214,29 @@ export class EtcdClientError extends Error {
 }
 
 export interface EtcdClientOptions {
-  /** Base URLs, e.g. ["http://10.0.0.1:8473"]; "host:port" is taken as http://host:port. */
+  /** Base URLs, e.g. ["http://10.0.0.1:8473"]; "host:port" gets the store's scheme (lib/http). */
   endpoints: string[];
   /** Sent as `Authorization: Bearer <token>` (twill's cluster token). Leave it out for a real
    *  etcd without auth: etcd 3.4 refuses any token then ("etcdserver: invalid auth token"). */
   token?: string;
   /** Per unary request (default 30 s). A timed-out write has an unknown outcome. */
   requestTimeoutMs?: number;
+  /** How servers are verified (see lib/http/client.ts). */
+  tls?: TlsClientOptions;
 }
 
 type Json = Record<string, unknown>;
 
 export class EtcdClient {
   readonly #endpoints: string[];
-  readonly #token?: string;
+  readonly #http: HttpClient;
   readonly #timeoutMs: number;
   #preferred = 0;
 
   constructor(opts: EtcdClientOptions) {
     if (opts.endpoints.length === 0) throw new Error("EtcdClient: give at least one endpoint");
-    this.#endpoints = opts.endpoints.map((e) =>
-      (/^https?:\/\//.test(e) ? e : `http://${e}`).replace(/\/+$/, "")
-    );
-    this.#token = opts.token;
+    this.#http = new HttpClient({ token: opts.token, tls: opts.tls });
+    this.#endpoints = opts.endpoints.map((e) => this.#http.baseUrl(e));
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000;
   }
 
@@ -392,19 +394,13 @@ export class EtcdClient {
     let last: unknown;
     for (let n = 0; n < this.#endpoints.length; n++) {
       const i = (this.#preferred + n) % this.#endpoints.length;
-      const url = this.#endpoints[i] + path;
-      const signals = [o.signal, o.timeout ? AbortSignal.timeout(this.#timeoutMs) : undefined]
-        .filter((s): s is AbortSignal => !!s);
-      const headers: Record<string, string> = { "content-type": "application/json" };
-      if (this.#token) headers.authorization = `Bearer ${this.#token}`;
       let res: Response;
       try {
-        res = await fetch(url, {
-          method: "POST",
-          headers,
+        res = await this.#http.request(this.#endpoints[i], path, {
           // A streaming body for writes: Deno's fetch never re-sends those on its own.
           body: o.failover ? body : onceStream(te.encode(body)),
-          signal: signals.length ? AbortSignal.any(signals) : undefined,
+          timeoutMs: o.timeout ? this.#timeoutMs : 0,
+          signal: o.signal,
         });
       } catch (e) {
         last = e;
@@ -437,6 +433,7 @@ export class EtcdClient {
       `etcd client: no endpoint reachable for ${path} (${this.#endpoints.join(", ")}): ${
         errText(last)
       }`,
+      { cause: last },
     );
   }
 }

@@ -1,5 +1,5 @@
 // The etcd v3 JSON client API (the grpc-gateway subset Flannel and twill use) over a
-// Kv, as a Hono app. The caller serves it (Deno.serve(app.fetch)) and may add routes
+// Kv, as a Hono app. The caller serves it (lib/http/serve.ts) and may add routes
 // (e.g. app.route("/raft", peerApp)); every route of the app, added or not, requires
 // `Authorization: Bearer <token>`.
 
@@ -45,6 +45,7 @@ import {
 } from "./json_codec.ts";
 import { jsonTexts } from "./json_stream.ts";
 import { WatchSession } from "./watch_session.ts";
+import { bearerMatches } from "../../http/bearer.ts";
 
 /** etcd's default --max-request-bytes: the size of a decoded write (keys, values...). */
 export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -85,14 +86,12 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   const app = new Hono();
   const maxRequest = opts.maxRequestBytes ?? MAX_REQUEST_BYTES;
   const maxBytes = Math.ceil(maxRequest * BODY_ALLOWANCE) + BODY_SLACK;
-  const expected = encoder.encode(`Bearer ${opts.token}`);
   const sm = kv.sm;
   const head = (revision: string | number) => encodeHeader(kv.header(), revision);
   const current = () => head(sm.revision);
 
   app.use("*", async (c, next) => {
-    const got = encoder.encode(c.req.header("authorization") ?? "");
-    if (!opts.token || !sameBytes(got, expected)) {
+    if (!bearerMatches(c.req.header("authorization"), opts.token)) {
       const e = new ApiError(
         GrpcCode.Unauthenticated,
         "twill: missing or wrong bearer token (send Authorization: Bearer <cluster token>)",
@@ -424,12 +423,6 @@ function requestSize(v: unknown): number {
     return Object.values(v).reduce((n: number, x) => n + requestSize(x), 0);
   }
   return typeof v === "string" ? v.length + 2 : 2;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i];
-  return diff === 0;
 }
 
 function allRangesSerializable(ops: RequestOp[]): boolean {

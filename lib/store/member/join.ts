@@ -3,6 +3,7 @@
 // a membership change is in progress. A wrong token or a refused request ends it at once.
 import type { JoinRequest, JoinResponse } from "./peer_routes.ts";
 import type { Logger } from "../../log.ts";
+import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
 
 export class JoinRefused extends Error {
   constructor(message: string) {
@@ -17,7 +18,9 @@ export async function requestJoin(
   req: JoinRequest,
   logger: Logger,
   timeoutMs = 60_000,
+  tls?: TlsClientOptions,
 ): Promise<JoinResponse> {
+  const http = new HttpClient({ token, tls, timeoutMs: 10_000 });
   const end = Date.now() + timeoutMs;
   let attempt = 0;
   let lastError = "";
@@ -25,13 +28,8 @@ export async function requestJoin(
     const seed = seeds[attempt % seeds.length];
     attempt++;
     try {
-      const res = await fetch(`http://${seed}/raft/join`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify(req),
-        signal: AbortSignal.timeout(10_000),
-      });
-      const text = await res.text();
+      const res = await http.postJson(seed, "/raft/join", req);
+      const text = res.text;
       if (res.ok) return JSON.parse(text) as JoinResponse;
       let msg = text.slice(0, 300);
       try {

@@ -26,6 +26,8 @@ import { decideMembership } from "./membership.ts";
 import type { MemberIdentity } from "./identity.ts";
 import type { Logger } from "../../log.ts";
 import { splitHostPort } from "../../net/address.ts";
+import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
+import { serve } from "../../http/serve.ts";
 
 export interface StoreMemberOptions {
   dataDir: string;
@@ -33,6 +35,8 @@ export interface StoreMemberOptions {
   listen: string;
   identity: MemberIdentity;
   token: string;
+  /** How peers' certificates are verified (carried for the TLS step; see lib/http/client.ts). */
+  tls?: TlsClientOptions;
   /** Voters wanted (1..7). */
   voters: number;
   /** Learners kept as standby (beyond them, joiners that need not be members become clients). */
@@ -71,6 +75,8 @@ export class StoreMember implements PeerHandler {
   private readonly log: Logger;
   /** Peer streams into this member, closed when it stops. */
   private readonly streams = new Set<WebSocket>();
+  /** Forwards requests to the leader with the cluster credential. */
+  private readonly http: HttpClient;
 
   private constructor(
     readonly opts: StoreMemberOptions,
@@ -82,6 +88,7 @@ export class StoreMember implements PeerHandler {
     this.kv = kv;
     this.transport = transport;
     this.log = opts.logger;
+    this.http = new HttpClient({ token: opts.token, tls: opts.tls, timeoutMs: 5000 });
   }
 
   private fatalListeners: ((e: Error) => void)[] = [];
@@ -104,61 +111,58 @@ export class StoreMember implements PeerHandler {
 
   static async start(opts: StoreMemberOptions): Promise<StoreMember> {
     const { identity, logger } = opts;
-    const storage: LogStore = opts.inMemory
-      ? new (await import("./log_store.ts")).MemoryLogStore()
-      : await DurableStorage.open(join(opts.dataDir, "raft"), {
-        warn: (line) => logger("warn", "wal_warning", { detail: line }),
-      });
-    if (opts.bootstrap) {
-      if (storage.lastIndex() > 0 || storage.snapshot().metadata.index > 0) {
-        throw new Error(
-          `${opts.dataDir} already holds a Raft log; refusing to create a second cluster`,
-        );
-      }
-      const members = MemberTable.from({
-        members: [{ id: identity.nodeId, address: identity.advertise, name: identity.name }],
-        maxId: identity.nodeId,
-      });
-      const data = encodeSnapshotData({ members: members.toData(), sm: new Uint8Array() });
-      await storage.save({
-        snapshot: bootstrapSnapshot({ voters: [identity.nodeId], learners: [] }, data),
-        entries: [],
-        mustSync: true,
-      });
-    }
+    const storage = await openStorage(opts);
     const snap = storage.snapshot();
-    const sm = new MvccStateMachine();
-    let members = new MemberTable();
-    const content = decodeSnapshotData(snap.data);
-    if (content) {
-      if (content.sm.length > 0) sm.restore(content.sm);
-      members = MemberTable.from(content.members);
-    }
-    // Addresses learned since the snapshot (replayed from the log soon anyway) and those the
-    // leader gave us when joining: enough to reach the cluster before the log is replayed.
-    const known = new Map<NodeId, MemberInfo>();
-    for (const m of await readPeers(opts.dataDir)) known.set(m.id, m);
-    for (const m of opts.initialMembers ?? []) known.set(m.id, m);
-    for (const m of members.all()) known.set(m.id, m);
-
-    const lessor = new Lessor(sm);
+    const { sm, members, known } = await restoreState(opts, snap.data);
     let member: StoreMember | undefined = undefined;
+    const kv = StoreMember.createKv(opts, storage, sm, members, () => member);
+    const transport = createTransport(opts, kv);
+    for (const m of known.values()) if (m.address) transport.setPeer(m.id, m.address);
+    kv.setTransport(transport);
+    member = new StoreMember(opts, storage, kv, transport);
+
+    const app = opts.createApiApp(kv, opts.token);
+    app.route("/raft", createPeerApp(member));
+    const [hostname, port] = splitHostPort(opts.listen);
+    member.server = await serve({ hostname, port, handler: app.fetch, logger });
+    member.timer = setInterval(() => member!.onTick(), opts.tickMs);
+    logger("info", "store_member_started", {
+      id: identity.nodeId,
+      cluster: identity.clusterId,
+      listen: opts.listen,
+      advertise: identity.advertise,
+      applied: snap.metadata.index,
+      last_index: storage.lastIndex(),
+    });
+    if (opts.bootstrap) kv.campaign();
+    return member;
+  }
+
+  /** The Raft-backed kv; its events reach the member once it exists (`member()`). */
+  private static createKv(
+    opts: StoreMemberOptions,
+    storage: LogStore,
+    sm: MvccStateMachine,
+    members: MemberTable,
+    member: () => StoreMember | undefined,
+  ): RaftKv {
+    const lessor = new Lessor(sm);
     const leaderRpc: LeaderRpc = {
-      keepAlive: (leader, id) => member!.callLeader(leader, "/raft/lease/keepalive", { id }),
+      keepAlive: (leader, id) => member()!.callLeader(leader, "/raft/lease/keepalive", { id }),
       timeToLive: async (leader, id) =>
-        (await member!.callLeader<{ lease: { ttl: number; grantedTtl: number } | null }>(
+        (await member()!.callLeader<{ lease: { ttl: number; grantedTtl: number } | null }>(
           leader,
           "/raft/lease/timetolive",
           { id },
         )).lease,
     };
-    const kv = new RaftKv({
-      id: identity.nodeId,
-      clusterId: identity.clusterId,
+    return new RaftKv({
+      id: opts.identity.nodeId,
+      clusterId: opts.identity.clusterId,
       storage,
       sm,
       members,
-      applied: snap.metadata.index,
+      applied: storage.snapshot().metadata.index,
       rand: (n) => Math.floor(Math.random() * n),
       now: () => Date.now(),
       lessor: {
@@ -173,60 +177,12 @@ export class StoreMember implements PeerHandler {
       heartbeatTick: 1,
       snapshotCount: opts.snapshotCount,
       retainRevisions: opts.retainRevisions,
-      logger,
-      onConfChange: (cc, conf) => member?.onConfChange(cc, conf),
-      onMembersRestored: () => member?.syncPeers(),
-      onLeaderChange: (lead) => member?.onLeaderChange(lead),
-      onFatal: (e) => member?.failed(e),
+      logger: opts.logger,
+      onConfChange: (cc, conf) => member()?.onConfChange(cc, conf),
+      onMembersRestored: () => member()?.syncPeers(),
+      onLeaderChange: (lead) => member()?.onLeaderChange(lead),
+      onFatal: (e) => member()?.failed(e),
     });
-    const transport = new HttpTransport({
-      selfId: identity.nodeId,
-      clusterId: identity.clusterId,
-      token: opts.token,
-      onUnreachable: (id) => kv.reportUnreachable(id),
-      onSnapshotStatus: (id, ok) => kv.reportSnapshot(id, ok),
-      onRemoved: (by) =>
-        kv.halt(
-          new Error(
-            `member ${identity.nodeId} was removed from cluster ${identity.clusterId} (member ${by} says so); ` +
-              `remove ${opts.dataDir} and join again to serve`,
-          ),
-        ),
-      logger,
-    });
-    for (const m of known.values()) if (m.address) transport.setPeer(m.id, m.address);
-    kv.setTransport(transport);
-    member = new StoreMember(opts, storage, kv, transport);
-
-    const app = opts.createApiApp(kv, opts.token);
-    app.route("/raft", createPeerApp(member));
-    const [hostname, port] = splitHostPort(opts.listen);
-    await new Promise<void>((resolve, reject) => {
-      try {
-        member!.server = Deno.serve({
-          hostname,
-          port,
-          onListen: () => resolve(),
-          onError: (e) => {
-            logger("error", "http_handler_failed", { error: e });
-            return new Response("internal error", { status: 500 });
-          },
-        }, app.fetch);
-      } catch (e) {
-        reject(new Error(`cannot listen on ${opts.listen}: ${(e as Error).message}`));
-      }
-    });
-    member.timer = setInterval(() => member!.onTick(), opts.tickMs);
-    logger("info", "store_member_started", {
-      id: identity.nodeId,
-      cluster: identity.clusterId,
-      listen: opts.listen,
-      advertise: identity.advertise,
-      applied: snap.metadata.index,
-      last_index: storage.lastIndex(),
-    });
-    if (opts.bootstrap) kv.campaign();
-    return member;
   }
 
   async close(): Promise<void> {
@@ -473,37 +429,7 @@ export class StoreMember implements PeerHandler {
     }
     const done = this.joins.get(req.joinId);
     if (done) return done;
-    const existing = b.members.byAddress(req.address);
-    if (existing && b.confState.learners.includes(existing.id)) {
-      // A learner at the same address: an earlier join whose answer was lost, or a node that
-      // lost its data dir. A learner holds no vote, so it is safe to replace it.
-      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
-      this.log("info", "stale_learner_removed", { node: existing.id, address: req.address });
-    } else if (existing) {
-      // A voter's address joining again means a node that lost its data dir (reinstalled with
-      // the same address). If the old incarnation has been silent, it is gone: remove it (the
-      // remaining voters are then all the voters) and let the node join afresh; the policy will
-      // promote it once caught up. A voter still heard from is not touched.
-      const seen = this.lastContact.get(existing.id) ?? this.leaderSince;
-      const quietMs = Math.max(3000, this.opts.tickMs * this.opts.electionTick * 3);
-      if (existing.id === this.id) {
-        throw new StoreError(
-          "invalidArgument",
-          `address ${req.address} is the leader's own; give the joining node its own address`,
-        );
-      }
-      if (Date.now() - seen < quietMs) {
-        // Retryable: the old incarnation may have just died.
-        throw new StoreError(
-          "unavailable",
-          `address ${req.address} belongs to voter ${existing.id}, heard from ${
-            Date.now() - seen
-          } ms ago; waiting until it has been silent ${quietMs} ms (if it is alive, restart it from its data dir instead of joining again)`,
-        );
-      }
-      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
-      this.log("info", "rejoined_voter_removed", { node: existing.id, address: req.address });
-    }
+    await this.freeAddress(req.address);
     const conf = b.confState;
     const standby = this.opts.standbyLearners ?? 2;
     const members = () => b.members.all().map((m) => ({ ...m }));
@@ -536,6 +462,43 @@ export class StoreMember implements PeerHandler {
     return resp;
   }
 
+  /** Makes room for a joiner at `address` when a member already holds it: a stale learner is
+   *  replaced; a voter only once it has been silent long enough to count as gone. */
+  private async freeAddress(address: string): Promise<void> {
+    const b = this.kv;
+    const existing = b.members.byAddress(address);
+    if (existing && b.confState.learners.includes(existing.id)) {
+      // A learner at the same address: an earlier join whose answer was lost, or a node that
+      // lost its data dir. A learner holds no vote, so it is safe to replace it.
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "stale_learner_removed", { node: existing.id, address });
+    } else if (existing) {
+      // A voter's address joining again means a node that lost its data dir (reinstalled with
+      // the same address). If the old incarnation has been silent, it is gone: remove it (the
+      // remaining voters are then all the voters) and let the node join afresh; the policy will
+      // promote it once caught up. A voter still heard from is not touched.
+      const seen = this.lastContact.get(existing.id) ?? this.leaderSince;
+      const quietMs = Math.max(3000, this.opts.tickMs * this.opts.electionTick * 3);
+      if (existing.id === this.id) {
+        throw new StoreError(
+          "invalidArgument",
+          `address ${address} is the leader's own; give the joining node its own address`,
+        );
+      }
+      if (Date.now() - seen < quietMs) {
+        // Retryable: the old incarnation may have just died.
+        throw new StoreError(
+          "unavailable",
+          `address ${address} belongs to voter ${existing.id}, heard from ${
+            Date.now() - seen
+          } ms ago; waiting until it has been silent ${quietMs} ms (if it is alive, restart it from its data dir instead of joining again)`,
+        );
+      }
+      await b.changeMembership({ type: "removeNode", nodeId: existing.id });
+      this.log("info", "rejoined_voter_removed", { node: existing.id, address });
+    }
+  }
+
   keepAlive(id: string): Promise<{ ttl: number }> {
     return this.kv.leaseKeepAlive(id);
   }
@@ -550,21 +513,16 @@ export class StoreMember implements PeerHandler {
     if (!address) {
       throw new StoreError("unavailable", `leader ${leader}'s address is not known yet`);
     }
-    let res: Response;
+    let res: { status: number; ok: boolean; text: string };
     try {
-      res = await fetch(`http://${address}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${this.opts.token}` },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(5000),
-      });
+      res = await this.http.postJson(address, path, body);
     } catch (e) {
       throw new StoreError(
         "unavailable",
         `leader ${leader} at ${address} did not answer: ${(e as Error).message}`,
       );
     }
-    const text = await res.text();
+    const text = res.text;
     if (res.ok) return JSON.parse(text) as T;
     let err: { error?: string; code?: string } = {};
     try {
@@ -574,6 +532,72 @@ export class StoreMember implements PeerHandler {
       (err.code ?? (res.status === 503 ? "unavailable" : "internal")) as StoreError["code"];
     throw new StoreError(code, err.error ?? `leader answered ${res.status}`);
   }
+}
+
+/** Opens the member's log (in memory for tests); with --init, writes the one-voter bootstrap
+ *  snapshot into an empty one. */
+async function openStorage(opts: StoreMemberOptions): Promise<LogStore> {
+  const { identity, logger } = opts;
+  const storage: LogStore = opts.inMemory
+    ? new (await import("./log_store.ts")).MemoryLogStore()
+    : await DurableStorage.open(join(opts.dataDir, "raft"), {
+      warn: (line) => logger("warn", "wal_warning", { detail: line }),
+    });
+  if (!opts.bootstrap) return storage;
+  if (storage.lastIndex() > 0 || storage.snapshot().metadata.index > 0) {
+    throw new Error(
+      `${opts.dataDir} already holds a Raft log; refusing to create a second cluster`,
+    );
+  }
+  const members = MemberTable.from({
+    members: [{ id: identity.nodeId, address: identity.advertise, name: identity.name }],
+    maxId: identity.nodeId,
+  });
+  const data = encodeSnapshotData({ members: members.toData(), sm: new Uint8Array() });
+  await storage.save({
+    snapshot: bootstrapSnapshot({ voters: [identity.nodeId], learners: [] }, data),
+    entries: [],
+    mustSync: true,
+  });
+  return storage;
+}
+
+/** The state machine and member table of the snapshot, and every peer address known so far. */
+async function restoreState(opts: StoreMemberOptions, snapData: Uint8Array) {
+  const sm = new MvccStateMachine();
+  let members = new MemberTable();
+  const content = decodeSnapshotData(snapData);
+  if (content) {
+    if (content.sm.length > 0) sm.restore(content.sm);
+    members = MemberTable.from(content.members);
+  }
+  // Addresses learned since the snapshot (replayed from the log soon anyway) and those the
+  // leader gave us when joining: enough to reach the cluster before the log is replayed.
+  const known = new Map<NodeId, MemberInfo>();
+  for (const m of await readPeers(opts.dataDir)) known.set(m.id, m);
+  for (const m of opts.initialMembers ?? []) known.set(m.id, m);
+  for (const m of members.all()) known.set(m.id, m);
+  return { sm, members, known };
+}
+
+function createTransport(opts: StoreMemberOptions, kv: RaftKv): HttpTransport {
+  const { identity } = opts;
+  return new HttpTransport({
+    selfId: identity.nodeId,
+    clusterId: identity.clusterId,
+    token: opts.token,
+    tls: opts.tls,
+    onUnreachable: (id) => kv.reportUnreachable(id),
+    onSnapshotStatus: (id, ok) => kv.reportSnapshot(id, ok),
+    onRemoved: (by) =>
+      kv.halt(
+        new Error(
+          `member ${identity.nodeId} was removed from cluster ${identity.clusterId} (member ${by} says so); ` +
+            `remove ${opts.dataDir} and join again to serve`,
+        ),
+      ),
+    logger: opts.logger,
+  });
 }
 
 export async function readPeers(dataDir: string): Promise<MemberInfo[]> {

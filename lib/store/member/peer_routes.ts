@@ -14,6 +14,7 @@ import type { Message, NodeId } from "../../raft/types.ts";
 import { decodeMessage, type WireMessage } from "./message_codec.ts";
 import { CLUSTER_HEADER, FROM_HEADER, type StreamNotice } from "./transport.ts";
 import { StoreError } from "../errors.ts";
+import { bearerMatches } from "../../http/bearer.ts";
 
 export interface JoinRequest {
   /** The address the new node serves the store API on (its --advertise). */
@@ -84,16 +85,6 @@ export interface PeerHandler {
   timeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | null>;
 }
 
-/** Constant-time comparison of the presented Bearer token with ours. */
-export function tokenMatches(header: string | undefined, token: string): boolean {
-  if (!header || !header.startsWith("Bearer ")) return false;
-  const a = new TextEncoder().encode(header.slice(7));
-  const b = new TextEncoder().encode(token);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
-}
-
 function errorResponse(c: Context, e: unknown) {
   if (e instanceof StoreError) {
     const status = e.code === "unavailable" ? 503 : e.code === "leaseNotFound" ? 404 : 400;
@@ -105,7 +96,7 @@ function errorResponse(c: Context, e: unknown) {
 export function createPeerApp(h: PeerHandler): Hono {
   const app = new Hono();
   app.use("*", async (c, next) => {
-    if (!tokenMatches(c.req.header("authorization"), h.token())) {
+    if (!bearerMatches(c.req.header("authorization"), h.token())) {
       return c.json(
         { error: "missing or wrong cluster token (Authorization: Bearer <token>)" },
         401,

@@ -1,5 +1,5 @@
-// The client end of a peer stream: a WebSocket (RFC 6455) opened over a plain TCP connection with
-// TCP_NODELAY set. Deno's built-in WebSocket client leaves Nagle's algorithm on, and a stream
+// The client end of a peer stream: a WebSocket (RFC 6455) spoken by hand over a connection from
+// the one HTTP client (lib/http), which sets TCP_NODELAY. Deno's built-in WebSocket client leaves Nagle's algorithm on, and a stream
 // that only ever carries data one way (as a Raft stream does) then stalls each small frame that
 // follows another until the receiver's delayed ACK, ~40 ms: measured p99 23 ms, max 42 ms on
 // loopback. Only what the transport needs: text frames out, text/close/ping frames in.
@@ -7,6 +7,8 @@
 // Frames to the server are masked, as the protocol requires, with the all-zero key: the key only
 // protects browsers' traffic from confused proxies, and a zero key spares XOR-ing every byte.
 import { concatBytes, writeAll } from "../../bytes.ts";
+import type { HttpClient } from "../../http/client.ts";
+import { splitHostPort } from "../../net/address.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const enc = new TextEncoder();
@@ -36,20 +38,18 @@ export class PeerStream {
   }
 
   /**
-   * Connects to `address` (host:port), asks for `path` to be upgraded with `headers`, and
-   * resolves once the server agreed (101). Refusal throws "peer stream refused: HTTP <status>
+   * Connects to `address` (host:port) through `http`, asks for `path` to be upgraded with the
+   * client's credential and headers, and resolves once the server agreed (101). Refusal throws "peer stream refused: HTTP <status>
    * <first line of the body>"; anything slower than `timeoutMs` throws too.
    */
   static async open(
+    http: HttpClient,
     address: string,
     path: string,
-    headers: Record<string, string>,
     timeoutMs: number,
     events: PeerStreamEvents,
   ): Promise<PeerStream> {
-    const colon = address.lastIndexOf(":");
-    const hostname = address.slice(0, colon).replace(/^\[|\]$/g, "");
-    const port = Number(address.slice(colon + 1));
+    const [hostname, port] = splitHostPort(address);
     let conn: Deno.TcpConn | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -63,8 +63,7 @@ export class PeerStream {
     try {
       return await Promise.race([
         (async () => {
-          conn = await Deno.connect({ hostname, port });
-          conn.setNoDelay(true);
+          conn = await http.dial(hostname, port);
           const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
           const lines = [
             `GET ${path} HTTP/1.1`,
@@ -73,7 +72,7 @@ export class PeerStream {
             "Connection: Upgrade",
             `Sec-WebSocket-Key: ${key}`,
             "Sec-WebSocket-Version: 13",
-            ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+            ...Object.entries(http.headers()).map(([k, v]) => `${k}: ${v}`),
           ];
           await writeAll(conn, enc.encode(lines.join("\r\n") + "\r\n\r\n"));
           const { head, rest } = await readHead(conn);

@@ -14,6 +14,7 @@ import { encodeMessage, messageSize } from "./message_codec.ts";
 import { PeerStream } from "./peer_stream.ts";
 import type { Logger } from "../../log.ts";
 import { silentLogger } from "../../log.ts";
+import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
 
 /** Headers every peer request carries besides the Bearer token. */
 export const CLUSTER_HEADER = "x-twill-cluster";
@@ -35,6 +36,7 @@ export interface HttpTransportOptions {
   selfId: NodeId;
   clusterId: string;
   token: string;
+  tls?: TlsClientOptions;
   onUnreachable(id: NodeId): void;
   onSnapshotStatus(id: NodeId, ok: boolean): void;
   /** A peer answered that this member was removed from the cluster. */
@@ -73,9 +75,16 @@ export class HttpTransport implements PeerSink {
   private readonly log: Logger;
   private closed = false;
   private readonly abort = new AbortController();
+  /** Every peer request carries the credential and the cluster headers. */
+  private readonly http: HttpClient;
 
   constructor(private readonly opts: HttpTransportOptions) {
     this.log = opts.logger ?? silentLogger;
+    this.http = new HttpClient({
+      token: opts.token,
+      tls: opts.tls,
+      headers: { [CLUSTER_HEADER]: opts.clusterId, [FROM_HEADER]: String(opts.selfId) },
+    });
   }
 
   setPeer(id: NodeId, address: string): void {
@@ -140,14 +149,6 @@ export class HttpTransport implements PeerSink {
     for (const p of this.peers.values()) this.dropStream(p);
   }
 
-  private headers(): Record<string, string> {
-    return {
-      authorization: `Bearer ${this.opts.token}`,
-      [CLUSTER_HEADER]: this.opts.clusterId,
-      [FROM_HEADER]: String(this.opts.selfId),
-    };
-  }
-
   /** Writes the peer's queue to its stream, opening the stream first if need be. */
   private flush(id: NodeId, p: Peer): void {
     if (p.queue.length === 0 || this.closed) return;
@@ -196,7 +197,7 @@ export class HttpTransport implements PeerSink {
     const attempt = ++p.attempt;
     const current = () => !this.closed && p.attempt === attempt && this.peers.get(id) === p;
     let opened: PeerStream | undefined;
-    PeerStream.open(p.address, "/raft/stream", this.headers(), this.opts.connectTimeoutMs ?? 1000, {
+    PeerStream.open(this.http, p.address, "/raft/stream", this.opts.connectTimeoutMs ?? 1000, {
       onText: (text) => {
         let notice: StreamNotice = {};
         try {
@@ -272,12 +273,10 @@ export class HttpTransport implements PeerSink {
     timeoutMs: number,
     to: NodeId,
   ) {
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeoutMs)]);
-    const res = await fetch(`http://${address}${path}`, {
-      method: "POST",
-      headers: { ...this.headers(), "content-type": "application/json" },
+    const res = await this.http.request(address, path, {
       body,
-      signal,
+      timeoutMs,
+      signal: this.abort.signal,
     });
     const text = await res.text();
     if (res.status === 410) this.opts.onRemoved?.(to);
