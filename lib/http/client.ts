@@ -4,15 +4,18 @@
 // own reading of answers (a 401 means different things to join and to ctl); this module only
 // builds and sends requests and opens raw connections.
 //
-// TLS: `tls` is carried through every caller's options so that switching the scheme is a change
-// here only (https URLs with `Deno.createHttpClient({ caCerts })`, and `Deno.startTls` over the
-// dialled TCP connection so TCP_NODELAY stays set). Until that lands the store speaks plain HTTP,
-// so a client asked for TLS refuses to start rather than send a credential in clear.
+// TLS: with `tls` set, URLs are https and servers are verified against `caCerts` only (the cluster
+// CA, or an external etcd's CA), through `Deno.createHttpClient`; raw connections are TCP with
+// Nagle off, upgraded with `Deno.startTls`, so TCP_NODELAY stays set under TLS. A client
+// certificate (external etcd with --client-cert-auth) rides along when given.
 
-/** How servers are verified once the store serves TLS. */
+/** How servers are verified, and the client certificate to present if the server asks. */
 export interface TlsClientOptions {
   /** PEM certificates of the CAs that may sign a server's certificate. */
   caCerts: string[];
+  /** PEM client certificate chain and its PEM private key (both or neither). */
+  cert?: string;
+  key?: string;
 }
 
 export interface HttpClientOptions {
@@ -38,26 +41,48 @@ export interface RequestOptions {
 
 import { bearerHeader } from "./bearer.ts";
 
-const SCHEME = "http";
-
 export class HttpClient {
   readonly #token: string | undefined;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number | undefined;
+  readonly #tls: TlsClientOptions | undefined;
+  readonly #client: Deno.HttpClient | undefined;
+  readonly #scheme: "http" | "https";
 
   constructor(opts: HttpClientOptions = {}) {
-    if (opts.tls) {
-      throw new Error("TLS is not available in this build of twill; the store speaks plain HTTP");
-    }
     this.#token = opts.token || undefined;
     this.#headers = { ...opts.headers };
     this.#timeoutMs = opts.timeoutMs;
+    this.#tls = opts.tls;
+    this.#scheme = opts.tls ? "https" : "http";
+    if (opts.tls) {
+      if (opts.tls.caCerts.length === 0) throw new Error("TLS needs at least one CA certificate");
+      if (Boolean(opts.tls.cert) !== Boolean(opts.tls.key)) {
+        throw new Error("a client certificate needs both its certificate and its key");
+      }
+      this.#client = Deno.createHttpClient({
+        caCerts: opts.tls.caCerts,
+        ...(opts.tls.cert ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
+      });
+    }
+  }
+
+  /** True when this client speaks TLS (https URLs, verified servers). */
+  get secure(): boolean {
+    return this.#tls !== undefined;
+  }
+
+  /** Releases the connection pool of a TLS client; the client must not be used afterwards. */
+  close(): void {
+    this.#client?.close();
   }
 
   /** "host:port" → "<scheme>://host:port"; an address that already names its scheme (an etcd
    *  endpoint given as a URL) is kept as given, without trailing slashes. */
   baseUrl(address: string): string {
-    const base = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `${SCHEME}://${address}`;
+    const base = /^[a-z][a-z0-9+.-]*:\/\//i.test(address)
+      ? address
+      : `${this.#scheme}://${address}`;
     return base.replace(/\/+$/, "");
   }
 
@@ -81,6 +106,7 @@ export class HttpClient {
     const signals = [o.signal, timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined]
       .filter((s): s is AbortSignal => s !== undefined);
     return fetch(this.url(address, path), {
+      client: this.#client,
       method: o.method ?? "POST",
       headers,
       body: o.body,
@@ -105,9 +131,10 @@ export class HttpClient {
 
   /** A raw connection to hostname:port with Nagle's algorithm off, for protocols spoken by hand
    *  (the peer stream): small frames must not wait for the peer's delayed ACK. */
-  async dial(hostname: string, port: number): Promise<Deno.TcpConn> {
+  async dial(hostname: string, port: number): Promise<Deno.Conn> {
     const conn = await Deno.connect({ hostname, port });
     conn.setNoDelay(true);
-    return conn;
+    if (!this.#tls) return conn;
+    return await Deno.startTls(conn, { hostname, caCerts: this.#tls.caCerts });
   }
 }

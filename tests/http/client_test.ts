@@ -1,9 +1,11 @@
 // The one HTTP client and serve(): the scheme and credential every store call carries, the
-// constant-time credential check the servers use, and a refusal to pretend TLS.
+// constant-time credential check the servers use, and TLS verified against the given CA only.
 import assert from "node:assert/strict";
 import { HttpClient } from "../../lib/http/client.ts";
 import { bearerHeader, bearerMatches } from "../../lib/http/bearer.ts";
 import { serve } from "../../lib/http/serve.ts";
+import { createClusterCa } from "../../lib/pki/ca.ts";
+import { issueMemberCertificate } from "../../lib/pki/member_cert.ts";
 
 Deno.test("addresses get the store's scheme; a URL keeps its own", () => {
   const c = new HttpClient();
@@ -30,8 +32,45 @@ Deno.test("bearerMatches accepts only the exact credential", () => {
   assert.equal(bearerMatches("Bearer ", ""), false, "an empty token matches nothing");
 });
 
-Deno.test("a client asked for TLS refuses rather than send the credential in clear", () => {
-  assert.throws(() => new HttpClient({ token: "t", tls: { caCerts: ["pem"] } }), /TLS/);
+Deno.test("TLS: https to a server of the given CA, raw connections upgraded; another CA is refused", async () => {
+  const ca = await createClusterCa();
+  const other = await createClusterCa();
+  const leaf = await issueMemberCertificate(ca, { advertiseHost: "127.0.0.1", name: "m1" });
+  const ac = new AbortController();
+  const server = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: leaf.chainPem,
+      key: leaf.keyPem,
+      signal: ac.signal,
+      onListen() {},
+    },
+    (req) => new Response(req.headers.get("authorization") ?? "none"),
+  );
+  const port = server.addr.port;
+  const good = new HttpClient({ token: "t0k", tls: { caCerts: [ca.certPem] } });
+  const bad = new HttpClient({ token: "t0k", tls: { caCerts: [other.certPem] } });
+  try {
+    assert.equal(good.url("127.0.0.1:1", "/x"), "https://127.0.0.1:1/x");
+    const res = await good.request(`127.0.0.1:${port}`, "/v3/kv/range", { body: "{}" });
+    assert.equal(await res.text(), "Bearer t0k");
+    await assert.rejects(() => bad.request(`127.0.0.1:${port}`, "/v3/kv/range", { body: "{}" }));
+    const conn = await good.dial("127.0.0.1", port);
+    await conn.write(
+      new TextEncoder().encode("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+    );
+    const buf = new Uint8Array(64);
+    const n = await conn.read(buf);
+    assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200/);
+    conn.close();
+    assert.throws(() => new HttpClient({ tls: { caCerts: [] } }), /CA certificate/);
+  } finally {
+    good.close();
+    bad.close();
+    ac.abort();
+    await server.finished;
+  }
 });
 
 Deno.test("serve() answers through the client with the credential; a handler error is a 500", async () => {

@@ -30,7 +30,7 @@ export class PeerStream {
   private writeSince = 0;
 
   private constructor(
-    private readonly conn: Deno.TcpConn,
+    private readonly conn: Deno.Conn,
     private readonly events: PeerStreamEvents,
     rest: Uint8Array,
   ) {
@@ -50,7 +50,7 @@ export class PeerStream {
     events: PeerStreamEvents,
   ): Promise<PeerStream> {
     const [hostname, port] = splitHostPort(address);
-    let conn: Deno.TcpConn | undefined;
+    let conn: Deno.Conn | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
