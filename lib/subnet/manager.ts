@@ -2,6 +2,7 @@
 // touches the kernel. Randomness and the clock are injected so acquisition order is testable.
 import { type CIDR, formatCIDR, formatIP } from "../net/cidr.ts";
 import {
+  type BackendConfigParser,
   candidateSubnets,
   isIPv6SubnetCompatible,
   isSubnetCompatible,
@@ -46,22 +47,38 @@ export class LeaseLostError extends Error {
   }
 }
 
+/** <prefix>/config is absent: the agent waits for it to be seeded (a bad config is fatal). */
+export class NoNetworkConfigError extends NetConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = "NoNetworkConfigError";
+  }
+}
+
+/** No lease can be had (no free subnet, or every attempt lost a race): retrying cannot help. */
+export class SubnetUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SubnetUnavailableError";
+  }
+}
+
 export class LeaseManager {
   private log: LogFn;
   constructor(private reg: SubnetRegistry, private o: LeaseManagerOptions) {
     this.log = o.log ?? (() => {});
   }
 
-  /** Reads and checks <prefix>/config. */
-  async getNetworkConfig(): Promise<NetConfig> {
+  /** Reads and checks <prefix>/config; `backends` parses the Backend fields of each type. */
+  async getNetworkConfig(backends: BackendConfigParser): Promise<NetConfig> {
     const kv = await this.reg.get(configKey(this.o.prefix));
     if (!kv) {
-      throw new NetConfigError(
+      throw new NoNetworkConfigError(
         `no network config at ${configKey(this.o.prefix)}: seed it with 'twill agent --init ` +
           `--net-config-path F' or 'twill ctl config set F'`,
       );
     }
-    return parseNetConfig(kv.value);
+    return parseNetConfig(kv.value, backends);
   }
 
   /** Every parseable lease under <prefix>/subnets/ plus the listing's revision. */
@@ -90,7 +107,7 @@ export class LeaseManager {
       const l = await this.tryAcquire(cfg, attrs, previous);
       if (l) return l;
     }
-    throw new Error("Max retries reached trying to acquire a subnet");
+    throw new SubnetUnavailableError("Max retries reached trying to acquire a subnet");
   }
 
   private async tryAcquire(
@@ -194,7 +211,7 @@ export class LeaseManager {
     let picked6: CIDR | null = null;
     if (cfg.enableIPv4) {
       const free = freeSubnets(cfg.subnetMin!, cfg.subnetMax!, cfg.subnetLen, leases, false);
-      if (!free.length) throw new Error("out of subnets");
+      if (!free.length) throw new SubnetUnavailableError("out of subnets");
       picked = free[this.o.randomInt(free.length)];
     }
     if (cfg.enableIPv6) {
@@ -205,7 +222,7 @@ export class LeaseManager {
         leases,
         true,
       );
-      if (!free.length) throw new Error("out of subnets");
+      if (!free.length) throw new SubnetUnavailableError("out of subnets");
       picked6 = free[this.o.randomInt(free.length)];
     }
     this.log("info", "subnet_picked", {
