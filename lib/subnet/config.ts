@@ -172,83 +172,87 @@ function alignedTo(ip: IP, len: number): boolean {
 
 /** Flannel's CheckNetworkConfig: validates and fills in the defaults, in place. */
 export function checkNetConfig(cfg: NetConfig): void {
-  if (cfg.enableIPv4) {
-    const net = cfg.network;
-    if (!net || (net.ip.value === 0n && net.prefix === 0)) {
-      throw new NetConfigError("please define a correct Network parameter in the flannel config");
-    }
-    if (cfg.subnetLen > 0) {
-      if (cfg.subnetLen > 30) throw new NetConfigError("SubnetLen must be less than /31");
-      if (cfg.subnetLen < net.prefix + 2) {
-        throw new NetConfigError("network must be able to accommodate at least four subnets");
-      }
-    } else if (net.prefix > 28) {
-      throw new NetConfigError("network is too small. Minimum useful network prefix is /28");
-    } else {
-      cfg.subnetLen = net.prefix <= 22 ? 24 : net.prefix + 2;
-    }
-    const size = 1n << BigInt(32 - cfg.subnetLen);
-    if (!cfg.subnetMin || cfg.subnetMin.value === 0n) {
-      cfg.subnetMin = nthIP(net, size);
-    } else if (!contains(net, cfg.subnetMin)) {
-      throw new NetConfigError("SubnetMin is not in the range of the Network");
-    }
-    if (!cfg.subnetMax || cfg.subnetMax.value === 0n) {
-      cfg.subnetMax = { family: 4, value: lastIP(net).value + 1n - size };
-    } else if (!contains(net, cfg.subnetMax)) {
-      throw new NetConfigError("SubnetMax is not in the range of the Network");
-    }
-    if (!alignedTo(cfg.subnetMin, cfg.subnetLen)) {
-      throw new NetConfigError(
-        `SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.subnetMin)}`,
-      );
-    }
-    if (!alignedTo(cfg.subnetMax, cfg.subnetLen)) {
-      throw new NetConfigError(
-        `SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.subnetMax)}`,
-      );
-    }
+  if (cfg.enableIPv4) checkIPv4(cfg);
+  if (cfg.enableIPv6) checkIPv6(cfg);
+}
+
+function checkIPv4(cfg: NetConfig): void {
+  const net = cfg.network;
+  if (!net || (net.ip.value === 0n && net.prefix === 0)) {
+    throw new NetConfigError("please define a correct Network parameter in the flannel config");
   }
-  if (cfg.enableIPv6) {
-    const net = cfg.ipv6Network;
-    if (!net || (net.ip.value === 0n && net.prefix === 0)) {
-      throw new NetConfigError(
-        "please define a correct IPv6Network parameter in the flannel config",
-      );
+  if (cfg.subnetLen > 0) {
+    if (cfg.subnetLen > 30) throw new NetConfigError("SubnetLen must be less than /31");
+    if (cfg.subnetLen < net.prefix + 2) {
+      throw new NetConfigError("network must be able to accommodate at least four subnets");
     }
-    if (cfg.ipv6SubnetLen > 0) {
-      if (cfg.ipv6SubnetLen > 126) throw new NetConfigError("SubnetLen must be less than /127");
-      if (cfg.ipv6SubnetLen < net.prefix + 2) {
-        throw new NetConfigError("network must be able to accommodate at least four subnets");
-      }
-    } else if (net.prefix > 124) {
-      throw new NetConfigError(
-        "IPv6Network is too small. Minimum useful network prefix is /124",
-      );
-    } else {
-      cfg.ipv6SubnetLen = net.prefix <= 62 ? 64 : net.prefix + 2;
+  } else if (net.prefix > 28) {
+    throw new NetConfigError("network is too small. Minimum useful network prefix is /28");
+  } else {
+    cfg.subnetLen = net.prefix <= 22 ? 24 : net.prefix + 2;
+  }
+  const size = 1n << BigInt(32 - cfg.subnetLen);
+  if (!cfg.subnetMin || cfg.subnetMin.value === 0n) {
+    cfg.subnetMin = nthIP(net, size);
+  } else if (!contains(net, cfg.subnetMin)) {
+    throw new NetConfigError("SubnetMin is not in the range of the Network");
+  }
+  if (!cfg.subnetMax || cfg.subnetMax.value === 0n) {
+    cfg.subnetMax = { family: 4, value: lastIP(net).value + 1n - size };
+  } else if (!contains(net, cfg.subnetMax)) {
+    throw new NetConfigError("SubnetMax is not in the range of the Network");
+  }
+  if (!alignedTo(cfg.subnetMin, cfg.subnetLen)) {
+    throw new NetConfigError(
+      `SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.subnetMin)}`,
+    );
+  }
+  if (!alignedTo(cfg.subnetMax, cfg.subnetLen)) {
+    throw new NetConfigError(
+      `SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.subnetMax)}`,
+    );
+  }
+}
+
+function checkIPv6(cfg: NetConfig): void {
+  const net = cfg.ipv6Network;
+  if (!net || (net.ip.value === 0n && net.prefix === 0)) {
+    throw new NetConfigError(
+      "please define a correct IPv6Network parameter in the flannel config",
+    );
+  }
+  if (cfg.ipv6SubnetLen > 0) {
+    if (cfg.ipv6SubnetLen > 126) throw new NetConfigError("SubnetLen must be less than /127");
+    if (cfg.ipv6SubnetLen < net.prefix + 2) {
+      throw new NetConfigError("network must be able to accommodate at least four subnets");
     }
-    const size = 1n << BigInt(128 - cfg.ipv6SubnetLen);
-    if (!cfg.ipv6SubnetMin || cfg.ipv6SubnetMin.value === 0n) {
-      cfg.ipv6SubnetMin = nthIP(net, size);
-    } else if (!contains(net, cfg.ipv6SubnetMin)) {
-      throw new NetConfigError("IPv6SubnetMin is not in the range of the IPv6Network");
-    }
-    if (!cfg.ipv6SubnetMax || cfg.ipv6SubnetMax.value === 0n) {
-      cfg.ipv6SubnetMax = { family: 6, value: lastIP(net).value + 1n - size };
-    } else if (!contains(net, cfg.ipv6SubnetMax)) {
-      throw new NetConfigError("IPv6SubnetMax is not in the range of the IPv6Network");
-    }
-    if (!alignedTo(cfg.ipv6SubnetMin, cfg.ipv6SubnetLen)) {
-      throw new NetConfigError(
-        `IPv6SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMin)}`,
-      );
-    }
-    if (!alignedTo(cfg.ipv6SubnetMax, cfg.ipv6SubnetLen)) {
-      throw new NetConfigError(
-        `IPv6SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMax)}`,
-      );
-    }
+  } else if (net.prefix > 124) {
+    throw new NetConfigError(
+      "IPv6Network is too small. Minimum useful network prefix is /124",
+    );
+  } else {
+    cfg.ipv6SubnetLen = net.prefix <= 62 ? 64 : net.prefix + 2;
+  }
+  const size = 1n << BigInt(128 - cfg.ipv6SubnetLen);
+  if (!cfg.ipv6SubnetMin || cfg.ipv6SubnetMin.value === 0n) {
+    cfg.ipv6SubnetMin = nthIP(net, size);
+  } else if (!contains(net, cfg.ipv6SubnetMin)) {
+    throw new NetConfigError("IPv6SubnetMin is not in the range of the IPv6Network");
+  }
+  if (!cfg.ipv6SubnetMax || cfg.ipv6SubnetMax.value === 0n) {
+    cfg.ipv6SubnetMax = { family: 6, value: lastIP(net).value + 1n - size };
+  } else if (!contains(net, cfg.ipv6SubnetMax)) {
+    throw new NetConfigError("IPv6SubnetMax is not in the range of the IPv6Network");
+  }
+  if (!alignedTo(cfg.ipv6SubnetMin, cfg.ipv6SubnetLen)) {
+    throw new NetConfigError(
+      `IPv6SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMin)}`,
+    );
+  }
+  if (!alignedTo(cfg.ipv6SubnetMax, cfg.ipv6SubnetLen)) {
+    throw new NetConfigError(
+      `IPv6SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMax)}`,
+    );
   }
 }
 

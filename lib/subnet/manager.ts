@@ -120,68 +120,86 @@ export class LeaseManager {
 
     const mine = leases.find((l) => l.attrs.publicIP === attrs.publicIP);
     if (mine) {
-      const key = subnetKey(this.o.prefix, mine.subnet, mine.ipv6Subnet);
       if (isSubnetCompatible(cfg, mine.subnet) && isIPv6SubnetCompatible(cfg, mine.ipv6Subnet)) {
-        if (mine.storeLease === 0n) {
-          // A reservation: keep it TTL-less, refresh the attributes.
-          const r = await this.reg.putIfModRevision(key, value, 0n, mine.modRevision);
-          if (!r.ok) return null;
-          this.log("info", "lease_acquired", {
-            subnet: describeLease(mine),
-            how: "reservation",
-            public_ip: attrs.publicIP,
-          });
-          return { ...mine, attrs, modRevision: r.modRevision, expiresAt: null };
-        }
-        const id = await this.reg.grant(this.o.ttlSeconds);
-        const r = await this.reg.putIfModRevision(key, value, id, mine.modRevision);
-        if (!r.ok) {
-          await this.reg.revoke(id).catch(() => {});
-          return null;
-        }
-        await this.reg.revoke(mine.storeLease).catch(() => {});
-        this.log("info", "lease_acquired", {
-          subnet: describeLease(mine),
-          how: "reused",
-          public_ip: attrs.publicIP,
-        });
-        return {
-          ...mine,
-          attrs,
-          modRevision: r.modRevision,
-          storeLease: id,
-          expiresAt: this.o.now() + this.o.ttlSeconds * 1000,
-        };
+        return await this.reuse(mine, attrs, value);
       }
       this.log("info", "lease_incompatible_deleted", {
         subnet: describeLease(mine),
         public_ip: attrs.publicIP,
       });
-      await this.reg.delete(key);
+      await this.reg.delete(subnetKey(this.o.prefix, mine.subnet, mine.ipv6Subnet));
     }
-
-    let sn: CIDR | null = null;
-    let sn6: CIDR | null = null;
-    if (previous && (previous.subnet || previous.ipv6Subnet)) {
-      const taken = leases.some((l) =>
-        previous.subnet && l.subnet && sameCIDR(l.subnet, previous.subnet)
-      );
-      if (!taken) {
-        if (
-          isSubnetCompatible(cfg, previous.subnet) &&
-          isIPv6SubnetCompatible(cfg, previous.ipv6Subnet)
-        ) {
-          sn = previous.subnet;
-          sn6 = previous.ipv6Subnet;
-        } else {
-          this.log("warn", "previous_subnet_incompatible", {
-            subnet: previous.subnet ? formatCIDR(previous.subnet) : "-",
-          });
-        }
-      }
-    }
+    let [sn, sn6] = this.previousIfFree(cfg, previous, leases);
     if (!sn && !sn6) [sn, sn6] = this.allocate(cfg, leases);
+    return await this.create(sn, sn6, attrs, value, previous);
+  }
 
+  /** The lease already holding our PublicIP, refreshed (fenced on its mod revision). */
+  private async reuse(mine: Lease, attrs: LeaseAttrs, value: string): Promise<Lease | null> {
+    const key = subnetKey(this.o.prefix, mine.subnet, mine.ipv6Subnet);
+    if (mine.storeLease === 0n) {
+      // A reservation: keep it TTL-less, refresh the attributes.
+      const r = await this.reg.putIfModRevision(key, value, 0n, mine.modRevision);
+      if (!r.ok) return null;
+      this.log("info", "lease_acquired", {
+        subnet: describeLease(mine),
+        how: "reservation",
+        public_ip: attrs.publicIP,
+      });
+      return { ...mine, attrs, modRevision: r.modRevision, expiresAt: null };
+    }
+    const id = await this.reg.grant(this.o.ttlSeconds);
+    const r = await this.reg.putIfModRevision(key, value, id, mine.modRevision);
+    if (!r.ok) {
+      await this.reg.revoke(id).catch(() => {});
+      return null;
+    }
+    await this.reg.revoke(mine.storeLease).catch(() => {});
+    this.log("info", "lease_acquired", {
+      subnet: describeLease(mine),
+      how: "reused",
+      public_ip: attrs.publicIP,
+    });
+    return {
+      ...mine,
+      attrs,
+      modRevision: r.modRevision,
+      storeLease: id,
+      expiresAt: this.o.now() + this.o.ttlSeconds * 1000,
+    };
+  }
+
+  /** The previous subnets (from subnet.env) when no lease holds them and they still fit. */
+  private previousIfFree(
+    cfg: NetConfig,
+    previous: { subnet: CIDR | null; ipv6Subnet: CIDR | null } | null,
+    leases: Lease[],
+  ): [CIDR | null, CIDR | null] {
+    if (!previous || (!previous.subnet && !previous.ipv6Subnet)) return [null, null];
+    const taken = leases.some((l) =>
+      previous.subnet && l.subnet && sameCIDR(l.subnet, previous.subnet)
+    );
+    if (taken) return [null, null];
+    if (
+      isSubnetCompatible(cfg, previous.subnet) &&
+      isIPv6SubnetCompatible(cfg, previous.ipv6Subnet)
+    ) {
+      return [previous.subnet, previous.ipv6Subnet];
+    }
+    this.log("warn", "previous_subnet_incompatible", {
+      subnet: previous.subnet ? formatCIDR(previous.subnet) : "-",
+    });
+    return [null, null];
+  }
+
+  /** Creates the lease key if absent; null when another node took it first. */
+  private async create(
+    sn: CIDR | null,
+    sn6: CIDR | null,
+    attrs: LeaseAttrs,
+    value: string,
+    previous: { subnet: CIDR | null; ipv6Subnet: CIDR | null } | null,
+  ): Promise<Lease | null> {
     const key = subnetKey(this.o.prefix, sn, sn6);
     const id = await this.reg.grant(this.o.ttlSeconds);
     const r = await this.reg.createIfAbsent(key, value, id);
