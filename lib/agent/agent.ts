@@ -45,7 +45,7 @@ const RESYNC_MS = 15_000;
 /** Up to this many peer changes at once are logged one line each, more as one summary. */
 const PEER_LOG_LINES = 16;
 
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const t = setTimeout(done, ms);

@@ -38,7 +38,8 @@ export function registryFor(kv: unknown): SubnetRegistry {
  * Runs the node's network side until `signal` aborts: config, subnet lease, backend, subnet.env,
  * masquerade, health server, reconcile loop. Resolves when stopped (nothing is torn down);
  * rejects with an Error whose message is one clear line on a fatal error (bad config, out of
- * subnets, unknown --iface, a backend that cannot work on this node), which the caller prints and exits non-zero with.
+ * subnets, unknown --iface, a backend that cannot work on this node), which the caller prints
+ * and exits non-zero with.
  * `kv`: see registryFor.
  */
 export async function runNetworkAgent(

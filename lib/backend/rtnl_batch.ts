@@ -303,7 +303,7 @@ export class RtnlBatcher {
     return failures.sort((a, b) => a.at - b.at).map((f) => f.text).join("\n");
   }
 
-  /** Each line's message (null for a line that cannot apply); null when one is not in the subset. */
+  /** Each line's message (null: the line cannot apply); null when a line is outside the subset. */
   #encode(lines: string[], failures: Failure[]): (Uint8Array | null)[] | null {
     const indexes = new Map<string, number>();
     const ifindex = (dev: string): number => {
