@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatCIDR, tryParseCIDR } from "../lib/net/cidr.ts";
 import { DEMO_PACKAGES, ensurePackages as installPackages, InstallError } from "./install-deps.ts";
+import { parseSubnetEnvSubnets } from "../lib/subnet/subnet_env.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const PREFIX = "twdemo-";
@@ -664,8 +665,8 @@ async function waitReady(state: DemoState, node: NodePlan, timeoutMs: number): P
       }); its log ends:\n${await tail(node.log)}`,
     );
   }
-  const env = parseEnvFile(await Deno.readTextFile(node.subnetFile));
-  return `${node.name} ready, subnet ${subnetOf(env.FLANNEL_SUBNET)}`;
+  const env = parseSubnetEnvSubnets(await Deno.readTextFile(node.subnetFile));
+  return `${node.name} ready, subnet ${env.subnet ? formatCIDR(env.subnet) : "?"}`;
 }
 
 async function cniAdd(plan: DemoPlan, node: NodePlan, pod: PodPlan): Promise<string> {
@@ -932,12 +933,12 @@ export async function demo(argv: string[]): Promise<number> {
         roles = await storeRoles(plan, token);
       }
       for (const node of plan.nodes) {
-        const env = parseEnvFile(await Deno.readTextFile(node.subnetFile));
+        const env = parseSubnetEnvSubnets(await Deno.readTextFile(node.subnetFile));
         report.nodes.push({
           name: node.name,
           ns: node.ns,
           address: node.address,
-          subnet: subnetOf(env.FLANNEL_SUBNET),
+          subnet: env.subnet ? formatCIDR(env.subnet) : "?",
           vtepMac: await vtepMac(node),
           role: displayRole(roles.get(node.address) ?? roles.get(node.name)),
         });

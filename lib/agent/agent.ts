@@ -1,8 +1,11 @@
-// The network agent's runtime over a SubnetRegistry: lease, backend, subnet.env, masquerade,
-// lease watch, renewal and a periodic reconcile. Data flows one way: store → lease watcher →
-// backend → kernel. Nothing is torn down when `signal` aborts.
+// The network agent over a SubnetRegistry: config, backend, lease, subnet.env, masquerade, then
+// four loops: watch (peer leases), renew (our lease), resync (re-list) and reconcile (kernel
+// repair); a lost lease is re-acquired. Data flows one way: store → lease watcher → backend →
+// kernel. The backend is whichever lib/backend/registry.ts builds for the config's Backend.Type.
+// Nothing is torn down when the agent stops.
+import type { CIDR } from "../net/cidr.ts";
 import { formatCIDR } from "../net/cidr.ts";
-import { findInterface } from "../net/iface.ts";
+import type { ChosenIface } from "../net/iface.ts";
 import {
   applyRuleset,
   MASQ_RULES,
@@ -11,9 +14,7 @@ import {
   ruleCount,
 } from "../net/nftables.ts";
 import type { Backend } from "../backend/backend.ts";
-import { HostGwBackend } from "../backend/hostgw.ts";
-import { VxlanBackend } from "../backend/vxlan.ts";
-import { randomVtepMac } from "../backend/vxlan_device.ts";
+import { backendConfigParser, initBackend } from "../backend/registry.ts";
 import { type NetConfig, NetConfigError } from "../subnet/config.ts";
 import {
   decodeLeaseAttrs,
@@ -24,22 +25,25 @@ import {
   subnetKeyName,
   subnetsPrefix,
 } from "../subnet/lease.ts";
-import { leaseFromKv, LeaseLostError, LeaseManager, renewDelayMs } from "../subnet/manager.ts";
-import type { SubnetRegistry } from "../subnet/registry.ts";
+import {
+  leaseFromKv,
+  LeaseLostError,
+  LeaseManager,
+  NoNetworkConfigError,
+  renewDelayMs,
+  SubnetUnavailableError,
+} from "../subnet/manager.ts";
+import type { RegistryEvent, SubnetRegistry, WatchItem } from "../subnet/registry.ts";
 import { readPreviousSubnets, renderSubnetEnv, writeSubnetEnv } from "../subnet/subnet_env.ts";
-import { LeaseWatcher, mergePeerEvent, type PeerEvent } from "../subnet/watcher.ts";
-import { healthHandler, serveHealth } from "./health.ts";
-import { type Logger, makeLogger } from "../log.ts";
+import { LeaseWatcher, type PeerEvent } from "../subnet/watcher.ts";
+import type { Logger } from "../log.ts";
+import { type BatchOrigin, PeerEventBatcher } from "./burst.ts";
 import type { NetworkAgentOptions } from "./options.ts";
-import { AgentState } from "./state.ts";
+import type { AgentState } from "./state.ts";
 
 const RESYNC_MS = 15_000;
 /** Up to this many peer changes at once are logged one line each, more as one summary. */
 const PEER_LOG_LINES = 16;
-/** A batch this big is a burst: wait for the rest of it until the watch is quiet this long. */
-const BURST_EVENTS = 64;
-const BURST_QUIET_MS = 2;
-const BURST_MAX_WAIT_MS = 30;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -58,565 +62,555 @@ function msg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Loads the VTEP MAC kept in the data dir, or chooses one and keeps it. */
-export async function loadVtepMac(dataDir: string, file = "vtep-mac"): Promise<string> {
-  const path = `${dataDir}/${file}`;
-  try {
-    const text = (await Deno.readTextFile(path)).trim().toLowerCase();
-    if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(text)) return text;
-  } catch { /* first start */ }
-  const mac = randomVtepMac(crypto.getRandomValues(new Uint8Array(6)));
-  await Deno.mkdir(dataDir, { recursive: true });
-  const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, mac + "\n");
-  await Deno.rename(tmp, path);
-  return mac;
+/** What the agent has once it holds a lease: fixed for its lifetime except `own`. */
+interface Running {
+  cfg: NetConfig;
+  network: CIDR;
+  backend: Backend;
+  own: Lease;
+  watcher: LeaseWatcher;
 }
 
-export async function runAgentOnRegistry(
-  opts: NetworkAgentOptions,
-  reg: SubnetRegistry,
-  signal: AbortSignal,
-  log: Logger = makeLogger({ context: { node: opts.nodeName } }),
-  state = new AgentState(),
-): Promise<void> {
-  const now = () => Date.now();
-  const interval = opts.reconcileIntervalMs ?? 5000;
+export class NetworkAgent {
+  private readonly manager: LeaseManager;
+  private readonly now = () => Date.now();
+  private readonly interval: number;
+  private readonly batcher: PeerEventBatcher;
+  private r!: Running;
+  /** A reconcile pass is due (an event failed, or a lease changed). */
+  private reconcileWanted = true;
+  /** Wakes the reconcile loop early; set while it sleeps. */
+  private wake: (() => void) | null = null;
+  /** When each event that asked for a reconcile arrived (for lastEventToProgrammedSeconds). */
+  private pendingSince: number[] = [];
+  /** Kernel changes never interleave: watch batches and reconcile passes take turns. */
+  private lock: Promise<unknown> = Promise.resolve();
+  private reacquiring = false;
 
-  const iface = await findInterface(opts.iface);
-  const publicIP = opts.publicIp || iface.address;
-  log("info", "interface_chosen", {
-    iface: iface.name,
-    address: iface.address,
-    address6: iface.address6 ?? undefined,
-    mtu: iface.mtu,
-    public_ip: publicIP,
-    how: opts.iface.length ? "--iface" : "default route",
-  });
-
-  const stop = new AbortController();
-  const onAbort = () => stop.abort();
-  signal.addEventListener("abort", onAbort, { once: true });
-  const server = serveHealth(
-    opts.healthzIp,
-    opts.healthzPort,
-    healthHandler(state, {
-      now,
-      storeThresholdMs: 30_000,
-      reconcileStuckMs: Math.max(3 * interval, 30_000),
-      storeStatus: opts.storeStatus,
-    }),
-    stop.signal,
-  );
-
-  const main = async () => {
-    const manager = new LeaseManager(reg, {
+  constructor(
+    private readonly opts: NetworkAgentOptions,
+    private readonly reg: SubnetRegistry,
+    private readonly iface: ChosenIface,
+    private readonly publicIP: string,
+    private readonly stop: AbortSignal,
+    private readonly log: Logger,
+    private readonly state: AgentState,
+  ) {
+    this.interval = opts.reconcileIntervalMs ?? 5000;
+    this.manager = new LeaseManager(reg, {
       prefix: opts.prefix,
       ttlSeconds: opts.subnetLeaseTtlSeconds,
-      now,
+      now: this.now,
       randomInt: (n) => Math.floor(Math.random() * n),
       log,
     });
+    this.batcher = new PeerEventBatcher(
+      (evs, at, got) => this.applyBatch(evs, at, got),
+      () => this.r.backend.batchesSpawn(),
+    );
+  }
 
-    // Config: wait while the store is unreachable or the key absent; a bad config is fatal.
-    let cfg: NetConfig | null = null;
+  /** Runs until the stop signal; rejects with one clear line on a fatal error. */
+  async run(): Promise<void> {
+    const cfg = await this.waitForConfig();
+    if (!cfg) return;
+    const network = this.checkFamilies(cfg);
+    const backend = await this.startBackend(cfg, network);
+    const own = await this.acquireLease(cfg, backend);
+    if (!own) return;
+    this.r = { cfg, network, backend, own, watcher: new LeaseWatcher(own) };
+    this.leaseTaken(own);
+    const listed = await this.listWithRetry();
+    this.logPeers(this.r.watcher.reset(listed.leases));
+    await this.reconcileOnce("startup");
+    await this.writeEnv();
+    await this.applyMasq();
+    this.log("info", "agent_ready", {
+      subnet: this.state.subnet,
+      peers: this.r.watcher.peers.size,
+    });
+    await Promise.all([
+      this.reconcileLoop(),
+      this.watchLoop(listed.revision + 1n),
+      this.renewLoop(),
+      this.resyncLoop(),
+    ]);
+    this.log("info", "agent_stopped", { subnet: this.state.subnet });
+  }
+
+  /** Waits while the store is unreachable or the config absent; a bad config is fatal. */
+  private async waitForConfig(): Promise<NetConfig | null> {
     let lastErr = "";
-    while (!cfg) {
-      if (signal.aborted) return;
+    while (!this.stop.aborted) {
       try {
-        cfg = await manager.getNetworkConfig();
-        state.storeOk(now());
+        const cfg = await this.manager.getNetworkConfig(backendConfigParser);
+        this.state.storeOk(this.now());
+        return cfg;
       } catch (e) {
-        if (e instanceof NetConfigError && !/^no network config/.test(e.message)) throw e;
-        state.storeFailed(now(), e);
-        if (msg(e) !== lastErr) log("warn", "config_unavailable", { error: msg(e) });
+        if (e instanceof NetConfigError && !(e instanceof NoNetworkConfigError)) throw e;
+        this.state.storeFailed(this.now(), e);
+        if (msg(e) !== lastErr) this.log("warn", "config_unavailable", { error: msg(e) });
         lastErr = msg(e);
-        await sleep(1000, signal);
+        await sleep(1000, this.stop);
       }
     }
+    return null;
+  }
+
+  /** The address families the config asks for must be ones this node and twill can serve. */
+  private checkFamilies(cfg: NetConfig): CIDR {
     if (cfg.backendDefaulted) {
-      log("info", "backend_defaulted", { type: "vxlan", reason: "no Backend in net-conf" });
+      this.log("info", "backend_defaulted", {
+        type: cfg.backend.type,
+        reason: "no Backend in net-conf",
+      });
     }
     if (!cfg.enableIPv4 || !cfg.network) {
       throw new Error("IPv6-only networks are not supported by twill's backends yet; enable IPv4");
     }
-    const network = cfg.network;
-    if (cfg.enableIPv6 && !iface.address6) {
+    if (cfg.enableIPv6 && !this.iface.address6) {
       throw new Error(
-        `IPv6 is enabled in the network config but ${iface.name} has no global IPv6 address; ` +
-          "give it one or pick another --iface",
+        `IPv6 is enabled in the network config but ${this.iface.name} has no global IPv6 ` +
+          "address; give it one or pick another --iface",
       );
     }
-    let backend: Backend;
-    if (cfg.backend.type === "vxlan") {
-      const mac = await loadVtepMac(opts.dataDir);
-      const v6 = cfg.enableIPv6 && cfg.ipv6Network
-        ? {
-          publicIPv6: iface.address6!,
-          prefixLen: iface.prefixLen6,
-          mac: await loadVtepMac(opts.dataDir, "vtep-mac-v6"),
-          network: cfg.ipv6Network,
-        }
-        : null;
-      backend = new VxlanBackend(cfg.backend, iface, publicIP, mac, network, v6);
-      log("info", "backend_chosen", {
-        type: "vxlan",
-        vni: cfg.backend.vni,
-        vtep_mac: mac,
-        mtu: backend.mtu,
+    return cfg.network;
+  }
+
+  private async startBackend(cfg: NetConfig, network: CIDR): Promise<Backend> {
+    const backend = await initBackend(cfg.backend, {
+      iface: this.iface,
+      publicIP: this.publicIP,
+      network,
+      network6: cfg.enableIPv6 ? cfg.ipv6Network : null,
+      dataDir: this.opts.dataDir,
+      log: this.log,
+    });
+    this.log("info", "backend_chosen", {
+      type: backend.type,
+      ...backend.logFields(),
+      mtu: backend.mtu,
+    });
+    return backend;
+  }
+
+  /** The first lease: retried while the store fails; no free subnet is fatal. */
+  private async acquireLease(cfg: NetConfig, backend: Backend): Promise<Lease | null> {
+    const previous = await readPreviousSubnets(this.opts.subnetFile);
+    while (!this.stop.aborted) {
+      try {
+        const own = await this.manager.acquire(cfg, backend.leaseAttrs(), previous);
+        this.state.storeOk(this.now());
+        return own;
+      } catch (e) {
+        if (e instanceof SubnetUnavailableError) throw e;
+        this.state.storeFailed(this.now(), e);
+        this.log("warn", "lease_acquire_failed", { error: msg(e) });
+        await sleep(1000, this.stop);
+      }
+    }
+    return null;
+  }
+
+  /** Our lease is (again) `own`: the backend, the watcher and the figures follow it. */
+  private leaseTaken(own: Lease): void {
+    this.r.own = own;
+    this.r.watcher.own = own;
+    this.r.backend.setOwnLease(own);
+    this.state.leaseHeld = true;
+    this.state.subnet = describeLease(own);
+    this.state.leaseExpiresAt = own.expiresAt;
+  }
+
+  private async listWithRetry(): Promise<{ leases: Lease[]; revision: bigint }> {
+    for (;;) {
+      try {
+        const r = await this.manager.listLeases();
+        this.state.storeOk(this.now());
+        return r;
+      } catch (e) {
+        this.state.storeFailed(this.now(), e);
+        this.log("warn", "lease_list_failed", { error: msg(e) });
+        if (this.stop.aborted) throw e;
+        await sleep(1000, this.stop);
+      }
+    }
+  }
+
+  private kick(eventAt?: number): void {
+    this.reconcileWanted = true;
+    if (eventAt !== undefined) this.pendingSince.push(eventAt);
+    this.wake?.();
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.lock.then(fn, fn);
+    this.lock = p.catch(() => {});
+    return p;
+  }
+
+  /** One batch of peer events straight to the kernel; a failure falls back to a reconcile. */
+  private async applyBatch(evs: PeerEvent[], at: number, got: BatchOrigin): Promise<void> {
+    if (!evs.length) return;
+    try {
+      let t0 = 0;
+      const errors = await this.exclusive(() => {
+        t0 = performance.now();
+        return this.r.backend.applyEvents(evs);
       });
-    } else {
-      backend = new HostGwBackend(
-        iface,
-        publicIP,
-        network,
-        cfg.enableIPv6 ? cfg.ipv6Network : null,
-      );
-      log("info", "backend_chosen", { type: "host-gw", mtu: backend.mtu });
+      const t1 = performance.now();
+      this.state.lastEventToProgrammedSeconds = (t1 - at) / 1000;
+      this.log("info", "peers_programmed", {
+        events: evs.length,
+        // watch responses (or listings) in this batch, first to last decoded
+        responses: got.responses,
+        span_ms: +got.span.toFixed(1),
+        // from the first event's watch response being decoded to the kernel batch starting
+        // (batching and the lock), then the batch; received_at is wall-clock ms, so a
+        // benchmark can line it up with its own timeline
+        wait_ms: +(t0 - at).toFixed(1),
+        apply_ms: +(t1 - t0).toFixed(1),
+        since_event_ms: +(t1 - at).toFixed(1),
+        received_at: +(performance.timeOrigin + at).toFixed(1),
+      });
+      this.state.peersProgrammed = this.r.watcher.peers.size;
+      if (errors) {
+        this.log("warn", "peer_apply_partial", { errors, fallback: "reconcile" });
+        this.kick(at);
+      }
+    } catch (e) {
+      this.log("warn", "peer_apply_failed", { error: msg(e), fallback: "reconcile" });
+      this.kick(at);
     }
+  }
 
-    // Lease.
-    const previous = await readPreviousSubnets(opts.subnetFile);
-    let own: Lease | null = null;
-    while (!own) {
-      if (signal.aborted) return;
+  /**
+   * A line per peer for a few changes; a burst (a backlog, a bulk write, a re-list) gets one
+   * summary line instead: a thousand synchronous writes to stderr cost more than decoding the
+   * thousand events did.
+   */
+  private logPeers(evs: PeerEvent[]): void {
+    if (evs.length <= PEER_LOG_LINES) {
+      for (const ev of evs) {
+        this.log("info", ev.type === "added" ? "peer_added" : "peer_removed", {
+          subnet: describeLease(ev.lease),
+          public_ip: ev.lease.attrs.publicIP,
+        });
+      }
+      return;
+    }
+    const added = evs.filter((e) => e.type === "added").length;
+    this.log("info", "peers_changed", {
+      added,
+      removed: evs.length - added,
+      first: describeLease(evs[0].lease),
+      last: describeLease(evs[evs.length - 1].lease),
+    });
+  }
+
+  private async writeEnv(): Promise<void> {
+    const { cfg, own, backend } = this.r;
+    const text = renderSubnetEnv(cfg, own.subnet, own.ipv6Subnet, backend.mtu, this.opts.ipMasq);
+    await writeSubnetEnv(this.opts.subnetFile, text);
+    this.state.subnetEnvWritten = true;
+    this.log("info", "subnet_env_written", {
+      path: this.opts.subnetFile,
+      subnet: this.state.subnet,
+    });
+  }
+
+  /** The IPv6 network and our IPv6 subnet when masquerade covers IPv6 too. */
+  private masq6(): { network: CIDR; subnet: CIDR } | null {
+    const { cfg, own } = this.r;
+    if (!cfg.enableIPv6 || !cfg.ipv6Network || !own.ipv6Subnet) return null;
+    return { network: cfg.ipv6Network, subnet: own.ipv6Subnet };
+  }
+
+  private async applyMasq(): Promise<void> {
+    if (!this.opts.ipMasq) return;
+    const { network, own } = this.r;
+    let rules = renderMasqRuleset(formatCIDR(network), formatCIDR(own.subnet!));
+    const v6 = this.masq6();
+    if (v6) rules += renderMasqRuleset6(formatCIDR(v6.network), formatCIDR(v6.subnet));
+    await applyRuleset(rules);
+    this.log("info", "masquerade_applied", {
+      network: formatCIDR(network),
+      subnet: this.state.subnet,
+    });
+  }
+
+  /** Periodic repair of the masquerade tables: a flushed or deleted one (either family). */
+  private async repairMasq(): Promise<void> {
+    const intact = (await ruleCount("ip")) === MASQ_RULES &&
+      (!this.masq6() || (await ruleCount("ip6")) === MASQ_RULES);
+    if (intact) return;
+    await this.applyMasq();
+    this.state.reconcileRepairs++;
+    this.log("info", "reconcile_repaired", { masquerade: "reapplied" });
+  }
+
+  /** Reconcile loop: a pass every interval, or sooner when kicked. */
+  private async reconcileLoop(): Promise<void> {
+    let last = this.now();
+    while (!this.stop.aborted) {
+      if (!this.reconcileWanted) await this.sleepUntilKicked(last + this.interval);
+      if (this.stop.aborted) return;
+      const periodic = !this.reconcileWanted;
+      await this.reconcileOnce(periodic ? "periodic" : "event");
+      if (periodic) last = this.now();
+    }
+  }
+
+  private sleepUntilKicked(until: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wake = null;
+        this.stop.removeEventListener("abort", done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(0, until - this.now()));
+      this.wake = done;
+      this.stop.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  private async reconcileOnce(why: string): Promise<void> {
+    const t0 = performance.now();
+    const waiting = this.pendingSince.splice(0);
+    this.reconcileWanted = false;
+    const { backend, watcher } = this.r;
+    try {
+      const r = await this.exclusive(() => backend.reconcile([...watcher.peers.values()]));
+      const secs = (performance.now() - t0) / 1000;
+      const st = this.state;
+      st.reconcileCount++;
+      st.lastReconcileSeconds = secs;
+      st.reconcileSecondsSum += secs;
+      st.peersProgrammed = r.peersProgrammed;
+      st.backendProgrammed = true;
+      if (waiting.length) {
+        st.lastEventToProgrammedSeconds = (performance.now() - Math.min(...waiting)) / 1000;
+      }
+      if (r.errors) {
+        st.reconcileErrors++;
+        this.log("warn", "reconcile_partial", { why, errors: r.errors });
+      }
+      this.logReconciled(why, r);
+      if (this.opts.ipMasq && why === "periodic" && st.subnetEnvWritten) await this.repairMasq();
+    } catch (e) {
+      this.state.reconcileErrors++;
+      this.log("error", "reconcile_failed", { why, error: msg(e) });
+    } finally {
+      this.state.lastReconcileAt = this.now();
+    }
+  }
+
+  private logReconciled(why: string, r: Awaited<ReturnType<Backend["reconcile"]>>): void {
+    if (why === "periodic" && (r.added || r.removed || r.deviceChanged)) {
+      this.state.reconcileRepairs += r.added + r.removed + (r.deviceChanged ? 1 : 0);
+      this.log("info", "reconcile_repaired", {
+        added: r.added,
+        removed: r.removed,
+        device: r.deviceRecreated ? "recreated" : r.deviceChanged ? "adjusted" : "ok",
+        device_reason: r.deviceReason || undefined,
+      });
+    } else if (r.deviceChanged) {
+      this.log("info", "device_ready", {
+        recreated: r.deviceRecreated,
+        reason: r.deviceReason || undefined,
+      });
+    }
+  }
+
+  /** Re-acquire: one at a time, however many loops noticed the loss. */
+  private async reacquire(reason: string): Promise<void> {
+    if (this.reacquiring) return;
+    this.reacquiring = true;
+    try {
+      await this.reacquireLoop(reason);
+    } finally {
+      this.reacquiring = false;
+    }
+  }
+
+  /** Asks for the same subnets again until the store grants a lease (maybe another subnet). */
+  private async reacquireLoop(reason: string): Promise<void> {
+    this.log("warn", "lease_lost", { subnet: this.state.subnet, reason });
+    this.state.leaseHeld = false;
+    while (!this.stop.aborted) {
       try {
-        own = await manager.acquire(cfg, backend.leaseAttrs(), previous);
-        state.storeOk(now());
-      } catch (e) {
-        if (/^out of subnets|^Max retries/.test(msg(e))) throw e;
-        state.storeFailed(now(), e);
-        log("warn", "lease_acquire_failed", { error: msg(e) });
-        await sleep(1000, signal);
-      }
-    }
-    backend.setOwnLease(own);
-    state.leaseHeld = true;
-    state.subnet = describeLease(own);
-    state.leaseExpiresAt = own.expiresAt;
-    const watcher = new LeaseWatcher(own);
-
-    // Peers: list once, program, then watch from the listed revision.
-    let listed = await listWithRetry();
-    logPeers(watcher.reset(listed.leases));
-
-    let reconcileWanted = true;
-    let wake: (() => void) | null = null;
-    const pendingSince: number[] = [];
-    const kick = (eventAt?: number) => {
-      reconcileWanted = true;
-      if (eventAt !== undefined) pendingSince.push(eventAt);
-      wake?.();
-    };
-    // Kernel changes never interleave: watch events and reconcile passes take turns.
-    let lock: Promise<unknown> = Promise.resolve();
-    const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-      const p = lock.then(fn, fn);
-      lock = p.catch(() => {});
-      return p;
-    };
-
-    await reconcileOnce("startup");
-    await writeEnv();
-    await applyMasq();
-    log("info", "agent_ready", { subnet: state.subnet, peers: watcher.peers.size });
-
-    async function listWithRetry(): Promise<{ leases: Lease[]; revision: bigint }> {
-      for (;;) {
-        try {
-          const r = await manager.listLeases();
-          state.storeOk(now());
-          return r;
-        } catch (e) {
-          state.storeFailed(now(), e);
-          log("warn", "lease_list_failed", { error: msg(e) });
-          if (signal.aborted) throw e;
-          await sleep(1000, signal);
+        const old = this.r.own;
+        const next = await this.manager.acquire(this.r.cfg, this.r.backend.leaseAttrs(), {
+          subnet: old.subnet,
+          ipv6Subnet: old.ipv6Subnet,
+        });
+        this.r.watcher.peers.delete(subnetKeyName(next.subnet, next.ipv6Subnet));
+        this.leaseTaken(next);
+        this.state.leaseReacquired++;
+        this.state.storeOk(this.now());
+        if (!sameSubnets(next, old)) {
+          await this.writeEnv();
+          await this.applyMasq();
         }
+        this.kick();
+        return;
+      } catch (e) {
+        this.state.storeFailed(this.now(), e);
+        this.log("error", "lease_reacquire_failed", { error: msg(e) });
+        await sleep(5000, this.stop);
       }
     }
+  }
 
-    /**
-     * Watch events go straight to the kernel; while one batch is being applied the next ones
-     * accumulate (one event per peer) and go in the following batch. A failure falls back to a
-     * full reconcile.
-     */
-    const pendingEvents = new Map<string, PeerEvent>();
-    let pendingAt: number | null = null;
-    let pendingLastAt = 0;
-    let pendingResponses = 0;
-    let draining: Promise<void> | null = null;
-    function queueEvents(evs: PeerEvent[], at: number) {
-      if (!evs.length) return;
-      for (const e of evs) mergePeerEvent(pendingEvents, e);
-      pendingAt ??= at;
-      pendingLastAt = at;
-      pendingResponses++;
-      draining ??= (async () => {
-        // One event-loop turn first, so watch responses already buffered join this batch. What
-        // arrives while a batch is being applied is the next batch. When a batch costs child
-        // processes (the ip/bridge fallback), a big batch means a burst (a backlog after a
-        // pause, a bulk write) whose responses follow each other within a millisecond or two:
-        // wait while they keep coming (at most 30 ms), as one spawn beats two, the second of
-        // which waits for the first. Over rtnetlink a batch costs about its entries alone, so
-        // applying the first responses while the next arrive is faster (1,000 peers: 43 vs
-        // 51-54 ms).
-        await new Promise((r) => setTimeout(r, 0));
-        if (backend.batchesSpawn() && pendingEvents.size >= BURST_EVENTS) {
-          const t0 = performance.now();
-          let seen = pendingResponses;
-          while (performance.now() - t0 < BURST_MAX_WAIT_MS) {
-            await new Promise((r) => setTimeout(r, BURST_QUIET_MS));
-            if (pendingResponses === seen) break;
-            seen = pendingResponses;
+  /**
+   * Every 15 s: list the leases again. It probes the store for /healthz (a silently dead watch
+   * raises no error) and repairs any drift between the watch and the store. A listing older
+   * than what the watch has already applied is skipped, so it never undoes a newer event.
+   */
+  private async resyncLoop(): Promise<void> {
+    while (!this.stop.aborted) {
+      await sleep(RESYNC_MS, this.stop);
+      if (this.stop.aborted) return;
+      try {
+        await this.resyncOnce();
+      } catch (e) {
+        this.state.storeFailed(this.now(), e);
+        this.log("warn", "store_probe_failed", { error: msg(e) });
+      }
+    }
+  }
+
+  private async resyncOnce(): Promise<void> {
+    const at = performance.now();
+    const seenBefore = this.state.watchRevision;
+    const r = await this.manager.listLeases();
+    this.state.storeOk(this.now());
+    if (r.revision < this.state.watchRevision || this.state.watchRevision !== seenBefore) return;
+    const own = this.r.own;
+    if (this.state.leaseHeld && !this.reacquiring && !r.leases.some((l) => sameSubnets(l, own))) {
+      void this.reacquire("our lease is no longer in the store");
+      return;
+    }
+    const diff = this.r.watcher.reset(r.leases);
+    if (diff.length) {
+      this.log("warn", "resync_found_drift", { changes: diff.length, revision: r.revision });
+      this.logPeers(diff);
+      this.batcher.queue(diff, at);
+    }
+  }
+
+  /** Watch loop: peer lease events from `from` on; resumes after errors, re-lists on compaction. */
+  private async watchLoop(from: bigint): Promise<void> {
+    const prefix = subnetsPrefix(this.opts.prefix);
+    while (!this.stop.aborted) {
+      try {
+        for await (const item of this.reg.watch(prefix, from, this.stop)) {
+          this.state.storeOk(this.now());
+          if (item.kind === "compacted") {
+            from = await this.relistAfterCompaction(item);
+            break;
           }
-        }
-        while (pendingEvents.size) {
-          const batch = [...pendingEvents.values()];
-          const since = pendingAt!;
-          const span = pendingLastAt - since;
-          const responses = pendingResponses;
-          pendingEvents.clear();
-          pendingAt = null;
-          pendingResponses = 0;
-          await fastApply(batch, since, { responses, span });
-        }
-        draining = null;
-      })();
-    }
-
-    async function fastApply(
-      evs: PeerEvent[],
-      at: number,
-      got: { responses: number; span: number } = { responses: 1, span: 0 },
-    ) {
-      if (!evs.length) return;
-      try {
-        let t0 = 0;
-        const errors = await exclusive(() => {
-          t0 = performance.now();
-          return backend.applyEvents(evs);
-        });
-        const t1 = performance.now();
-        state.lastEventToProgrammedSeconds = (t1 - at) / 1000;
-        log("info", "peers_programmed", {
-          events: evs.length,
-          // watch responses (or listings) in this batch, first to last decoded
-          responses: got.responses,
-          span_ms: +got.span.toFixed(1),
-          // from the first event's watch response being decoded to the kernel batch starting
-          // (batching and the lock), then the batch; received_at is wall-clock ms, so a
-          // benchmark can line it up with its own timeline
-          wait_ms: +(t0 - at).toFixed(1),
-          apply_ms: +(t1 - t0).toFixed(1),
-          since_event_ms: +(t1 - at).toFixed(1),
-          received_at: +(performance.timeOrigin + at).toFixed(1),
-        });
-        state.peersProgrammed = watcher.peers.size;
-        if (errors) {
-          log("warn", "peer_apply_partial", { errors, fallback: "reconcile" });
-          kick(at);
+          this.watchResponse(item.events, performance.now());
+          this.state.watchRevision = item.revision;
+          from = item.revision + 1n;
         }
       } catch (e) {
-        log("warn", "peer_apply_failed", { error: msg(e), fallback: "reconcile" });
-        kick(at);
+        if (this.stop.aborted) return;
+        this.state.storeFailed(this.now(), e);
+        this.log("warn", "watch_failed", { error: msg(e), resume_from: from });
+        await sleep(1000, this.stop);
       }
     }
+  }
 
-    /**
-     * A line per peer for a few changes; a burst (a backlog, a bulk write, a re-list) gets one
-     * summary line instead: a thousand synchronous writes to stderr cost more than decoding the
-     * thousand events did.
-     */
-    function logPeers(evs: PeerEvent[]) {
-      if (evs.length <= PEER_LOG_LINES) {
-        for (const ev of evs) {
-          log("info", ev.type === "added" ? "peer_added" : "peer_removed", {
-            subnet: describeLease(ev.lease),
-            public_ip: ev.lease.attrs.publicIP,
-          });
-        }
+  /** The watch's start was compacted away: list again, apply the difference, resume after it. */
+  private async relistAfterCompaction(
+    item: Extract<WatchItem, { kind: "compacted" }>,
+  ): Promise<bigint> {
+    this.log("warn", "watch_compacted", { compact_revision: item.compactRevision });
+    const at = performance.now();
+    const listed = await this.listWithRetry();
+    const diff = this.r.watcher.reset(listed.leases);
+    this.logPeers(diff);
+    this.batcher.queue(diff, at);
+    this.kick(at);
+    return listed.revision + 1n;
+  }
+
+  /** One watch response: peer changes to the batcher; a change to our own key re-acquires. */
+  private watchResponse(events: RegistryEvent[], at: number): void {
+    const evs: PeerEvent[] = [];
+    const own = this.r.own;
+    for (const e of events) {
+      const key = e.type === "put" ? e.kv.key : e.key;
+      const parsed = parseSubnetKey(key);
+      if (!parsed) continue;
+      if (sameSubnets(own, { ...own, ...parsed })) {
+        if (e.type === "delete") void this.reacquire("our lease key was deleted or expired");
+        else if (!this.ourValue(e.kv.value)) void this.reacquire("our lease key was overwritten");
+        continue;
+      }
+      const lease = e.type === "put"
+        ? leaseFromKv(e.kv)
+        : leaseFromKv({ key, value: "{}", modRevision: e.modRevision, lease: 0n });
+      if (!lease) continue;
+      const ev = this.r.watcher.update(e.type, lease);
+      if (ev) evs.push(ev);
+    }
+    this.logPeers(evs);
+    this.batcher.queue(evs, at);
+  }
+
+  private ourValue(v: string): boolean {
+    try {
+      return decodeLeaseAttrs(v).publicIP === this.publicIP;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Renew loop: renews our lease ahead of its expiry; a fenced-out renewal re-acquires. */
+  private async renewLoop(): Promise<void> {
+    const o = this.opts;
+    while (!this.stop.aborted) {
+      const delay = renewDelayMs(
+        this.r.own,
+        this.now(),
+        o.subnetLeaseRenewMarginMinutes,
+        o.subnetLeaseTtlSeconds,
+      );
+      if (delay === null) {
+        await sleep(60_000, this.stop);
+        continue;
+      }
+      await sleep(delay, this.stop);
+      if (this.stop.aborted) return;
+      if (!this.state.leaseHeld) continue;
+      await this.renewOnce();
+    }
+  }
+
+  private async renewOnce(): Promise<void> {
+    try {
+      const renewed = await this.manager.renew(this.r.own);
+      this.r.own = renewed;
+      this.r.watcher.own = renewed;
+      this.state.leaseRenewals++;
+      this.state.leaseExpiresAt = renewed.expiresAt;
+      this.state.storeOk(this.now());
+      this.log("info", "lease_renewed", {
+        subnet: this.state.subnet,
+        expires: new Date(renewed.expiresAt ?? 0).toISOString(),
+      });
+    } catch (e) {
+      if (e instanceof LeaseLostError) {
+        await this.reacquire(e.message);
         return;
       }
-      const added = evs.filter((e) => e.type === "added").length;
-      log("info", "peers_changed", {
-        added,
-        removed: evs.length - added,
-        first: describeLease(evs[0].lease),
-        last: describeLease(evs[evs.length - 1].lease),
-      });
+      this.state.storeFailed(this.now(), e);
+      this.log("warn", "lease_renew_failed", { error: msg(e), retry_in: "60s" });
+      await sleep(60_000, this.stop);
     }
-
-    async function writeEnv() {
-      const text = renderSubnetEnv(cfg!, own!.subnet, own!.ipv6Subnet, backend.mtu, opts.ipMasq);
-      await writeSubnetEnv(opts.subnetFile, text);
-      state.subnetEnvWritten = true;
-      log("info", "subnet_env_written", { path: opts.subnetFile, subnet: state.subnet });
-    }
-
-    async function applyMasq() {
-      if (!opts.ipMasq) return;
-      let rules = renderMasqRuleset(formatCIDR(network), formatCIDR(own!.subnet!));
-      if (cfg!.enableIPv6 && cfg!.ipv6Network && own!.ipv6Subnet) {
-        rules += renderMasqRuleset6(formatCIDR(cfg!.ipv6Network), formatCIDR(own!.ipv6Subnet));
-      }
-      await applyRuleset(rules);
-      log("info", "masquerade_applied", { network: formatCIDR(network), subnet: state.subnet });
-    }
-
-    async function reconcileOnce(why: string) {
-      const t0 = performance.now();
-      const waiting = pendingSince.splice(0);
-      reconcileWanted = false;
-      try {
-        const r = await exclusive(() => backend.reconcile([...watcher.peers.values()]));
-        const secs = (performance.now() - t0) / 1000;
-        state.reconcileCount++;
-        state.lastReconcileSeconds = secs;
-        state.reconcileSecondsSum += secs;
-        state.peersProgrammed = r.peersProgrammed;
-        state.backendProgrammed = true;
-        if (waiting.length) {
-          state.lastEventToProgrammedSeconds = (performance.now() - Math.min(...waiting)) / 1000;
-        }
-        if (r.errors) {
-          state.reconcileErrors++;
-          log("warn", "reconcile_partial", { why, errors: r.errors });
-        }
-        if (why === "periodic" && (r.added || r.removed || r.deviceChanged)) {
-          state.reconcileRepairs += r.added + r.removed + (r.deviceChanged ? 1 : 0);
-          log("info", "reconcile_repaired", {
-            added: r.added,
-            removed: r.removed,
-            device: r.deviceRecreated ? "recreated" : r.deviceChanged ? "adjusted" : "ok",
-            device_reason: r.deviceReason || undefined,
-          });
-        } else if (r.deviceChanged) {
-          log("info", "device_ready", {
-            recreated: r.deviceRecreated,
-            reason: r.deviceReason || undefined,
-          });
-        }
-        if (opts.ipMasq && why === "periodic" && state.subnetEnvWritten) {
-          if ((await ruleCount()) !== MASQ_RULES) {
-            await applyMasq();
-            state.reconcileRepairs++;
-            log("info", "reconcile_repaired", { masquerade: "reapplied" });
-          }
-        }
-      } catch (e) {
-        state.reconcileErrors++;
-        log("error", "reconcile_failed", { why, error: msg(e) });
-      } finally {
-        state.lastReconcileAt = now();
-      }
-    }
-
-    let reacquiring = false;
-    async function reacquire(reason: string) {
-      if (reacquiring) return;
-      reacquiring = true;
-      try {
-        await reacquireLoop(reason);
-      } finally {
-        reacquiring = false;
-      }
-    }
-
-    async function reacquireLoop(reason: string) {
-      log("warn", "lease_lost", { subnet: state.subnet, reason });
-      state.leaseHeld = false;
-      for (;;) {
-        if (stop.signal.aborted) return;
-        try {
-          const next = await manager.acquire(cfg!, backend.leaseAttrs(), {
-            subnet: own!.subnet,
-            ipv6Subnet: own!.ipv6Subnet,
-          });
-          const changed = !sameSubnets(next, own!);
-          own = next;
-          watcher.own = next;
-          watcher.peers.delete(subnetKeyName(next.subnet, next.ipv6Subnet));
-          backend.setOwnLease(next);
-          state.leaseHeld = true;
-          state.leaseReacquired++;
-          state.subnet = describeLease(next);
-          state.leaseExpiresAt = next.expiresAt;
-          state.storeOk(now());
-          if (changed) {
-            await writeEnv();
-            await applyMasq();
-          }
-          kick();
-          return;
-        } catch (e) {
-          state.storeFailed(now(), e);
-          log("error", "lease_reacquire_failed", { error: msg(e) });
-          await sleep(5000, stop.signal);
-        }
-      }
-    }
-
-    const reconcileLoop = async () => {
-      let last = now();
-      while (!stop.signal.aborted) {
-        if (!reconcileWanted) {
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(done, Math.max(0, last + interval - now()));
-            function done() {
-              clearTimeout(t);
-              wake = null;
-              stop.signal.removeEventListener("abort", done);
-              resolve();
-            }
-            wake = done;
-            stop.signal.addEventListener("abort", done, { once: true });
-          });
-        }
-        if (stop.signal.aborted) return;
-        const periodic = !reconcileWanted;
-        await reconcileOnce(periodic ? "periodic" : "event");
-        if (periodic) last = now();
-      }
-    };
-
-    // Every 15 s: list the leases again. It probes the store for /healthz (a silently dead watch
-    // raises no error) and repairs any drift between the watch and the store. A listing older
-    // than what the watch has already applied is skipped, so it never undoes a newer event.
-    const resyncLoop = async () => {
-      while (!stop.signal.aborted) {
-        await sleep(RESYNC_MS, stop.signal);
-        if (stop.signal.aborted) return;
-        try {
-          const at = performance.now();
-          const seenBefore = state.watchRevision;
-          const r = await manager.listLeases();
-          state.storeOk(now());
-          if (r.revision < state.watchRevision || state.watchRevision !== seenBefore) continue;
-          if (state.leaseHeld && !reacquiring && !r.leases.some((l) => sameSubnets(l, own!))) {
-            void reacquire("our lease is no longer in the store");
-            continue;
-          }
-          const diff = watcher.reset(r.leases);
-          if (diff.length) {
-            log("warn", "resync_found_drift", { changes: diff.length, revision: r.revision });
-            logPeers(diff);
-            queueEvents(diff, at);
-          }
-        } catch (e) {
-          state.storeFailed(now(), e);
-          log("warn", "store_probe_failed", { error: msg(e) });
-        }
-      }
-    };
-
-    const watchLoop = async () => {
-      let from = listed.revision + 1n;
-      while (!stop.signal.aborted) {
-        try {
-          for await (const item of reg.watch(subnetsPrefix(opts.prefix), from, stop.signal)) {
-            state.storeOk(now());
-            if (item.kind === "compacted") {
-              log("warn", "watch_compacted", { compact_revision: item.compactRevision });
-              const at = performance.now();
-              listed = await listWithRetry();
-              const diff = watcher.reset(listed.leases);
-              logPeers(diff);
-              from = listed.revision + 1n;
-              queueEvents(diff, at);
-              kick(at);
-              break;
-            }
-            const at = performance.now();
-            const evs: PeerEvent[] = [];
-            for (const e of item.events) {
-              const key = e.type === "put" ? e.kv.key : e.key;
-              const parsed = parseSubnetKey(key);
-              if (!parsed) continue;
-              const isOwn = own && sameSubnets(own, { ...own, ...parsed });
-              if (isOwn) {
-                if (e.type === "delete") void reacquire("our lease key was deleted or expired");
-                else if (!ourValue(e.kv.value)) {
-                  void reacquire("our lease key was overwritten");
-                }
-                continue;
-              }
-              const lease = e.type === "put"
-                ? leaseFromKv(e.kv)
-                : leaseFromKv({ key, value: "{}", modRevision: e.modRevision, lease: 0n });
-              if (!lease) continue;
-              const ev = watcher.update(e.type, lease);
-              if (ev) evs.push(ev);
-            }
-            state.watchRevision = item.revision;
-            from = item.revision + 1n;
-            logPeers(evs);
-            queueEvents(evs, at);
-          }
-        } catch (e) {
-          if (stop.signal.aborted) return;
-          state.storeFailed(now(), e);
-          log("warn", "watch_failed", { error: msg(e), resume_from: from });
-          await sleep(1000, stop.signal);
-        }
-      }
-    };
-
-    function ourValue(v: string): boolean {
-      try {
-        return decodeLeaseAttrs(v).publicIP === publicIP;
-      } catch {
-        return false;
-      }
-    }
-
-    const renewLoop = async () => {
-      while (!stop.signal.aborted) {
-        const delay = renewDelayMs(
-          own!,
-          now(),
-          opts.subnetLeaseRenewMarginMinutes,
-          opts.subnetLeaseTtlSeconds,
-        );
-        if (delay === null) {
-          await sleep(60_000, stop.signal);
-          continue;
-        }
-        await sleep(delay, stop.signal);
-        if (stop.signal.aborted) return;
-        if (!state.leaseHeld) continue;
-        try {
-          const renewed = await manager.renew(own!);
-          own = renewed;
-          watcher.own = renewed;
-          state.leaseRenewals++;
-          state.leaseExpiresAt = renewed.expiresAt;
-          state.storeOk(now());
-          log("info", "lease_renewed", {
-            subnet: state.subnet,
-            expires: new Date(renewed.expiresAt ?? 0).toISOString(),
-          });
-        } catch (e) {
-          if (e instanceof LeaseLostError) {
-            await reacquire(e.message);
-            continue;
-          }
-          state.storeFailed(now(), e);
-          log("warn", "lease_renew_failed", { error: msg(e), retry_in: "60s" });
-          await sleep(60_000, stop.signal);
-        }
-      }
-    };
-
-    await Promise.all([reconcileLoop(), watchLoop(), renewLoop(), resyncLoop()]);
-    log("info", "agent_stopped", { subnet: state.subnet });
-  };
-
-  try {
-    await main();
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-    stop.abort();
-    await server?.finished;
   }
 }

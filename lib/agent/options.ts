@@ -28,7 +28,7 @@ export interface NetworkAgentOptions {
   subnetLeaseRenewMarginMinutes: number;
   /** --subnet-lease-ttl in seconds. Default 86400 (24 h). */
   subnetLeaseTtlSeconds: number;
-  /** Data dir; the VTEP MAC is kept in <dataDir>/vtep-mac. Default "/var/lib/twill". */
+  /** Data dir, where a backend keeps state that must survive restarts. Default "/var/lib/twill". */
   dataDir: string;
   /** This node's name (for logs and metrics labels). */
   nodeName: string;

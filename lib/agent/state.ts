@@ -67,87 +67,102 @@ export class AgentState {
     return { ok: true, reason: "ok" };
   }
 
+  /** The agent's figures as Prometheus text, with the store's when it is known. */
   metrics(store: StoreStatus | null): string {
     const lines: string[] = [];
-    const g = (name: string, help: string, type: string, value: number | string, labels = "") => {
+    const own: Metric[] = AGENT_METRICS.map(([name, help, type, value]) => [
+      name,
+      help,
+      type,
+      value(this),
+      "",
+    ]);
+    for (const [name, help, type, value, labels] of [...own, ...storeMetrics(store)]) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
-    };
-    g(
-      "twill_lease_held",
-      "1 when this node holds its subnet lease",
-      "gauge",
-      this.leaseHeld ? 1 : 0,
-    );
-    g(
-      "twill_lease_expiry_timestamp_seconds",
-      "When the subnet lease expires (0 = reservation or none)",
-      "gauge",
-      this.leaseExpiresAt ? this.leaseExpiresAt / 1000 : 0,
-    );
-    g("twill_lease_renewals_total", "Successful lease renewals", "counter", this.leaseRenewals);
-    g(
-      "twill_lease_reacquired_total",
-      "Times the lease was lost and taken again",
-      "counter",
-      this.leaseReacquired,
-    );
-    g(
-      "twill_peers_programmed",
-      "Peers whose kernel entries are in place",
-      "gauge",
-      this.peersProgrammed,
-    );
-    g("twill_reconcile_total", "Reconcile passes", "counter", this.reconcileCount);
-    g(
-      "twill_reconcile_errors_total",
-      "Reconcile passes that failed",
-      "counter",
-      this.reconcileErrors,
-    );
-    g(
-      "twill_reconcile_repairs_total",
-      "Kernel entries restored or removed by periodic reconcile",
-      "counter",
-      this.reconcileRepairs,
-    );
-    g(
-      "twill_reconcile_duration_seconds",
-      "Duration of the last reconcile pass",
-      "gauge",
-      this.lastReconcileSeconds,
-    );
-    g(
-      "twill_reconcile_duration_seconds_sum",
-      "Total time spent reconciling",
-      "counter",
-      this.reconcileSecondsSum,
-    );
-    g(
-      "twill_watch_revision",
-      "Last store revision seen by the lease watch",
-      "gauge",
-      this.watchRevision.toString(),
-    );
-    g(
-      "twill_watch_lag_seconds",
-      "From a lease event arriving to its kernel entries programmed (last event)",
-      "gauge",
-      this.lastEventToProgrammedSeconds,
-    );
-    g(
-      "twill_store_reachable",
-      "1 when the store answered the last request",
-      "gauge",
-      this.storeErrorSince === null ? 1 : 0,
-    );
-    if (store) {
-      g("twill_store_role", "This node's role in the store", "gauge", 1, `{role="${store.role}"}`);
-      g("twill_store_term", "Raft term", "gauge", store.term);
-      g("twill_store_commit_index", "Raft commit index", "gauge", store.commitIndex);
-      if (store.appliedIndex !== undefined) {
-        g("twill_store_applied_index", "Raft applied index", "gauge", store.appliedIndex);
-      }
     }
     return lines.join("\n") + "\n";
   }
+}
+
+/** The agent's own metrics: name, help, type, value. */
+const AGENT_METRICS: [string, string, string, (s: AgentState) => number | string][] = [
+  ["twill_lease_held", "1 when this node holds its subnet lease", "gauge", (s) => +s.leaseHeld],
+  [
+    "twill_lease_expiry_timestamp_seconds",
+    "When the subnet lease expires (0 = reservation or none)",
+    "gauge",
+    (s) => s.leaseExpiresAt ? s.leaseExpiresAt / 1000 : 0,
+  ],
+  ["twill_lease_renewals_total", "Successful lease renewals", "counter", (s) => s.leaseRenewals],
+  [
+    "twill_lease_reacquired_total",
+    "Times the lease was lost and taken again",
+    "counter",
+    (s) => s.leaseReacquired,
+  ],
+  [
+    "twill_peers_programmed",
+    "Peers whose kernel entries are in place",
+    "gauge",
+    (s) => s.peersProgrammed,
+  ],
+  ["twill_reconcile_total", "Reconcile passes", "counter", (s) => s.reconcileCount],
+  [
+    "twill_reconcile_errors_total",
+    "Reconcile passes that failed",
+    "counter",
+    (s) => s.reconcileErrors,
+  ],
+  [
+    "twill_reconcile_repairs_total",
+    "Kernel entries restored or removed by periodic reconcile",
+    "counter",
+    (s) => s.reconcileRepairs,
+  ],
+  [
+    "twill_reconcile_duration_seconds",
+    "Duration of the last reconcile pass",
+    "gauge",
+    (s) => s.lastReconcileSeconds,
+  ],
+  [
+    "twill_reconcile_duration_seconds_sum",
+    "Total time spent reconciling",
+    "counter",
+    (s) => s.reconcileSecondsSum,
+  ],
+  [
+    "twill_watch_revision",
+    "Last store revision seen by the lease watch",
+    "gauge",
+    (s) => s.watchRevision.toString(),
+  ],
+  [
+    "twill_watch_lag_seconds",
+    "From a lease event arriving to its kernel entries programmed (last event)",
+    "gauge",
+    (s) => s.lastEventToProgrammedSeconds,
+  ],
+  [
+    "twill_store_reachable",
+    "1 when the store answered the last request",
+    "gauge",
+    (s) => s.storeErrorSince === null ? 1 : 0,
+  ],
+];
+
+/** name, help, type, value, labels */
+type Metric = [string, string, string, number | string, string];
+
+function storeMetrics(store: StoreStatus | null): Metric[] {
+  if (!store) return [];
+  const out: Metric[] = [
+    ["twill_store_role", "This node's role in the store", "gauge", 1, `{role="${store.role}"}`],
+    ["twill_store_term", "Raft term", "gauge", store.term, ""],
+    ["twill_store_commit_index", "Raft commit index", "gauge", store.commitIndex, ""],
+  ];
+  if (store.appliedIndex !== undefined) {
+    out.push(["twill_store_applied_index", "Raft applied index", "gauge", store.appliedIndex, ""]);
+  }
+  return out;
 }

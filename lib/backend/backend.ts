@@ -1,4 +1,11 @@
-// What the agent asks of a backend. A backend never talks to the store: it is handed leases.
+// What the agent asks of a backend, and what a backend module registers (lib/backend/registry.ts).
+// A backend never talks to the store: it is handed leases (store → lease watcher → backend →
+// kernel). Each backend type is one module owning its net-conf Backend fields, its lease
+// BackendData, the device or key state it keeps, and its per-lease kernel entries.
+import type { CIDR } from "../net/cidr.ts";
+import type { ChosenIface } from "../net/iface.ts";
+import type { Logger } from "../log.ts";
+import type { BackendConfig, BackendField } from "../subnet/config.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import type { PeerEvent } from "../subnet/watcher.ts";
 
@@ -16,16 +23,45 @@ export interface ReconcileResult {
   errors: string;
 }
 
+/** What a backend is built from: the node's underlay and the network it serves. */
+export interface BackendContext {
+  iface: ChosenIface;
+  /** The address other nodes reach this one at (--public-ip, else the interface's). */
+  publicIP: string;
+  network: CIDR;
+  /** The IPv6 network when dual stack is enabled (the interface has a global IPv6 address). */
+  network6: CIDR | null;
+  /** Where a backend keeps state that must survive restarts (a MAC, a key). */
+  dataDir: string;
+  log: Logger;
+}
+
+/** One backend type, as registered: parses its config fields and builds the running backend. */
+export interface BackendType<C extends BackendConfig = BackendConfig> {
+  /** net-conf's Backend.Type, lower case. */
+  readonly type: string;
+  /** Parses the Backend fields of net-conf.json; throws NetConfigError with Flannel's text. */
+  parseConfig(field: BackendField): C;
+  /**
+   * Prepares the backend (loads or creates its persistent state, starts what it needs) and
+   * returns it; its lease attributes and MTU are known from then on. Throws one clear line on a
+   * setup that cannot work.
+   */
+  init(cfg: C, ctx: BackendContext): Promise<Backend>;
+}
+
 export interface Backend {
-  readonly type: "vxlan" | "host-gw";
-  /** The MTU pods get (FLANNEL_MTU). */
+  readonly type: string;
+  /** The MTU pods get (FLANNEL_MTU in subnet.env). */
   readonly mtu: number;
-  /** The attributes this node publishes in its lease. */
+  /** Extra fields for the agent's backend_chosen log line. */
+  logFields(): Record<string, unknown>;
+  /** The attributes this node publishes in its lease (BackendData encoded by the backend). */
   leaseAttrs(): LeaseAttrs;
-  /** Our own lease (device address follows it). */
+  /** Our own lease (a device address follows it). */
   setOwnLease(lease: Lease): void;
   /**
-   * The fast path for watch events: programs (or removes) just these peers' entries without
+   * Per-lease add/remove, batched: programs (or removes) just these peers' entries without
    * reading the kernel first. Returns stderr of failed lines ("" when all applied); the caller
    * falls back to a full reconcile on failure.
    */

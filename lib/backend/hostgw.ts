@@ -6,7 +6,8 @@ import { ipBatch, ipJson } from "../net/ip_batch.ts";
 import { applyPlan, kernelBatchesSpawn, rtnlReader } from "./kernel.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
-import type { Backend, ReconcileResult } from "./backend.ts";
+import type { Backend, BackendContext, BackendType, ReconcileResult } from "./backend.ts";
+import type { BackendConfig } from "../subnet/config.ts";
 import { type DataPlane, emptyPlan, eventLines, planDataPlane } from "./dataplane.ts";
 import { type PeerEvent, splitPeerEvents } from "../subnet/watcher.ts";
 import { type IpRouteJson, ownedRoutes } from "./routes.ts";
@@ -40,8 +41,22 @@ export function hostGwDesired(
   return dp;
 }
 
+const TYPE = "host-gw";
+
+/** host-gw has no Backend fields of its own. */
+export interface HostGwConfig extends BackendConfig {
+  type: typeof TYPE;
+}
+
+export const HOST_GW: BackendType<HostGwConfig> = {
+  type: TYPE,
+  parseConfig: () => ({ type: TYPE }),
+  init: (_cfg: HostGwConfig, ctx: BackendContext) =>
+    Promise.resolve(new HostGwBackend(ctx.iface, ctx.publicIP, ctx.network, ctx.network6)),
+};
+
 export class HostGwBackend implements Backend {
-  readonly type = "host-gw" as const;
+  readonly type = TYPE;
   readonly mtu: number;
   private own: Lease | null = null;
 
@@ -61,11 +76,15 @@ export class HostGwBackend implements Backend {
     this.mtu = iface.mtu;
   }
 
+  logFields(): Record<string, unknown> {
+    return {};
+  }
+
   leaseAttrs(): LeaseAttrs {
     return {
       publicIP: this.publicIP,
       publicIPv6: this.network6 ? this.iface.address6 : null,
-      backendType: "host-gw",
+      backendType: TYPE,
     };
   }
 

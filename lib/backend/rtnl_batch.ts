@@ -142,76 +142,98 @@ export function requestOf(
 ): RtnlRequest | null {
   const w = line.trim().split(/\s+/);
   const [obj, verb] = w;
-  const replace = NLM_F_CREATE | NLM_F_REPLACE;
-  if (obj === "route" && (verb === "replace" || verb === "del")) {
-    // route replace|del DST via GW dev DEV [onlink]
-    const onlink = w.length === 8 && w[7] === "onlink";
-    if (!(w.length === 7 || onlink) || w[3] !== "via" || w[5] !== "dev") return null;
-    const dst = cidrBytes(w[2]);
-    const gw = addrBytes(w[4]);
-    if (gw.length !== dst.bytes.length) throw new Error("gateway and destination families differ");
-    const attrs = [
-      attr.bytes(RTA_DST, dst.bytes),
-      attr.bytes(RTA_GATEWAY, gw),
-      attr.u32(RTA_OIF, ifindex(w[6])),
-    ];
-    const add = verb === "replace";
-    return {
-      type: add ? RTM_NEWROUTE : RTM_DELROUTE,
-      flags: add ? replace : 0,
-      header: rtmsg({
-        family: af(dst.bytes),
-        dstLen: dst.prefix,
-        table: RT_TABLE_MAIN,
-        protocol: add ? RTPROT_BOOT : 0,
-        scope: add ? RT_SCOPE_UNIVERSE : RT_SCOPE_NOWHERE,
-        type: add ? RTN_UNICAST : 0,
-        flags: onlink ? RTNH_F_ONLINK : 0,
-      }),
-      attrs,
-    };
-  }
-  if (obj === "neigh" && verb === "replace") {
-    // neigh replace IP lladdr MAC dev DEV nud permanent
-    if (w.length !== 9 || w[3] !== "lladdr" || w[5] !== "dev" || w[7] !== "nud") return null;
-    if (w[8] !== "permanent") return null;
-    const ip = addrBytes(w[2]);
-    return {
-      type: RTM_NEWNEIGH,
-      flags: replace,
-      header: ndmsg(af(ip), ifindex(w[6]), NUD_PERMANENT),
-      attrs: [attr.bytes(NDA_DST, ip), attr.bytes(NDA_LLADDR, macBytes(w[4]))],
-    };
-  }
-  if (obj === "neigh" && verb === "del") {
-    // neigh del IP dev DEV
-    if (w.length !== 5 || w[3] !== "dev") return null;
-    const ip = addrBytes(w[2]);
-    return {
-      type: RTM_DELNEIGH,
-      flags: 0,
-      header: ndmsg(af(ip), ifindex(w[4]), NUD_PERMANENT),
-      attrs: [attr.bytes(NDA_DST, ip)],
-    };
-  }
-  if (obj === "fdb" && (verb === "replace" || verb === "del")) {
-    // fdb replace MAC dev DEV dst IP self permanent | fdb del MAC dev DEV dst IP self
-    const add = verb === "replace";
-    if (w.length !== (add ? 9 : 8) || w[3] !== "dev" || w[5] !== "dst" || w[7] !== "self") {
-      return null;
-    }
-    if (add && w[8] !== "permanent") return null;
-    return {
-      type: add ? RTM_NEWNEIGH : RTM_DELNEIGH,
-      flags: add ? replace : 0,
-      header: ndmsg(AF_BRIDGE, ifindex(w[4]), add ? NUD_PERMANENT : NUD_NOARP, NTF_SELF),
-      attrs: [
-        attr.bytes(NDA_LLADDR, macBytes(w[2])),
-        attr.bytes(NDA_DST, addrBytes(w[6])),
-      ],
-    };
-  }
+  if (verb !== "replace" && verb !== "del") return null;
+  const add = verb === "replace";
+  if (obj === "route") return routeRequest(w, add, ifindex);
+  if (obj === "neigh") return add ? neighAddRequest(w, ifindex) : neighDelRequest(w, ifindex);
+  if (obj === "fdb") return fdbRequest(w, add, ifindex);
   return null;
+}
+
+const REPLACE = NLM_F_CREATE | NLM_F_REPLACE;
+
+/** route replace|del DST via GW dev DEV [onlink] */
+function routeRequest(
+  w: string[],
+  add: boolean,
+  ifindex: (dev: string) => number,
+): RtnlRequest | null {
+  const onlink = w.length === 8 && w[7] === "onlink";
+  if (!(w.length === 7 || onlink) || w[3] !== "via" || w[5] !== "dev") return null;
+  const dst = cidrBytes(w[2]);
+  const gw = addrBytes(w[4]);
+  if (gw.length !== dst.bytes.length) throw new Error("gateway and destination families differ");
+  const attrs = [
+    attr.bytes(RTA_DST, dst.bytes),
+    attr.bytes(RTA_GATEWAY, gw),
+    attr.u32(RTA_OIF, ifindex(w[6])),
+  ];
+  return {
+    type: add ? RTM_NEWROUTE : RTM_DELROUTE,
+    flags: add ? REPLACE : 0,
+    header: rtmsg({
+      family: af(dst.bytes),
+      dstLen: dst.prefix,
+      table: RT_TABLE_MAIN,
+      protocol: add ? RTPROT_BOOT : 0,
+      scope: add ? RT_SCOPE_UNIVERSE : RT_SCOPE_NOWHERE,
+      type: add ? RTN_UNICAST : 0,
+      flags: onlink ? RTNH_F_ONLINK : 0,
+    }),
+    attrs,
+  };
+}
+
+/** neigh replace IP lladdr MAC dev DEV nud permanent */
+function neighAddRequest(w: string[], ifindex: (dev: string) => number): RtnlRequest | null {
+  if (w.length !== 9 || w[3] !== "lladdr" || w[5] !== "dev" || w[7] !== "nud") return null;
+  if (w[8] !== "permanent") return null;
+  const ip = addrBytes(w[2]);
+  return {
+    type: RTM_NEWNEIGH,
+    flags: REPLACE,
+    header: ndmsg(af(ip), ifindex(w[6]), NUD_PERMANENT),
+    attrs: [attr.bytes(NDA_DST, ip), attr.bytes(NDA_LLADDR, macBytes(w[4]))],
+  };
+}
+
+/** neigh del IP dev DEV */
+function neighDelRequest(w: string[], ifindex: (dev: string) => number): RtnlRequest | null {
+  if (w.length !== 5 || w[3] !== "dev") return null;
+  const ip = addrBytes(w[2]);
+  return {
+    type: RTM_DELNEIGH,
+    flags: 0,
+    header: ndmsg(af(ip), ifindex(w[4]), NUD_PERMANENT),
+    attrs: [attr.bytes(NDA_DST, ip)],
+  };
+}
+
+/** fdb replace MAC dev DEV dst IP self permanent | fdb del MAC dev DEV dst IP self */
+function fdbRequest(
+  w: string[],
+  add: boolean,
+  ifindex: (dev: string) => number,
+): RtnlRequest | null {
+  if (w.length !== (add ? 9 : 8) || w[3] !== "dev" || w[5] !== "dst" || w[7] !== "self") {
+    return null;
+  }
+  if (add && w[8] !== "permanent") return null;
+  return {
+    type: add ? RTM_NEWNEIGH : RTM_DELNEIGH,
+    flags: add ? REPLACE : 0,
+    header: ndmsg(AF_BRIDGE, ifindex(w[4]), add ? NUD_PERMANENT : NUD_NOARP, NTF_SELF),
+    attrs: [
+      attr.bytes(NDA_LLADDR, macBytes(w[2])),
+      attr.bytes(NDA_DST, addrBytes(w[6])),
+    ],
+  };
+}
+
+/** A refused line: its number in the batch and "<line>: <reason>". */
+interface Failure {
+  at: number;
+  text: string;
 }
 
 /** One rtnetlink socket for the agent's kernel batches. */
@@ -273,8 +295,17 @@ export class RtnlBatcher {
    */
   apply(lines: string[]): string | null {
     if (!lines.length) return "";
+    const failures: Failure[] = []; // by line number, reported in order
+    const reqs = this.#encode(lines, failures);
+    if (!reqs) return null;
+    let i = 0;
+    while (i < reqs.length) i = this.#sendFrom(reqs, i, lines, failures);
+    return failures.sort((a, b) => a.at - b.at).map((f) => f.text).join("\n");
+  }
+
+  /** Each line's message (null: the line cannot apply); null when a line is outside the subset. */
+  #encode(lines: string[], failures: Failure[]): (Uint8Array | null)[] | null {
     const indexes = new Map<string, number>();
-    const failures: { at: number; text: string }[] = []; // by line number, reported in order
     const ifindex = (dev: string): number => {
       let i = indexes.get(dev);
       if (i === undefined) {
@@ -284,66 +315,67 @@ export class RtnlBatcher {
       if (!i) throw new Error(`Cannot find device "${dev}"`);
       return i;
     };
-    const reqs: { line: string; msg: Uint8Array | null }[] = [];
+    const reqs: (Uint8Array | null)[] = [];
     for (const [at, line] of lines.entries()) {
       let r: RtnlRequest | null;
       try {
         r = requestOf(line, ifindex);
       } catch (e) {
         failures.push({ at, text: `${line}: ${(e as Error).message}` });
-        reqs.push({ line, msg: null });
+        reqs.push(null);
         continue;
       }
       if (!r) return null;
-      reqs.push({
-        line,
-        msg: encodeMessage(r.type, r.flags | NLM_F_REQUEST, 0, r.header, r.attrs),
+      reqs.push(encodeMessage(r.type, r.flags | NLM_F_REQUEST, 0, r.header, r.attrs));
+    }
+    return reqs;
+  }
+
+  /**
+   * Sends one datagram: consecutive requests from `i` up to DATAGRAM bytes, the last one
+   * acknowledged. Returns the index after the last request it took.
+   */
+  #sendFrom(
+    reqs: (Uint8Array | null)[],
+    i: number,
+    lines: string[],
+    failures: Failure[],
+  ): number {
+    const bySeq = new Map<number, number>(); // sequence number → line number
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let lastSeq = 0;
+    for (; i < reqs.length && (size === 0 || size + (reqs[i]?.length ?? 0) <= DATAGRAM); i++) {
+      const m = reqs[i];
+      if (!m) continue;
+      const seq = this.#seq = (this.#seq + 1) >>> 0 || 1;
+      new DataView(m.buffer, m.byteOffset).setUint32(8, seq, true);
+      bySeq.set(seq, i);
+      parts.push(m);
+      size += m.length;
+      lastSeq = seq;
+    }
+    const lastPart = parts.at(-1);
+    if (!lastPart) return i;
+    const v = new DataView(lastPart.buffer, lastPart.byteOffset);
+    v.setUint16(6, v.getUint16(6, true) | NLM_F_ACK, true);
+    const dgram = new Uint8Array(size);
+    let o = 0;
+    for (const p of parts) {
+      dgram.set(p, o);
+      o += p.length;
+    }
+    const lost = this.#transact(dgram, lastSeq, (seq, why) => {
+      const at = bySeq.get(seq);
+      if (at !== undefined) failures.push({ at, text: `${lines[at]}: ${why}` });
+    });
+    if (lost) {
+      failures.push({
+        at: i,
+        text: `rtnetlink: ${lost}; the outcome of ${bySeq.size} lines is unknown`,
       });
     }
-    // datagrams: consecutive requests up to DATAGRAM bytes, the last one acknowledged
-    let i = 0;
-    while (i < reqs.length) {
-      const bySeq = new Map<number, number>(); // sequence number → line number
-      const parts: Uint8Array[] = [];
-      let size = 0;
-      let lastSeq = 0;
-      let lastPart: Uint8Array | null = null;
-      for (
-        ;
-        i < reqs.length && (size === 0 || size + (reqs[i].msg?.length ?? 0) <= DATAGRAM);
-        i++
-      ) {
-        const m = reqs[i].msg;
-        if (!m) continue;
-        const seq = this.#seq = (this.#seq + 1) >>> 0 || 1;
-        new DataView(m.buffer, m.byteOffset).setUint32(8, seq, true);
-        bySeq.set(seq, i);
-        parts.push(m);
-        size += m.length;
-        lastSeq = seq;
-        lastPart = m;
-      }
-      if (!lastPart) continue;
-      const v = new DataView(lastPart.buffer, lastPart.byteOffset);
-      v.setUint16(6, v.getUint16(6, true) | NLM_F_ACK, true);
-      const dgram = new Uint8Array(size);
-      let o = 0;
-      for (const p of parts) {
-        dgram.set(p, o);
-        o += p.length;
-      }
-      const lost = this.#transact(dgram, lastSeq, (seq, why) => {
-        const at = bySeq.get(seq);
-        if (at !== undefined) failures.push({ at, text: `${lines[at]}: ${why}` });
-      });
-      if (lost) {
-        failures.push({
-          at: i,
-          text: `rtnetlink: ${lost}; the outcome of ${bySeq.size} lines is unknown`,
-        });
-      }
-    }
-    return failures.sort((a, b) => a.at - b.at).map((f) => f.text).join("\n");
+    return i;
   }
 
   /** Sends one datagram and reads answers up to the ack of `lastSeq`; a problem, or "". */

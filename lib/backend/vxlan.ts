@@ -6,9 +6,17 @@ import { type CIDR, contains, formatCIDR, formatIP, parseCIDR, parseIP } from ".
 import { bridgeJson, ipBatch, ipJson } from "../net/ip_batch.ts";
 import { applyPlan, kernelBatchesSpawn, rtnlReader } from "./kernel.ts";
 import type { ChosenIface } from "../net/iface.ts";
-import type { VxlanBackendConfig } from "../subnet/config.ts";
-import { type Lease, type LeaseAttrs, vxlanData } from "../subnet/lease.ts";
-import type { Backend, ReconcileResult } from "./backend.ts";
+import {
+  asBool,
+  asUint,
+  type BackendConfig,
+  type BackendField,
+  jsonField,
+  NetConfigError,
+} from "../subnet/config.ts";
+import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
+import { writeTextFileAtomic } from "../fs_atomic.ts";
+import type { Backend, BackendContext, BackendType, ReconcileResult } from "./backend.ts";
 import {
   type DataPlane,
   emptyPlan,
@@ -19,7 +27,90 @@ import {
 } from "./dataplane.ts";
 import { type PeerEvent, splitPeerEvents } from "../subnet/watcher.ts";
 import { type IpRouteJson, ownedRoutes } from "./routes.ts";
-import { type LinkDetails, planDevice, type VxlanDeviceSpec } from "./vxlan_device.ts";
+import {
+  type LinkDetails,
+  planDevice,
+  randomVtepMac,
+  type VxlanDeviceSpec,
+} from "./vxlan_device.ts";
+
+const TYPE = "vxlan";
+
+/** net-conf.json's Backend fields for vxlan. */
+export interface VxlanConfig extends BackendConfig {
+  type: typeof TYPE;
+  vni: number;
+  port: number;
+  /** 0 = underlay MTU − 50 */
+  mtu: number;
+  directRouting: boolean;
+}
+
+export function parseVxlanConfig(field: BackendField): VxlanConfig {
+  const vni = asUint(field("VNI"), "Backend.VNI") || 1;
+  if (vni > 0xffffff) {
+    throw new NetConfigError(`net-conf: Backend.VNI ${vni} is above 16777215`);
+  }
+  const port = asUint(field("Port"), "Backend.Port") || 8472;
+  if (port > 65535) throw new NetConfigError(`net-conf: Backend.Port ${port} is above 65535`);
+  return {
+    type: TYPE,
+    vni,
+    port,
+    mtu: asUint(field("MTU"), "Backend.MTU"),
+    directRouting: asBool(field("DirectRouting"), "Backend.DirectRouting", false),
+  };
+}
+
+/** vxlan's lease BackendData: {"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}. */
+export interface VxlanLeaseData {
+  vni: number;
+  vtepMAC: string;
+}
+
+export function encodeVxlanData(d: VxlanLeaseData): { VNI: number; VtepMAC: string } {
+  return { VNI: d.vni, VtepMAC: d.vtepMAC };
+}
+
+/** Decodes BackendData (or, v6, BackendV6Data); null when absent or without a VtepMAC. */
+export function vxlanData(attrs: LeaseAttrs, v6 = false): VxlanLeaseData | null {
+  const d = v6 ? attrs.backendV6Data : attrs.backendData;
+  if (typeof d !== "object" || d === null) return null;
+  const vni = jsonField(d as Record<string, unknown>, "VNI");
+  const mac = jsonField(d as Record<string, unknown>, "VtepMAC");
+  if (typeof mac !== "string") return null;
+  return { vni: typeof vni === "number" ? vni : 1, vtepMAC: mac.toLowerCase() };
+}
+
+/** Loads the VTEP MAC kept in the data dir, or chooses one and keeps it (crash-safely). */
+export async function loadVtepMac(dataDir: string, file = "vtep-mac"): Promise<string> {
+  const path = `${dataDir}/${file}`;
+  try {
+    const text = (await Deno.readTextFile(path)).trim().toLowerCase();
+    if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(text)) return text;
+  } catch { /* first start */ }
+  const mac = randomVtepMac(crypto.getRandomValues(new Uint8Array(6)));
+  await Deno.mkdir(dataDir, { recursive: true });
+  await writeTextFileAtomic(path, mac + "\n", 0o644);
+  return mac;
+}
+
+export const VXLAN: BackendType<VxlanConfig> = {
+  type: TYPE,
+  parseConfig: parseVxlanConfig,
+  async init(cfg: VxlanConfig, ctx: BackendContext): Promise<Backend> {
+    const mac = await loadVtepMac(ctx.dataDir);
+    const v6 = ctx.network6
+      ? {
+        publicIPv6: ctx.iface.address6!,
+        prefixLen: ctx.iface.prefixLen6,
+        mac: await loadVtepMac(ctx.dataDir, "vtep-mac-v6"),
+        network: ctx.network6,
+      }
+      : null;
+    return new VxlanBackend(cfg, ctx.iface, ctx.publicIP, mac, ctx.network, v6);
+  },
+};
 
 export function vxlanDeviceName(vni: number): string {
   return `flannel.${vni}`;
@@ -98,14 +189,14 @@ interface Side {
 }
 
 export class VxlanBackend implements Backend {
-  readonly type = "vxlan" as const;
+  readonly type = TYPE;
   readonly mtu: number;
   readonly dev: string;
   private own: Lease | null = null;
   private sides: Side[];
 
   constructor(
-    private cfg: VxlanBackendConfig,
+    private cfg: VxlanConfig,
     private iface: ChosenIface,
     private publicIP: string,
     private mac: string,
@@ -144,13 +235,18 @@ export class VxlanBackend implements Backend {
     }
   }
 
+  logFields(): Record<string, unknown> {
+    return { vni: this.cfg.vni, vtep_mac: this.mac };
+  }
+
   leaseAttrs(): LeaseAttrs {
+    const vni = this.cfg.vni;
     return {
       publicIP: this.publicIP,
       publicIPv6: this.v6?.publicIPv6 ?? null,
-      backendType: "vxlan",
-      backendData: { VNI: this.cfg.vni, VtepMAC: this.mac },
-      ...(this.v6 ? { backendV6Data: { VNI: this.cfg.vni, VtepMAC: this.v6.mac } } : {}),
+      backendType: TYPE,
+      backendData: encodeVxlanData({ vni, vtepMAC: this.mac }),
+      ...(this.v6 ? { backendV6Data: encodeVxlanData({ vni, vtepMAC: this.v6.mac }) } : {}),
     };
   }
 

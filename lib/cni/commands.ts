@@ -10,7 +10,7 @@ import { ReservationStore } from "./ipam/store.ts";
 import * as kernel from "./kernel.ts";
 import { hostVethName, makePlan, type Plan } from "./plan.ts";
 import { parseResult, type Result } from "./result.ts";
-import { readSubnetEnv, type SubnetEnv, waitSubnetEnv } from "./subnet_env.ts";
+import { readSubnetEnv, type SubnetEnv, waitSubnetEnv } from "../subnet/subnet_env.ts";
 import { LATEST, SUPPORTED_VERSIONS } from "./versions.ts";
 
 function storeFor(conf: NetConf): ReservationStore {

@@ -3,7 +3,7 @@
 import { type CIDR, type IP, parseCIDR, parseIP } from "../net/cidr.ts";
 import type { NetConf } from "./config.ts";
 import { type Range, rangeFor } from "./ipam/range.ts";
-import type { SubnetEnv } from "./subnet_env.ts";
+import type { SubnetEnv } from "../subnet/subnet_env.ts";
 
 export interface PlannedRoute {
   dst: CIDR;

@@ -48,9 +48,9 @@ export async function applyRuleset(text: string): Promise<void> {
   if (r.code !== 0) throw new Error(`nft -f failed: ${r.stderr.trim()}`);
 }
 
-/** The rule count of our table's chains (for reconcile: a flushed table is re-applied). */
-export async function ruleCount(): Promise<number> {
-  const r = await runCommand("nft", ["-j", "list", "table", "ip", TABLE]);
+/** The rule count of one family's table (for reconcile: a flushed table is re-applied). */
+export async function ruleCount(fam: "ip" | "ip6" = "ip"): Promise<number> {
+  const r = await runCommand("nft", ["-j", "list", "table", fam, TABLE]);
   if (r.code !== 0) return -1;
   const j = JSON.parse(r.stdout) as { nftables: Record<string, unknown>[] };
   return j.nftables.filter((o) => "rule" in o).length;

@@ -13,20 +13,27 @@ import {
   tryParseIP,
 } from "../net/cidr.ts";
 
-export interface VxlanBackendConfig {
-  type: "vxlan";
-  vni: number;
-  port: number;
-  /** 0 = underlay MTU − 50 */
-  mtu: number;
-  directRouting: boolean;
+/**
+ * A backend's part of net-conf.json: `Type` plus the fields its module in lib/backend parses.
+ * Each backend module extends this with its own fields.
+ */
+export interface BackendConfig {
+  readonly type: string;
 }
 
-export interface HostGwBackendConfig {
-  type: "host-gw";
-}
+/** Reads one field of the Backend object, matched as Go's encoding/json does. */
+export type BackendField = (name: string) => unknown;
 
-export type BackendConfig = VxlanBackendConfig | HostGwBackendConfig;
+/**
+ * Parses the Backend fields of one backend type (lower-cased); undefined when no backend of
+ * that type is registered. Supplied by lib/backend/registry.ts, so this module names no backend.
+ */
+export type BackendConfigParser = (
+  type: string,
+) => ((field: BackendField) => BackendConfig) | undefined;
+
+/** Flannel's backend when net-conf.json has no Backend. */
+export const DEFAULT_BACKEND_TYPE = "vxlan";
 
 export interface NetConfig {
   enableIPv4: boolean;
@@ -40,7 +47,7 @@ export interface NetConfig {
   ipv6SubnetMin: IP | null;
   ipv6SubnetMax: IP | null;
   backend: BackendConfig;
-  /** True when the config had no Backend and vxlan was assumed (the caller logs it). */
+  /** True when the config had no Backend and the default was assumed (the caller logs it). */
   backendDefaulted: boolean;
 }
 
@@ -52,20 +59,20 @@ export class NetConfigError extends Error {
 }
 
 /** Go's encoding/json field matching: an exact name wins, else the first case-insensitive one. */
-function field(obj: Record<string, unknown>, name: string): unknown {
+export function jsonField(obj: Record<string, unknown>, name: string): unknown {
   if (Object.hasOwn(obj, name)) return obj[name];
   const lower = name.toLowerCase();
   for (const k of Object.keys(obj)) if (k.toLowerCase() === lower) return obj[k];
   return undefined;
 }
 
-function asBool(v: unknown, name: string, dflt: boolean): boolean {
+export function asBool(v: unknown, name: string, dflt: boolean): boolean {
   if (v === undefined || v === null) return dflt;
   if (typeof v !== "boolean") throw new NetConfigError(`net-conf: ${name} must be true or false`);
   return v;
 }
 
-function asUint(v: unknown, name: string): number {
+export function asUint(v: unknown, name: string): number {
   if (v === undefined || v === null) return 0;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
     throw new NetConfigError(`net-conf: ${name} must be a non-negative integer, not ${v}`);
@@ -97,12 +104,12 @@ function asIP(v: unknown, name: string, family: 4 | 6): IP | null {
   return ip;
 }
 
-function parseBackend(raw: unknown): { backend: BackendConfig; defaulted: boolean } {
+function parseBackend(
+  raw: unknown,
+  backends: BackendConfigParser,
+): { backend: BackendConfig; defaulted: boolean } {
   if (raw === undefined || raw === null) {
-    return {
-      backend: { type: "vxlan", vni: 1, port: 8472, mtu: 0, directRouting: false },
-      defaulted: true,
-    };
+    return { backend: parseBackendOf(DEFAULT_BACKEND_TYPE, {}, backends), defaulted: true };
   }
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new NetConfigError(
@@ -110,38 +117,25 @@ function parseBackend(raw: unknown): { backend: BackendConfig; defaulted: boolea
     );
   }
   const b = raw as Record<string, unknown>;
-  const t = field(b, "Type");
+  const t = jsonField(b, "Type");
   if (typeof t !== "string") {
     throw new NetConfigError(`unknown backend type: ${t === undefined ? "" : String(t)}`);
   }
-  switch (t.toLowerCase()) {
-    case "vxlan": {
-      const vni = asUint(field(b, "VNI"), "Backend.VNI") || 1;
-      if (vni > 0xffffff) {
-        throw new NetConfigError(`net-conf: Backend.VNI ${vni} is above 16777215`);
-      }
-      const port = asUint(field(b, "Port"), "Backend.Port") || 8472;
-      if (port > 65535) throw new NetConfigError(`net-conf: Backend.Port ${port} is above 65535`);
-      return {
-        backend: {
-          type: "vxlan",
-          vni,
-          port,
-          mtu: asUint(field(b, "MTU"), "Backend.MTU"),
-          directRouting: asBool(field(b, "DirectRouting"), "Backend.DirectRouting", false),
-        },
-        defaulted: false,
-      };
-    }
-    case "host-gw":
-      return { backend: { type: "host-gw" }, defaulted: false };
-    default:
-      throw new NetConfigError(`unknown backend type: ${t}`);
-  }
+  return { backend: parseBackendOf(t, b, backends), defaulted: false };
+}
+
+function parseBackendOf(
+  type: string,
+  b: Record<string, unknown>,
+  backends: BackendConfigParser,
+): BackendConfig {
+  const parse = backends(type.toLowerCase());
+  if (!parse) throw new NetConfigError(`unknown backend type: ${type}`);
+  return parse((name) => jsonField(b, name));
 }
 
 /** Parses and checks net-conf.json text. Throws NetConfigError with Flannel's message. */
-export function parseNetConfig(text: string): NetConfig {
+export function parseNetConfig(text: string, backends: BackendConfigParser): NetConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -152,18 +146,18 @@ export function parseNetConfig(text: string): NetConfig {
     throw new NetConfigError("net-conf must be a JSON object");
   }
   const o = raw as Record<string, unknown>;
-  const { backend, defaulted } = parseBackend(field(o, "Backend"));
+  const { backend, defaulted } = parseBackend(jsonField(o, "Backend"), backends);
   const cfg: NetConfig = {
-    enableIPv4: asBool(field(o, "EnableIPv4"), "EnableIPv4", true),
-    enableIPv6: asBool(field(o, "EnableIPv6"), "EnableIPv6", false),
-    network: asCIDR(field(o, "Network"), "Network", 4),
-    subnetLen: asUint(field(o, "SubnetLen"), "SubnetLen"),
-    subnetMin: asIP(field(o, "SubnetMin"), "SubnetMin", 4),
-    subnetMax: asIP(field(o, "SubnetMax"), "SubnetMax", 4),
-    ipv6Network: asCIDR(field(o, "IPv6Network"), "IPv6Network", 6),
-    ipv6SubnetLen: asUint(field(o, "IPv6SubnetLen"), "IPv6SubnetLen"),
-    ipv6SubnetMin: asIP(field(o, "IPv6SubnetMin"), "IPv6SubnetMin", 6),
-    ipv6SubnetMax: asIP(field(o, "IPv6SubnetMax"), "IPv6SubnetMax", 6),
+    enableIPv4: asBool(jsonField(o, "EnableIPv4"), "EnableIPv4", true),
+    enableIPv6: asBool(jsonField(o, "EnableIPv6"), "EnableIPv6", false),
+    network: asCIDR(jsonField(o, "Network"), "Network", 4),
+    subnetLen: asUint(jsonField(o, "SubnetLen"), "SubnetLen"),
+    subnetMin: asIP(jsonField(o, "SubnetMin"), "SubnetMin", 4),
+    subnetMax: asIP(jsonField(o, "SubnetMax"), "SubnetMax", 4),
+    ipv6Network: asCIDR(jsonField(o, "IPv6Network"), "IPv6Network", 6),
+    ipv6SubnetLen: asUint(jsonField(o, "IPv6SubnetLen"), "IPv6SubnetLen"),
+    ipv6SubnetMin: asIP(jsonField(o, "IPv6SubnetMin"), "IPv6SubnetMin", 6),
+    ipv6SubnetMax: asIP(jsonField(o, "IPv6SubnetMax"), "IPv6SubnetMax", 6),
     backend,
     backendDefaulted: defaulted,
   };
@@ -178,83 +172,87 @@ function alignedTo(ip: IP, len: number): boolean {
 
 /** Flannel's CheckNetworkConfig: validates and fills in the defaults, in place. */
 export function checkNetConfig(cfg: NetConfig): void {
-  if (cfg.enableIPv4) {
-    const net = cfg.network;
-    if (!net || (net.ip.value === 0n && net.prefix === 0)) {
-      throw new NetConfigError("please define a correct Network parameter in the flannel config");
-    }
-    if (cfg.subnetLen > 0) {
-      if (cfg.subnetLen > 30) throw new NetConfigError("SubnetLen must be less than /31");
-      if (cfg.subnetLen < net.prefix + 2) {
-        throw new NetConfigError("network must be able to accommodate at least four subnets");
-      }
-    } else if (net.prefix > 28) {
-      throw new NetConfigError("network is too small. Minimum useful network prefix is /28");
-    } else {
-      cfg.subnetLen = net.prefix <= 22 ? 24 : net.prefix + 2;
-    }
-    const size = 1n << BigInt(32 - cfg.subnetLen);
-    if (!cfg.subnetMin || cfg.subnetMin.value === 0n) {
-      cfg.subnetMin = nthIP(net, size);
-    } else if (!contains(net, cfg.subnetMin)) {
-      throw new NetConfigError("SubnetMin is not in the range of the Network");
-    }
-    if (!cfg.subnetMax || cfg.subnetMax.value === 0n) {
-      cfg.subnetMax = { family: 4, value: lastIP(net).value + 1n - size };
-    } else if (!contains(net, cfg.subnetMax)) {
-      throw new NetConfigError("SubnetMax is not in the range of the Network");
-    }
-    if (!alignedTo(cfg.subnetMin, cfg.subnetLen)) {
-      throw new NetConfigError(
-        `SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.subnetMin)}`,
-      );
-    }
-    if (!alignedTo(cfg.subnetMax, cfg.subnetLen)) {
-      throw new NetConfigError(
-        `SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.subnetMax)}`,
-      );
-    }
+  if (cfg.enableIPv4) checkIPv4(cfg);
+  if (cfg.enableIPv6) checkIPv6(cfg);
+}
+
+function checkIPv4(cfg: NetConfig): void {
+  const net = cfg.network;
+  if (!net || (net.ip.value === 0n && net.prefix === 0)) {
+    throw new NetConfigError("please define a correct Network parameter in the flannel config");
   }
-  if (cfg.enableIPv6) {
-    const net = cfg.ipv6Network;
-    if (!net || (net.ip.value === 0n && net.prefix === 0)) {
-      throw new NetConfigError(
-        "please define a correct IPv6Network parameter in the flannel config",
-      );
+  if (cfg.subnetLen > 0) {
+    if (cfg.subnetLen > 30) throw new NetConfigError("SubnetLen must be less than /31");
+    if (cfg.subnetLen < net.prefix + 2) {
+      throw new NetConfigError("network must be able to accommodate at least four subnets");
     }
-    if (cfg.ipv6SubnetLen > 0) {
-      if (cfg.ipv6SubnetLen > 126) throw new NetConfigError("SubnetLen must be less than /127");
-      if (cfg.ipv6SubnetLen < net.prefix + 2) {
-        throw new NetConfigError("network must be able to accommodate at least four subnets");
-      }
-    } else if (net.prefix > 124) {
-      throw new NetConfigError(
-        "IPv6Network is too small. Minimum useful network prefix is /124",
-      );
-    } else {
-      cfg.ipv6SubnetLen = net.prefix <= 62 ? 64 : net.prefix + 2;
+  } else if (net.prefix > 28) {
+    throw new NetConfigError("network is too small. Minimum useful network prefix is /28");
+  } else {
+    cfg.subnetLen = net.prefix <= 22 ? 24 : net.prefix + 2;
+  }
+  const size = 1n << BigInt(32 - cfg.subnetLen);
+  if (!cfg.subnetMin || cfg.subnetMin.value === 0n) {
+    cfg.subnetMin = nthIP(net, size);
+  } else if (!contains(net, cfg.subnetMin)) {
+    throw new NetConfigError("SubnetMin is not in the range of the Network");
+  }
+  if (!cfg.subnetMax || cfg.subnetMax.value === 0n) {
+    cfg.subnetMax = { family: 4, value: lastIP(net).value + 1n - size };
+  } else if (!contains(net, cfg.subnetMax)) {
+    throw new NetConfigError("SubnetMax is not in the range of the Network");
+  }
+  if (!alignedTo(cfg.subnetMin, cfg.subnetLen)) {
+    throw new NetConfigError(
+      `SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.subnetMin)}`,
+    );
+  }
+  if (!alignedTo(cfg.subnetMax, cfg.subnetLen)) {
+    throw new NetConfigError(
+      `SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.subnetMax)}`,
+    );
+  }
+}
+
+function checkIPv6(cfg: NetConfig): void {
+  const net = cfg.ipv6Network;
+  if (!net || (net.ip.value === 0n && net.prefix === 0)) {
+    throw new NetConfigError(
+      "please define a correct IPv6Network parameter in the flannel config",
+    );
+  }
+  if (cfg.ipv6SubnetLen > 0) {
+    if (cfg.ipv6SubnetLen > 126) throw new NetConfigError("SubnetLen must be less than /127");
+    if (cfg.ipv6SubnetLen < net.prefix + 2) {
+      throw new NetConfigError("network must be able to accommodate at least four subnets");
     }
-    const size = 1n << BigInt(128 - cfg.ipv6SubnetLen);
-    if (!cfg.ipv6SubnetMin || cfg.ipv6SubnetMin.value === 0n) {
-      cfg.ipv6SubnetMin = nthIP(net, size);
-    } else if (!contains(net, cfg.ipv6SubnetMin)) {
-      throw new NetConfigError("IPv6SubnetMin is not in the range of the IPv6Network");
-    }
-    if (!cfg.ipv6SubnetMax || cfg.ipv6SubnetMax.value === 0n) {
-      cfg.ipv6SubnetMax = { family: 6, value: lastIP(net).value + 1n - size };
-    } else if (!contains(net, cfg.ipv6SubnetMax)) {
-      throw new NetConfigError("IPv6SubnetMax is not in the range of the IPv6Network");
-    }
-    if (!alignedTo(cfg.ipv6SubnetMin, cfg.ipv6SubnetLen)) {
-      throw new NetConfigError(
-        `IPv6SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMin)}`,
-      );
-    }
-    if (!alignedTo(cfg.ipv6SubnetMax, cfg.ipv6SubnetLen)) {
-      throw new NetConfigError(
-        `IPv6SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMax)}`,
-      );
-    }
+  } else if (net.prefix > 124) {
+    throw new NetConfigError(
+      "IPv6Network is too small. Minimum useful network prefix is /124",
+    );
+  } else {
+    cfg.ipv6SubnetLen = net.prefix <= 62 ? 64 : net.prefix + 2;
+  }
+  const size = 1n << BigInt(128 - cfg.ipv6SubnetLen);
+  if (!cfg.ipv6SubnetMin || cfg.ipv6SubnetMin.value === 0n) {
+    cfg.ipv6SubnetMin = nthIP(net, size);
+  } else if (!contains(net, cfg.ipv6SubnetMin)) {
+    throw new NetConfigError("IPv6SubnetMin is not in the range of the IPv6Network");
+  }
+  if (!cfg.ipv6SubnetMax || cfg.ipv6SubnetMax.value === 0n) {
+    cfg.ipv6SubnetMax = { family: 6, value: lastIP(net).value + 1n - size };
+  } else if (!contains(net, cfg.ipv6SubnetMax)) {
+    throw new NetConfigError("IPv6SubnetMax is not in the range of the IPv6Network");
+  }
+  if (!alignedTo(cfg.ipv6SubnetMin, cfg.ipv6SubnetLen)) {
+    throw new NetConfigError(
+      `IPv6SubnetMin is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMin)}`,
+    );
+  }
+  if (!alignedTo(cfg.ipv6SubnetMax, cfg.ipv6SubnetLen)) {
+    throw new NetConfigError(
+      `IPv6SubnetMax is not on a SubnetLen boundary: ${formatIP(cfg.ipv6SubnetMax)}`,
+    );
   }
 }
 

@@ -2,12 +2,13 @@
 // 10.1.2.0-24&fd00::-64) and the value Flannel's LeaseAttrs JSON, fields in Flannel's order:
 // {"PublicIP":"…","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
 import { type CIDR, cidrEqual, formatCIDR, formatIP, parseCIDR, tryParseIP } from "../net/cidr.ts";
+import { jsonField } from "./config.ts";
 
 export interface LeaseAttrs {
   publicIP: string;
   publicIPv6: string | null;
   backendType: string;
-  /** Raw backend data, kept as parsed JSON (vxlan: {VNI, VtepMAC}). */
+  /** Raw backend data, kept as parsed JSON; its backend module in lib/backend decodes it. */
   backendData?: unknown;
   backendV6Data?: unknown;
 }
@@ -75,40 +76,18 @@ export function encodeLeaseAttrs(a: LeaseAttrs): string {
   return JSON.stringify(o);
 }
 
-function pick(o: Record<string, unknown>, name: string): unknown {
-  if (Object.hasOwn(o, name)) return o[name];
-  const lower = name.toLowerCase();
-  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
-  return undefined;
-}
-
 export function decodeLeaseAttrs(text: string): LeaseAttrs {
   const o = JSON.parse(text);
   if (typeof o !== "object" || o === null) throw new Error("lease value is not a JSON object");
-  const pub = pick(o, "PublicIP");
-  const pub6 = pick(o, "PublicIPv6");
+  const pub = jsonField(o, "PublicIP");
+  const pub6 = jsonField(o, "PublicIPv6");
   return {
     publicIP: typeof pub === "string" ? pub : "",
     publicIPv6: typeof pub6 === "string" ? pub6 : null,
-    backendType: String(pick(o, "BackendType") ?? ""),
-    backendData: pick(o, "BackendData") ?? undefined,
-    backendV6Data: pick(o, "BackendV6Data") ?? undefined,
+    backendType: String(jsonField(o, "BackendType") ?? ""),
+    backendData: jsonField(o, "BackendData") ?? undefined,
+    backendV6Data: jsonField(o, "BackendV6Data") ?? undefined,
   };
-}
-
-/** vxlan's BackendData: {"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}. */
-export interface VxlanLeaseData {
-  vni: number;
-  vtepMAC: string;
-}
-
-export function vxlanData(attrs: LeaseAttrs, v6 = false): VxlanLeaseData | null {
-  const d = v6 ? attrs.backendV6Data : attrs.backendData;
-  if (typeof d !== "object" || d === null) return null;
-  const vni = pick(d as Record<string, unknown>, "VNI");
-  const mac = pick(d as Record<string, unknown>, "VtepMAC");
-  if (typeof mac !== "string") return null;
-  return { vni: typeof vni === "number" ? vni : 1, vtepMAC: mac.toLowerCase() };
 }
 
 export function sameSubnets(a: Lease, b: Lease): boolean {

@@ -2,6 +2,7 @@
 // touches the kernel. Randomness and the clock are injected so acquisition order is testable.
 import { type CIDR, formatCIDR, formatIP } from "../net/cidr.ts";
 import {
+  type BackendConfigParser,
   candidateSubnets,
   isIPv6SubnetCompatible,
   isSubnetCompatible,
@@ -46,22 +47,38 @@ export class LeaseLostError extends Error {
   }
 }
 
+/** <prefix>/config is absent: the agent waits for it to be seeded (a bad config is fatal). */
+export class NoNetworkConfigError extends NetConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = "NoNetworkConfigError";
+  }
+}
+
+/** No lease can be had (no free subnet, or every attempt lost a race): retrying cannot help. */
+export class SubnetUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SubnetUnavailableError";
+  }
+}
+
 export class LeaseManager {
   private log: LogFn;
   constructor(private reg: SubnetRegistry, private o: LeaseManagerOptions) {
     this.log = o.log ?? (() => {});
   }
 
-  /** Reads and checks <prefix>/config. */
-  async getNetworkConfig(): Promise<NetConfig> {
+  /** Reads and checks <prefix>/config; `backends` parses the Backend fields of each type. */
+  async getNetworkConfig(backends: BackendConfigParser): Promise<NetConfig> {
     const kv = await this.reg.get(configKey(this.o.prefix));
     if (!kv) {
-      throw new NetConfigError(
+      throw new NoNetworkConfigError(
         `no network config at ${configKey(this.o.prefix)}: seed it with 'twill agent --init ` +
           `--net-config-path F' or 'twill ctl config set F'`,
       );
     }
-    return parseNetConfig(kv.value);
+    return parseNetConfig(kv.value, backends);
   }
 
   /** Every parseable lease under <prefix>/subnets/ plus the listing's revision. */
@@ -90,7 +107,7 @@ export class LeaseManager {
       const l = await this.tryAcquire(cfg, attrs, previous);
       if (l) return l;
     }
-    throw new Error("Max retries reached trying to acquire a subnet");
+    throw new SubnetUnavailableError("Max retries reached trying to acquire a subnet");
   }
 
   private async tryAcquire(
@@ -103,68 +120,86 @@ export class LeaseManager {
 
     const mine = leases.find((l) => l.attrs.publicIP === attrs.publicIP);
     if (mine) {
-      const key = subnetKey(this.o.prefix, mine.subnet, mine.ipv6Subnet);
       if (isSubnetCompatible(cfg, mine.subnet) && isIPv6SubnetCompatible(cfg, mine.ipv6Subnet)) {
-        if (mine.storeLease === 0n) {
-          // A reservation: keep it TTL-less, refresh the attributes.
-          const r = await this.reg.putIfModRevision(key, value, 0n, mine.modRevision);
-          if (!r.ok) return null;
-          this.log("info", "lease_acquired", {
-            subnet: describeLease(mine),
-            how: "reservation",
-            public_ip: attrs.publicIP,
-          });
-          return { ...mine, attrs, modRevision: r.modRevision, expiresAt: null };
-        }
-        const id = await this.reg.grant(this.o.ttlSeconds);
-        const r = await this.reg.putIfModRevision(key, value, id, mine.modRevision);
-        if (!r.ok) {
-          await this.reg.revoke(id).catch(() => {});
-          return null;
-        }
-        await this.reg.revoke(mine.storeLease).catch(() => {});
-        this.log("info", "lease_acquired", {
-          subnet: describeLease(mine),
-          how: "reused",
-          public_ip: attrs.publicIP,
-        });
-        return {
-          ...mine,
-          attrs,
-          modRevision: r.modRevision,
-          storeLease: id,
-          expiresAt: this.o.now() + this.o.ttlSeconds * 1000,
-        };
+        return await this.reuse(mine, attrs, value);
       }
       this.log("info", "lease_incompatible_deleted", {
         subnet: describeLease(mine),
         public_ip: attrs.publicIP,
       });
-      await this.reg.delete(key);
+      await this.reg.delete(subnetKey(this.o.prefix, mine.subnet, mine.ipv6Subnet));
     }
-
-    let sn: CIDR | null = null;
-    let sn6: CIDR | null = null;
-    if (previous && (previous.subnet || previous.ipv6Subnet)) {
-      const taken = leases.some((l) =>
-        previous.subnet && l.subnet && sameCIDR(l.subnet, previous.subnet)
-      );
-      if (!taken) {
-        if (
-          isSubnetCompatible(cfg, previous.subnet) &&
-          isIPv6SubnetCompatible(cfg, previous.ipv6Subnet)
-        ) {
-          sn = previous.subnet;
-          sn6 = previous.ipv6Subnet;
-        } else {
-          this.log("warn", "previous_subnet_incompatible", {
-            subnet: previous.subnet ? formatCIDR(previous.subnet) : "-",
-          });
-        }
-      }
-    }
+    let [sn, sn6] = this.previousIfFree(cfg, previous, leases);
     if (!sn && !sn6) [sn, sn6] = this.allocate(cfg, leases);
+    return await this.create(sn, sn6, attrs, value, previous);
+  }
 
+  /** The lease already holding our PublicIP, refreshed (fenced on its mod revision). */
+  private async reuse(mine: Lease, attrs: LeaseAttrs, value: string): Promise<Lease | null> {
+    const key = subnetKey(this.o.prefix, mine.subnet, mine.ipv6Subnet);
+    if (mine.storeLease === 0n) {
+      // A reservation: keep it TTL-less, refresh the attributes.
+      const r = await this.reg.putIfModRevision(key, value, 0n, mine.modRevision);
+      if (!r.ok) return null;
+      this.log("info", "lease_acquired", {
+        subnet: describeLease(mine),
+        how: "reservation",
+        public_ip: attrs.publicIP,
+      });
+      return { ...mine, attrs, modRevision: r.modRevision, expiresAt: null };
+    }
+    const id = await this.reg.grant(this.o.ttlSeconds);
+    const r = await this.reg.putIfModRevision(key, value, id, mine.modRevision);
+    if (!r.ok) {
+      await this.reg.revoke(id).catch(() => {});
+      return null;
+    }
+    await this.reg.revoke(mine.storeLease).catch(() => {});
+    this.log("info", "lease_acquired", {
+      subnet: describeLease(mine),
+      how: "reused",
+      public_ip: attrs.publicIP,
+    });
+    return {
+      ...mine,
+      attrs,
+      modRevision: r.modRevision,
+      storeLease: id,
+      expiresAt: this.o.now() + this.o.ttlSeconds * 1000,
+    };
+  }
+
+  /** The previous subnets (from subnet.env) when no lease holds them and they still fit. */
+  private previousIfFree(
+    cfg: NetConfig,
+    previous: { subnet: CIDR | null; ipv6Subnet: CIDR | null } | null,
+    leases: Lease[],
+  ): [CIDR | null, CIDR | null] {
+    if (!previous || (!previous.subnet && !previous.ipv6Subnet)) return [null, null];
+    const taken = leases.some((l) =>
+      previous.subnet && l.subnet && sameCIDR(l.subnet, previous.subnet)
+    );
+    if (taken) return [null, null];
+    if (
+      isSubnetCompatible(cfg, previous.subnet) &&
+      isIPv6SubnetCompatible(cfg, previous.ipv6Subnet)
+    ) {
+      return [previous.subnet, previous.ipv6Subnet];
+    }
+    this.log("warn", "previous_subnet_incompatible", {
+      subnet: previous.subnet ? formatCIDR(previous.subnet) : "-",
+    });
+    return [null, null];
+  }
+
+  /** Creates the lease key if absent; null when another node took it first. */
+  private async create(
+    sn: CIDR | null,
+    sn6: CIDR | null,
+    attrs: LeaseAttrs,
+    value: string,
+    previous: { subnet: CIDR | null; ipv6Subnet: CIDR | null } | null,
+  ): Promise<Lease | null> {
     const key = subnetKey(this.o.prefix, sn, sn6);
     const id = await this.reg.grant(this.o.ttlSeconds);
     const r = await this.reg.createIfAbsent(key, value, id);
@@ -194,7 +229,7 @@ export class LeaseManager {
     let picked6: CIDR | null = null;
     if (cfg.enableIPv4) {
       const free = freeSubnets(cfg.subnetMin!, cfg.subnetMax!, cfg.subnetLen, leases, false);
-      if (!free.length) throw new Error("out of subnets");
+      if (!free.length) throw new SubnetUnavailableError("out of subnets");
       picked = free[this.o.randomInt(free.length)];
     }
     if (cfg.enableIPv6) {
@@ -205,7 +240,7 @@ export class LeaseManager {
         leases,
         true,
       );
-      if (!free.length) throw new Error("out of subnets");
+      if (!free.length) throw new SubnetUnavailableError("out of subnets");
       picked6 = free[this.o.randomInt(free.length)];
     }
     this.log("info", "subnet_picked", {

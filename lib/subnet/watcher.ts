@@ -1,6 +1,6 @@
 // Turns store listings and watch events into peer add/remove events (Flannel's LeaseWatcher):
 // our own lease is ignored, a removal carries the last attributes we knew, and a re-listing after
-// compaction yields exactly the difference from what we had. Pure; the loop lives in watch_loop.ts.
+// compaction yields exactly the difference from what we had. Pure; the agent runs the loop.
 import { type Lease, sameSubnets, subnetKeyName } from "./lease.ts";
 
 export type PeerEvent =

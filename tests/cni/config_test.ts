@@ -6,7 +6,7 @@ import { parseEnv, parseNetConf } from "../../lib/cni/config.ts";
 import { CniError } from "../../lib/cni/errors.ts";
 import { hostVethName, makePlan } from "../../lib/cni/plan.ts";
 import { parseResult, type Result, resultJSON } from "../../lib/cni/result.ts";
-import { parseSubnetEnv, waitSubnetEnv } from "../../lib/cni/subnet_env.ts";
+import { parseSubnetEnv, waitSubnetEnv } from "../../lib/subnet/subnet_env.ts";
 import { allows, compareVersions } from "../../lib/cni/versions.ts";
 
 const KUBE_FLANNEL = JSON.stringify({

@@ -3,6 +3,7 @@
 // flannel-v6.1) and host-gw both carry pod traffic over both families. Namespaces twa-d*/twa-g*.
 import assert from "node:assert/strict";
 import { startEtcd } from "../subnet/etcd_helper.ts";
+import { parseSubnetEnv } from "../../lib/subnet/subnet_env.ts";
 import {
   type AgentProc,
   etcdList,
@@ -75,6 +76,9 @@ async function dualStack(backend: "vxlan" | "host-gw") {
         [1, 2].map((n) => Deno.readTextFile(`${dir}/n${n}/subnet.env`)),
       );
       for (const e of env) {
+        const parsed = parseSubnetEnv(e); // what the CNI plugin reads
+        assert.equal(parsed.ipv6Subnet?.ip.family, 6);
+        assert.equal(parsed.ipMasq, true);
         assert.match(
           e,
           /^FLANNEL_NETWORK=10\.70\.0\.0\/16\nFLANNEL_SUBNET=10\.70\.\d+\.1\/24\nFLANNEL_IPV6_NETWORK=fd70::\/48\nFLANNEL_IPV6_SUBNET=fd70:[0-9a-f:]+::1\/64\nFLANNEL_MTU=(1430|1500)\nFLANNEL_IPMASQ=true\n$/,
@@ -136,6 +140,21 @@ async function dualStack(backend: "vxlan" | "host-gw") {
       assert.doesNotMatch(agents[0].log(), /reconcile_repaired/);
       const nft = await sh(inNs(topo.node(1), ["nft", "list", "table", "ip6", "twill"]));
       assert.match(nft.out, /ip6 saddr fd70::\/48 ip6 daddr != ff00::\/8 masquerade fully-random/);
+      // a flushed ip6 masquerade table is repaired by the periodic reconcile, as the ip one is
+      await sh(inNs(topo.node(1), ["nft", "flush", "table", "ip6", "twill"]));
+      await waitFor(
+        "ip6 masquerade table repaired",
+        async () =>
+          /ip6 saddr fd70::\/48 ip6 daddr != ff00::\/8 masquerade fully-random/.test(
+            (await sh(inNs(topo.node(1), ["nft", "list", "table", "ip6", "twill"]))).out,
+          ),
+        15000,
+      );
+      await waitFor(
+        "the repair logged",
+        () => Promise.resolve(/reconcile_repaired.*masquerade/.test(agents[0].log())),
+        5000,
+      );
     } catch (e) {
       for (const a of agents) console.error(a.log());
       throw e;

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { parseNetConfig } from "../../lib/subnet/config.ts";
+import { backendConfigParser } from "../../lib/backend/registry.ts";
 import { formatCIDR, formatIP } from "../../lib/net/cidr.ts";
 
 function err(text: string): string {
   try {
-    parseNetConfig(text);
+    parseNetConfig(text, backendConfigParser);
   } catch (e) {
     return (e as Error).message;
   }
@@ -12,7 +13,10 @@ function err(text: string): string {
 }
 
 Deno.test("net-conf: defaults for a /16 — SubnetLen 24, SubnetMin the second subnet, SubnetMax the last", () => {
-  const c = parseNetConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}');
+  const c = parseNetConfig(
+    '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}',
+    backendConfigParser,
+  );
   assert.equal(formatCIDR(c.network!), "10.244.0.0/16");
   assert.equal(c.subnetLen, 24);
   assert.equal(formatIP(c.subnetMin!), "10.244.1.0");
@@ -24,30 +28,35 @@ Deno.test("net-conf: defaults for a /16 — SubnetLen 24, SubnetMin the second s
 });
 
 Deno.test("net-conf: a network smaller than /22 gets prefix+2 subnets", () => {
-  const c = parseNetConfig('{"Network":"10.0.0.0/24"}');
+  const c = parseNetConfig('{"Network":"10.0.0.0/24"}', backendConfigParser);
   assert.equal(c.subnetLen, 26);
   assert.equal(formatIP(c.subnetMin!), "10.0.0.64");
   assert.equal(formatIP(c.subnetMax!), "10.0.0.192");
-  const d = parseNetConfig('{"Network":"10.0.0.0/22"}');
+  const d = parseNetConfig('{"Network":"10.0.0.0/22"}', backendConfigParser);
   assert.equal(d.subnetLen, 24);
 });
 
 Deno.test("net-conf: keys and backend type are case-insensitive; missing Backend means vxlan", () => {
   const c = parseNetConfig(
     '{"network":"10.5.0.0/16","subnetlen":26,"backend":{"type":"VXLAN","vni":4,"port":4789,"directrouting":true}}',
+    backendConfigParser,
   );
   assert.equal(c.subnetLen, 26);
   assert.deepEqual(c.backend, { type: "vxlan", vni: 4, port: 4789, mtu: 0, directRouting: true });
-  const d = parseNetConfig('{"Network":"10.5.0.0/16"}');
+  const d = parseNetConfig('{"Network":"10.5.0.0/16"}', backendConfigParser);
   assert.equal(d.backend.type, "vxlan");
   assert.equal(d.backendDefaulted, true);
-  const h = parseNetConfig('{"Network":"10.5.0.0/16","Backend":{"Type":"Host-GW"}}');
+  const h = parseNetConfig(
+    '{"Network":"10.5.0.0/16","Backend":{"Type":"Host-GW"}}',
+    backendConfigParser,
+  );
   assert.equal(h.backend.type, "host-gw");
 });
 
 Deno.test("net-conf: explicit SubnetMin/SubnetMax are kept", () => {
   const c = parseNetConfig(
     '{"Network":"10.5.0.0/16","SubnetMin":"10.5.10.0","SubnetMax":"10.5.20.0"}',
+    backendConfigParser,
   );
   assert.equal(formatIP(c.subnetMin!), "10.5.10.0");
   assert.equal(formatIP(c.subnetMax!), "10.5.20.0");
@@ -56,6 +65,7 @@ Deno.test("net-conf: explicit SubnetMin/SubnetMax are kept", () => {
 Deno.test("net-conf: dual stack defaults", () => {
   const c = parseNetConfig(
     '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10::/56"}',
+    backendConfigParser,
   );
   assert.equal(c.ipv6SubnetLen, 64);
   assert.equal(formatIP(c.ipv6SubnetMin!), "fd00:10:0:1::");

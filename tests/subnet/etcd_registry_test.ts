@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { LeaseLostError, LeaseManager } from "../../lib/subnet/manager.ts";
 import { startEtcd } from "./etcd_helper.ts";
+import { backendConfigParser } from "../../lib/backend/registry.ts";
 import { EtcdClientRegistry } from "../../lib/subnet/etcd_client_registry.ts";
 import { EtcdClient } from "../../lib/etcd/client.ts";
 import type { SubnetRegistry } from "../../lib/subnet/registry.ts";
@@ -56,7 +57,7 @@ for (const [kind, server] of KINDS) {
         now: () => Date.now(),
         randomInt: () => 0,
       });
-      const cfg = await m.getNetworkConfig();
+      const cfg = await m.getNetworkConfig(backendConfigParser);
       const attrs = {
         publicIP: "192.0.2.1",
         publicIPv6: null,

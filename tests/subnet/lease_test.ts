@@ -4,11 +4,12 @@ import {
   encodeLeaseAttrs,
   parseSubnetKey,
   subnetKey,
-  vxlanData,
 } from "../../lib/subnet/lease.ts";
+import { vxlanData } from "../../lib/backend/vxlan.ts";
 import { formatCIDR, parseCIDR } from "../../lib/net/cidr.ts";
 import { parseSubnetEnvSubnets, renderSubnetEnv } from "../../lib/subnet/subnet_env.ts";
 import { parseNetConfig } from "../../lib/subnet/config.ts";
+import { backendConfigParser } from "../../lib/backend/registry.ts";
 
 Deno.test("lease keys are Flannel's, single and dual stack", () => {
   const sn = parseCIDR("10.1.2.0/24");
@@ -48,13 +49,14 @@ Deno.test("lease value is Flannel's JSON, field order included", () => {
 });
 
 Deno.test("subnet.env bytes: Flannel's lines and order", () => {
-  const cfg = parseNetConfig('{"Network":"10.244.0.0/16"}');
+  const cfg = parseNetConfig('{"Network":"10.244.0.0/16"}', backendConfigParser);
   assert.equal(
     renderSubnetEnv(cfg, parseCIDR("10.244.7.0/24"), null, 1450, true),
     "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
   );
   const ds = parseNetConfig(
     '{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:1::/48"}',
+    backendConfigParser,
   );
   assert.equal(
     renderSubnetEnv(ds, parseCIDR("10.244.7.0/24"), parseCIDR("fd00:1:0:3::/64"), 1430, false),

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { MemoryRegistry } from "../../lib/subnet/memory_registry.ts";
 import { LeaseLostError, LeaseManager, renewDelayMs } from "../../lib/subnet/manager.ts";
 import { parseNetConfig } from "../../lib/subnet/config.ts";
+import { backendConfigParser } from "../../lib/backend/registry.ts";
 import { formatCIDR, parseCIDR } from "../../lib/net/cidr.ts";
 import { encodeLeaseAttrs, type LeaseAttrs } from "../../lib/subnet/lease.ts";
 import { LeaseWatcher } from "../../lib/subnet/watcher.ts";
@@ -33,7 +34,13 @@ function setup(pick = 0) {
       return Math.min(pick, n - 1);
     },
   });
-  return { reg, m, picks, advance: (ms: number) => (now += ms), cfg: parseNetConfig(cfgText) };
+  return {
+    reg,
+    m,
+    picks,
+    advance: (ms: number) => (now += ms),
+    cfg: parseNetConfig(cfgText, backendConfigParser),
+  };
 }
 
 Deno.test("acquire: a random pick among the first 100 free subnets from SubnetMin", async () => {
@@ -112,7 +119,7 @@ Deno.test("acquire: out of subnets", async () => {
   const text = '{"Network":"10.9.0.0/28"}';
   reg.put(`${P}/config`, text);
   const m = new LeaseManager(reg, { prefix: P, ttlSeconds: 60, now: () => 0, randomInt: () => 0 });
-  const cfg = await m.getNetworkConfig();
+  const cfg = await m.getNetworkConfig(backendConfigParser);
   for (const s of ["10.9.0.4-30", "10.9.0.8-30", "10.9.0.12-30"]) {
     reg.put(`${P}/subnets/${s}`, encodeLeaseAttrs(attrs("192.0.2.9")));
   }

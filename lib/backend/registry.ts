@@ -1,0 +1,25 @@
+// The backend types this binary knows, as Flannel's backend.Register: Backend.Type → module.
+// Adding a backend is one module implementing BackendType plus one line here.
+import type { BackendConfig, BackendConfigParser } from "../subnet/config.ts";
+import type { Backend, BackendContext, BackendType } from "./backend.ts";
+import { HOST_GW } from "./hostgw.ts";
+import { VXLAN } from "./vxlan.ts";
+
+// deno-lint-ignore no-explicit-any
+const BACKENDS: ReadonlyMap<string, BackendType<any>> = new Map<string, BackendType<any>>([
+  [VXLAN.type, VXLAN],
+  [HOST_GW.type, HOST_GW],
+]);
+
+/** For lib/subnet/config.ts: the parser of each registered type's Backend fields. */
+export const backendConfigParser: BackendConfigParser = (type) => {
+  const t = BACKENDS.get(type);
+  return t && ((field) => t.parseConfig(field));
+};
+
+/** Builds and prepares the backend the parsed config names. */
+export function initBackend(cfg: BackendConfig, ctx: BackendContext): Promise<Backend> {
+  const t = BACKENDS.get(cfg.type);
+  if (!t) throw new Error(`unknown backend type: ${cfg.type}`);
+  return t.init(cfg, ctx);
+}
