@@ -39,6 +39,7 @@ Deno.test("README: the sections a newcomer and CI need", () => {
       "How the store works",
       "Measured",
       "Troubleshooting",
+      "Code map",
       "Set-up and tests",
       "Changelog",
     ]
