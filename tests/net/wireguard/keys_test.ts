@@ -66,7 +66,10 @@ Deno.test("the key file is created 0600 once and reused after a restart", async 
     assert.deepEqual(again.publicKey, first.publicKey);
     assert.deepEqual(again.privateKey, first.privateKey);
     await Deno.writeTextFile(path, "not a key\n");
-    await assert.rejects(() => loadOrCreateKeyPair(path), /WireGuard private key in .* (is not valid base64|must be 32 bytes)/);
+    await assert.rejects(
+      () => loadOrCreateKeyPair(path),
+      /WireGuard private key in .* (is not valid base64|must be 32 bytes)/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
