@@ -26,8 +26,25 @@ const CHARON_PLACES = [
  */
 export type IpsecMode = "kernel" | "libipsec";
 
-/** The MTU of libipsec's TUN device (charon.plugins.kernel-libipsec has no setting for it). */
+/**
+ * The largest packet libipsec's TUN device carries. Raising the device's MTU does not help:
+ * libipsec reads packets into buffers of this size, and larger ones vanish (tests/net/vici).
+ */
 export const LIBIPSEC_TUN_MTU = 1400;
+
+/** ESP in tunnel mode costs Flannel's 77 bytes; UDP encapsulation 8 more. */
+export const ESP_OVERHEAD = 77;
+export const UDP_ENCAP_OVERHEAD = 8;
+
+/**
+ * The pod MTU the ipsec backend can announce: underlay − 77 (− 8 with UDP encapsulation, which
+ * libipsec mode always uses), and never above what libipsec's TUN device carries.
+ */
+export function ipsecMtu(mode: IpsecMode, underlayMtu: number, udpEncap: boolean): number {
+  const encap = udpEncap || mode === "libipsec";
+  const mtu = underlayMtu - ESP_OVERHEAD - (encap ? UDP_ENCAP_OVERHEAD : 0);
+  return mode === "libipsec" ? Math.min(mtu, LIBIPSEC_TUN_MTU) : mtu;
+}
 
 export interface CharonPaths {
   runDir: string;

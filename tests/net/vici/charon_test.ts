@@ -8,7 +8,9 @@ import {
   charonPid,
   ensureCharon,
   type IpsecMode,
+  ipsecMtu,
   kernelHasEsp,
+  LIBIPSEC_TUN_MTU,
   type RunningCharon,
   stopCharon,
 } from "../../../lib/net/vici/charon.ts";
@@ -65,6 +67,20 @@ Deno.test("the config names the vici socket under /run and libipsec only in that
   assert.match(lib, /load = .* kernel-libipsec kernel-netlink socket-default vici/);
   assert.doesNotMatch(charonConfig("kernel"), /kernel-libipsec/);
 });
+
+Deno.test("the announced MTU: Flannel's ESP overhead, UDP encapsulation, libipsec's ceiling", () => {
+  assert.equal(ipsecMtu("kernel", 1500, false), 1423);
+  assert.equal(ipsecMtu("kernel", 1500, true), 1415);
+  assert.equal(ipsecMtu("libipsec", 1500, false), 1400, "encapsulated, and capped by the TUN");
+  assert.equal(ipsecMtu("libipsec", 1450, false), 1365);
+});
+
+/** Whether a DF ping of `total` bytes (IP header included) crosses from node A to node B. */
+async function dfPing(total: number): Promise<boolean> {
+  const args = ["netns", "exec", NODES[0].ns, "ping", "-c", "1", "-W", "2", "-M", "do"];
+  args.push("-s", String(total - 28), "-I", "10.7.1.1", "10.7.2.1");
+  return (await new Deno.Command("ip", { args, stdout: "null", stderr: "null" }).output()).success;
+}
 
 Deno.test("charon over VICI: version, PSK and connection, an IKE SA, unload", async () => {
   const mode: IpsecMode = (await kernelHasEsp()).esp ? "kernel" : "libipsec";
@@ -145,6 +161,12 @@ Deno.test("charon over VICI: version, PSK and connection, an IKE SA, unload", as
       stdout: "piped",
     }).output();
     assert.ok(ping.success, new TextDecoder().decode(ping.stdout));
+    if (mode === "libipsec") {
+      assert.ok(await dfPing(LIBIPSEC_TUN_MTU), "libipsec carries 1400-byte packets");
+      // A larger TUN MTU does not widen the path: libipsec drops what exceeds its buffers.
+      for (const n of NODES) await ip("-n", n.ns, "link", "set", "ipsec0", "mtu", "1500");
+      assert.equal(await dfPing(LIBIPSEC_TUN_MTU + 1), false);
+    }
     const after = (await charons[0].client.listSas())[0][NODES[1].ip] as ViciSection;
     const child = Object.values(after["child-sas"] as ViciSection)[0] as ViciSection;
     assert.ok(Number(child["packets-out"]) >= 2, "the pings went through the SA");
