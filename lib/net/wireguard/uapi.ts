@@ -192,13 +192,20 @@ export class UapiClient {
   /** Sends one encoded request; returns the reply's pairs or throws UapiError. */
   async exchange(op: string, request: string): Promise<[string, string][]> {
     const conn = await Deno.connect({ transport: "unix", path: this.socketPath });
-    const timer = setTimeout(() => conn.close(), this.timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      conn.close();
+    }, this.timeoutMs);
     try {
       await conn.write(new TextEncoder().encode(request));
       const text = await readReply(conn, op);
       const { errno, pairs } = decodeReply(text);
       if (errno !== 0) throw new UapiError(op, errno);
       return pairs;
+    } catch (e) {
+      if (timedOut) throw new Error(`wireguard uapi ${op}: no answer in ${this.timeoutMs} ms`);
+      throw e;
     } finally {
       clearTimeout(timer);
       try {

@@ -8,6 +8,7 @@ import {
   encodeSet,
   formatEndpoint,
   parseEndpoint,
+  UapiClient,
 } from "../../../lib/net/wireguard/uapi.ts";
 
 const K1 = keyFromHex("11".repeat(32));
@@ -103,4 +104,25 @@ Deno.test("errno is reported as a positive number; malformed replies are errors"
   assert.equal(decodeReply("errno=-22\n\n").errno, 22);
   assert.throws(() => decodeReply("listen_port=1\n\n"), /no errno line/);
   assert.throws(() => decodeReply("garbage\nerrno=0\n\n"), /malformed uapi line/);
+});
+
+Deno.test("a socket that never answers gives a timeout error, not a hang", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "twill-uapi-" });
+  const path = `${dir}/silent.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) held.push(c);
+  })();
+  try {
+    await assert.rejects(
+      () => new UapiClient(path, 100).get(),
+      /wireguard uapi get: no answer in 100 ms/,
+    );
+  } finally {
+    for (const c of held) c.close();
+    listener.close();
+    await accepting.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -115,6 +115,34 @@ Deno.test("wireguard-go: started detached, configured over UAPI, reused after a 
   }
 });
 
+Deno.test("wireguard-go outlives the agent process that started it", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "twill-wg-" });
+  await run("ip", "netns", "add", NS);
+  let pid: number | undefined;
+  try {
+    // A separate Deno process plays the agent: it starts the daemon and exits.
+    const module = new URL("../../../lib/net/wireguard/userspace.ts", import.meta.url).href;
+    const code = `const { ensureWireguardGo } = await import(${JSON.stringify(module)});
+      const d = await ensureWireguardGo(${
+      JSON.stringify({ dataDir, device: DEV, netns: `/run/netns/${NS}` })
+    });
+      console.log(d.pid);`;
+    pid = Number((await run(Deno.execPath(), "eval", code)).trim());
+    assert.ok(pid > 1);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(alive(pid), "still running after its starter exited");
+    const again = await ensureWireguardGo({ dataDir, device: DEV });
+    assert.equal(again.reused, true);
+    assert.equal((await again.client.get()).peers.length, 0);
+    await stopWireguardGo(dataDir, DEV);
+    await waitGone(pid);
+  } finally {
+    if (pid !== undefined && alive(pid)) Deno.kill(pid, "SIGTERM");
+    await run("ip", "netns", "del", NS);
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
 Deno.test("a missing wireguard-go binary is one line naming the package", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "twill-wg-" });
   try {
