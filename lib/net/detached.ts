@@ -40,6 +40,19 @@ export async function findExecutable(name: string, path = Deno.env.get("PATH") ?
 const LAUNCH_SCRIPT =
   'run="$0"; log="$1"; shift; mount --bind "$run" /run && exec "$@" >>"$log" 2>&1 </dev/null';
 
+/** A daemon's log is set aside as `<log>.old` at the next start once it is this large. */
+export const MAX_LOG_BYTES = 4 << 20;
+
+async function setAsideLargeLog(logPath: string): Promise<void> {
+  try {
+    if ((await Deno.stat(logPath)).size > MAX_LOG_BYTES) {
+      await Deno.rename(logPath, `${logPath}.old`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
 export interface DetachedProcess {
   pid: number;
   /** Resolves when the process exits while the agent still runs (its exit code). */
@@ -57,6 +70,7 @@ export async function startDetached(
   opts: { env?: Record<string, string>; netns?: string } = {},
 ): Promise<DetachedProcess> {
   await ensureDir(runDir);
+  await setAsideLargeLog(logPath);
   const launch = [
     "unshare",
     "--mount",
