@@ -143,6 +143,81 @@ Deno.test("wireguard-go outlives the agent process that started it", async () =>
   }
 });
 
+Deno.test("two wireguard-go nodes configured only over UAPI carry DF pings at MTU 1420", async () => {
+  const nodes = [
+    { ns: "twdp-wg-a", ip: "192.0.2.1", pod: "10.8.1.0" },
+    { ns: "twdp-wg-b", ip: "192.0.2.2", pod: "10.8.2.0" },
+  ];
+  const dirs = await Promise.all(nodes.map(() => Deno.makeTempDir({ prefix: "twill-wg-" })));
+  const pids: number[] = [];
+  try {
+    for (const n of nodes) await run("ip", "netns", "add", n.ns);
+    await run(
+      "ip",
+      "-n",
+      nodes[0].ns,
+      "link",
+      "add",
+      "u0",
+      "type",
+      "veth",
+      "peer",
+      "u0",
+      "netns",
+      nodes[1].ns,
+    );
+    const keys = await Promise.all(nodes.map(() => generateKeyPair()));
+    const devs = [];
+    for (const [i, n] of nodes.entries()) {
+      await run("ip", "-n", n.ns, "addr", "add", `${n.ip}/24`, "dev", "u0");
+      await run("ip", "-n", n.ns, "link", "set", "u0", "up");
+      const dev = await ensureWireguardGo({
+        dataDir: dirs[i],
+        device: DEV,
+        netns: `/run/netns/${n.ns}`,
+      });
+      pids.push(dev.pid!);
+      devs.push(dev);
+      await run("ip", "-n", n.ns, "addr", "add", `${n.pod}/32`, "dev", DEV);
+      await run("ip", "-n", n.ns, "link", "set", DEV, "mtu", "1420", "up");
+      await dev.client.configureDevice({ privateKey: keys[i].privateKey, listenPort: 51820 });
+    }
+    for (const [i, n] of nodes.entries()) {
+      const peer = nodes[1 - i];
+      await devs[i].client.setPeer({
+        publicKey: keys[1 - i].publicKey,
+        endpoint: { ip: parseIP(peer.ip), port: 51820 },
+        allowedIPs: [parseCIDR(`${peer.pod}/24`)],
+      });
+      await run("ip", "-n", n.ns, "route", "add", `${peer.pod}/24`, "dev", DEV, "src", n.pod);
+    }
+    // A DF ping at the device MTU (1420 = underlay 1500 - 80) crosses the tunnel.
+    await run(
+      "ip",
+      "netns",
+      "exec",
+      nodes[0].ns,
+      "ping",
+      "-c",
+      "2",
+      "-W",
+      "2",
+      "-M",
+      "do",
+      "-s",
+      String(1420 - 28),
+      nodes[1].pod,
+    );
+    const peerState = (await devs[0].client.get()).peers[0];
+    assert.ok(peerState.lastHandshakeSec > 0, "a handshake happened");
+    assert.ok(peerState.rxBytes > 0n && peerState.txBytes > 0n);
+  } finally {
+    for (const pid of pids) if (alive(pid)) Deno.kill(pid, "SIGTERM");
+    for (const n of nodes) await run("ip", "netns", "del", n.ns).catch(() => {});
+    for (const d of dirs) await Deno.remove(d, { recursive: true });
+  }
+});
+
 Deno.test("a missing wireguard-go binary is one line naming the package", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "twill-wg-" });
   try {
