@@ -84,7 +84,7 @@ export const AGENT_FLAGS: FlagSpec[] = [
   {
     name: "etcd-cafile",
     kind: "string",
-    help: "CA certificate (PEM) that signs the external etcd's (default: the system's CAs)",
+    help: "CA (PEM) that signs the external etcd's certificate (default: the system's CAs)",
   },
   { name: "etcd-certfile", kind: "string", help: "client certificate (PEM) for the external etcd" },
   { name: "etcd-keyfile", kind: "string", help: "private key (PEM) of --etcd-certfile" },

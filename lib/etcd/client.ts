@@ -368,9 +368,7 @@ export class EtcdClient {
     let stream: AsyncGenerator<Json> | undefined;
     try {
       if (opts.signal?.aborted) return;
-      const opened = await this.#authed((auth, retry) =>
-        this.#openWatch(body, ctrl.signal, auth, retry)
-      );
+      const opened = await this.#authed((auth) => this.#openWatch(body, ctrl.signal, auth));
       stream = opened.stream;
       for (
         let msg = opened.first;
@@ -396,24 +394,26 @@ export class EtcdClient {
     }
   }
 
-  /** Opens a watch stream and reads its first message. With an etcd user, a watch refused at
-   *  creation is the one sign of a stale token etcd gives (it cancels the watch as "permission
-   *  denied"), so the first try throws to authenticate again; the retry yields it as it is. */
+  /** Opens a watch stream and reads its first message. etcd reports a stale token on a watch
+   *  by cancelling it at creation with the token error as the reason; that is thrown, so the
+   *  caller authenticates again. */
   async #openWatch(
     body: string,
     signal: AbortSignal,
     auth: string | undefined,
-    retry: boolean,
   ): Promise<{ stream: AsyncGenerator<Json>; first: Json | undefined }> {
     const res = await this.#send("/v3/watch", body, { failover: true, signal }, auth);
     const stream = ndjson(res, signal);
     const first = (await stream.next()).value ?? undefined;
-    const r = (first?.result ?? {}) as Json;
-    if (auth !== undefined && !retry && r.canceled === true && str(r.compact_revision) === "0") {
+    if (first?.error) {
       await stream.return(undefined);
-      throw new EtcdClientError(16, 401, `etcd client: watch refused (${r.cancel_reason ?? ""})`, {
-        cause: AUTH_RETRY,
-      });
+      throw streamError(first.error);
+    }
+    const r = (first?.result ?? {}) as Json;
+    const reason = String(r.cancel_reason ?? "");
+    if (auth !== undefined && r.canceled === true && TOKEN_REJECTED.test(reason)) {
+      await stream.return(undefined);
+      throw new EtcdClientError(16, 401, `etcd client: watch refused (${reason})`);
     }
     return { stream, first };
   }
@@ -447,14 +447,14 @@ export class EtcdClient {
 
   /** Runs `call` with etcd's auth token (none without a user); when etcd rejects the token,
    *  authenticates again and runs it once more (see the file header for why that is safe). */
-  async #authed<T>(call: (auth: string | undefined, retry: boolean) => Promise<T>): Promise<T> {
-    if (!this.#user) return await call(undefined, false);
+  async #authed<T>(call: (auth: string | undefined) => Promise<T>): Promise<T> {
+    if (!this.#user) return await call(undefined);
     const token = this.#authToken ?? await this.#authenticate(undefined);
     try {
-      return await call(token, false);
+      return await call(token);
     } catch (e) {
-      if (!tokenRejected(e)) throw e;
-      return await call(await this.#authenticate(token), true);
+      if (!(e instanceof EtcdClientError && TOKEN_REJECTED.test(e.message))) throw e;
+      return await call(await this.#authenticate(token));
     }
   }
 
@@ -551,16 +551,9 @@ export class EtcdClient {
 
 // ------------------------------------------------------------------------------ helpers
 
-/** Marks an error that only means "authenticate again and retry". */
-const AUTH_RETRY = Symbol("etcd auth retry");
-
-/** Whether etcd refused the call for its auth token (expired, forgotten on a restart, or issued
- *  before a change to the auth store), not for what the call asked. */
-function tokenRejected(e: unknown): boolean {
-  if (!(e instanceof EtcdClientError)) return false;
-  return e.cause === AUTH_RETRY ||
-    /invalid auth token|revision of auth store is old/.test(e.message);
-}
+/** etcd's answers that refuse a call for its auth token (expired, forgotten on a restart, or
+ *  issued before a change to the auth store), not for what the call asked. */
+const TOKEN_REJECTED = /invalid auth token|revision of auth store is old/;
 
 /** The JSON body of an OK response; a failure while reading it is "unavailable" (and, for a
  *  write, of unknown outcome). */
