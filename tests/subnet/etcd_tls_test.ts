@@ -93,6 +93,42 @@ Deno.test("external etcd files: unreadable or not PEM is one line; no CA file me
   }
 });
 
+Deno.test("twill agent: a bad external etcd flag, from the command line or FLANNELD_ETCD_*, is one line and exit 1 at start", async () => {
+  const agent = async (args: string[], env: Record<string, string>) => {
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname, "agent", ...args],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+    assert.ok(!out.includes(PASSWORD), "the password is never printed");
+    return { code: o.code, last: out.trim().split("\n").at(-1) };
+  };
+  const endpoints = ["--etcd-endpoints", "https://127.0.0.1:9"];
+  const user = { FLANNELD_ETCD_USERNAME: "root", FLANNELD_ETCD_PASSWORD: PASSWORD };
+  assert.deepEqual(await agent([...endpoints, "--etcd-certfile", "/nonexistent/c.pem"], user), {
+    code: 1,
+    last: "twill agent: --etcd-certfile needs --etcd-keyfile (the certificate's private key)",
+  });
+  assert.deepEqual(
+    await agent(endpoints, {
+      ...user,
+      FLANNELD_ETCD_CERTFILE: "/nonexistent/c.pem",
+      FLANNELD_ETCD_KEYFILE: "/nonexistent/k.pem",
+      FLANNELD_ETCD_CAFILE: "/nonexistent/ca.pem",
+    }),
+    {
+      code: 1,
+      last: "twill agent: --etcd-cafile /nonexistent/ca.pem: cannot read it (no such file)",
+    },
+  );
+  assert.deepEqual(await agent([...endpoints, "--etcd-username", "root"], {}), {
+    code: 1,
+    last: "twill agent: --etcd-username needs --etcd-password (or FLANNELD_ETCD_PASSWORD)",
+  });
+});
+
 /** Starts a TLS etcd on fresh certificates; `body` runs, then everything is removed. */
 async function withTlsEtcd(
   opts: { authTokenTtl?: number },
