@@ -9,10 +9,16 @@
 // - A client certificate needs its key and the reverse; a username needs its password and the
 //   reverse. Flannel quietly falls back to plain HTTP when only one of cert/key is given; we
 //   refuse instead, since a user who gave a certificate meant TLS.
-// - TLS files with an http:// endpoint are refused: that endpoint would carry the traffic (and
-//   the password) in clear while the flags suggest otherwise. A username over http:// is allowed
-//   (etcd allows it) with a warning.
+// - --etcd-cafile is used whenever it is given; Flannel reads it only together with a client
+//   certificate and otherwise verifies against the system's CAs, which fails for a private CA.
+// - TLS files with an http:// endpoint, or https:// and http:// endpoints mixed, are refused:
+//   the http:// endpoint would carry the traffic (and the password) in clear while the flags
+//   suggest otherwise. A username with only http:// endpoints is allowed (etcd allows it) with a
+//   warning.
 // - The password never appears in a log line or an error.
+// Limit: Deno's TLS client trusts its built-in (Mozilla) roots besides the CAs it is given
+// (measured in Deno 2.9.6), so with --etcd-cafile a server certificate from a public CA for the
+// endpoint's name is accepted too; Flannel (Go) trusts the given CA alone.
 import type { EtcdClientOptions } from "../etcd/client.ts";
 import type { DaemonConfig } from "./config.ts";
 
@@ -59,10 +65,15 @@ export function checkExternalEtcdFlags(f: EtcdFlags): void {
       `${tlsFlags.join(" and ")} need https:// endpoints, but --etcd-endpoints has ${plain[0]}`,
     );
   }
+  if (plain.length > 0 && plain.length < f.etcdEndpoints.length) {
+    throw new Error(
+      `--etcd-endpoints mixes https:// and plain endpoints (${plain[0]}); use https:// for all`,
+    );
+  }
 }
 
-/** Whether the endpoints speak TLS (all https://, as checkExternalEtcdFlags requires with TLS
- *  files; an https:// endpoint alone also means TLS, verified against the system's CAs). */
+/** Whether the endpoints speak TLS (checkExternalEtcdFlags has made them all https:// or all
+ *  plain). */
 function wantsTls(f: EtcdFlags): boolean {
   return f.etcdEndpoints.some((e) => /^https:\/\//i.test(e));
 }

@@ -20,7 +20,11 @@ export async function runNetwork(
   const urls = endpoints.map((e) => (e.includes("://") ? e : `http://${e}`));
   // An external etcd's TLS and user come from Flannel's flags; twill's own store needs neither.
   const access = cfg.etcdEndpoints.length > 0
-    ? await readExternalEtcdAccess(cfg, (level, event, detail) => logger(level, event, { detail }))
+    ? await readExternalEtcdAccess(
+      cfg,
+      (level, event, detail) => logger(level, event, { detail }),
+      { sslCertFile: Deno.env.get("SSL_CERT_FILE") },
+    )
     : {};
   const kv = new EtcdClient({ endpoints: urls, token, ...access });
   const opts = withDefaults({

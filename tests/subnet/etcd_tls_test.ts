@@ -35,6 +35,11 @@ Deno.test("external etcd flags: each mistake is one clear line", () => {
       ["https://127.0.0.1:2379", "127.0.0.1:2380"],
       /--etcd-certfile need https:\/\/ endpoints, but --etcd-endpoints has 127\.0\.0\.1:2380/,
     ],
+    [
+      { user: "root", password: PASSWORD },
+      ["https://127.0.0.1:2379", "http://127.0.0.1:2380"],
+      /^--etcd-endpoints mixes https:\/\/ and plain endpoints \(http:\/\/127\.0\.0\.1:2380\); use https:\/\/ for all$/,
+    ],
   ];
   for (const [o, endpoints, want] of cases) {
     assert.throws(() => checkExternalEtcdFlags(flags(o, endpoints)), (e: Error) => {
