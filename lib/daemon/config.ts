@@ -29,6 +29,13 @@ export interface DaemonConfig {
   /** Non-empty: no embedded store; the network agent talks to this etcd. */
   etcdEndpoints: string[];
   etcdPrefix: string;
+  /** External etcd over TLS (Flannel's --etcd-cafile/-certfile/-keyfile): PEM file paths. */
+  etcdCaFile?: string;
+  etcdCertFile?: string;
+  etcdKeyFile?: string;
+  /** External etcd's own user auth (Flannel's --etcd-username/--etcd-password). */
+  etcdUsername?: string;
+  etcdPassword?: string;
   deadVoterTimeoutMs: number;
   /** Take a state-machine snapshot and compact the log every this many applied entries. */
   snapshotCount: number;

@@ -3,6 +3,7 @@
 import type { StoreMember } from "../store/member/member.ts";
 import type { Logger } from "../log.ts";
 import type { DaemonConfig } from "./config.ts";
+import { readExternalEtcdAccess } from "./external_etcd.ts";
 
 /** Runs the network agent until `signal` aborts; rejects with one line on a fatal error. */
 export async function runNetwork(
@@ -17,7 +18,15 @@ export async function runNetwork(
   const { runNetworkAgent, withDefaults } = await import("../agent/run.ts");
   const { EtcdClient } = await import("../etcd/client.ts");
   const urls = endpoints.map((e) => (e.includes("://") ? e : `http://${e}`));
-  const kv = new EtcdClient({ endpoints: urls, token });
+  // An external etcd's TLS and user come from Flannel's flags; twill's own store needs neither.
+  const access = cfg.etcdEndpoints.length > 0
+    ? await readExternalEtcdAccess(
+      cfg,
+      (level, event, detail) => logger(level, event, { detail }),
+      { sslCertFile: Deno.env.get("SSL_CERT_FILE") },
+    )
+    : {};
+  const kv = new EtcdClient({ endpoints: urls, token, ...access });
   const opts = withDefaults({
     prefix: cfg.etcdPrefix,
     iface: cfg.iface,

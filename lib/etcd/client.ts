@@ -13,6 +13,12 @@
 //   requests whose body it can clone; see denoland/deno#35610). The only failover for a write is
 //   a refused connection, where the request provably never arrived. A write whose connection
 //   breaks after sending fails with an "unavailable" EtcdClientError: the outcome is unknown.
+// - etcd's own user auth (`user`): the client trades the name and password for a token at
+//   /v3/auth/authenticate and sends it as `Authorization: <token>` (etcd's form, no "Bearer").
+//   etcd forgets idle tokens (--auth-token-ttl) and all of them on a restart, so a call that
+//   etcd answers with "invalid auth token" (or "auth store is old") is authenticated again and
+//   sent once more; etcd checks the token before it applies anything, so a write rejected that
+//   way did not happen and repeating it is safe. The password is never part of an error.
 
 import type { CompareResult, CompareTarget } from "../store/kv.ts";
 import { decodeBase64 as unb64, encodeBase64 as b64 } from "../base64.ts";
@@ -223,6 +229,14 @@ export interface EtcdClientOptions {
   requestTimeoutMs?: number;
   /** How servers are verified (see lib/http/client.ts). */
   tls?: TlsClientOptions;
+  /** etcd's own user auth (a real etcd with `auth enable`); leave `token` unset with it. */
+  user?: EtcdUser;
+}
+
+/** An etcd user; the password goes only into the authenticate request. */
+export interface EtcdUser {
+  name: string;
+  password: string;
 }
 
 type Json = Record<string, unknown>;
@@ -231,10 +245,22 @@ export class EtcdClient {
   readonly #endpoints: string[];
   readonly #http: HttpClient;
   readonly #timeoutMs: number;
+  readonly #user: EtcdUser | undefined;
+  /** etcd's auth token for #user, once authenticated. */
+  #authToken: string | undefined;
+  /** The authentication under way, shared by every call that needs a token meanwhile. */
+  #authenticating: Promise<string> | undefined;
   #preferred = 0;
 
   constructor(opts: EtcdClientOptions) {
     if (opts.endpoints.length === 0) throw new Error("EtcdClient: give at least one endpoint");
+    if (opts.user && opts.token) {
+      throw new Error("EtcdClient: give either a Bearer token or an etcd user, not both");
+    }
+    if (opts.user && (!opts.user.name || !opts.user.password)) {
+      throw new Error("EtcdClient: an etcd user needs both a name and a password");
+    }
+    this.#user = opts.user ? { ...opts.user } : undefined;
     this.#http = new HttpClient({ token: opts.token, tls: opts.tls });
     this.#endpoints = opts.endpoints.map((e) => this.#http.baseUrl(e));
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000;
@@ -339,10 +365,16 @@ export class EtcdClient {
     const ctrl = new AbortController();
     const onAbort = () => ctrl.abort();
     opts.signal?.addEventListener("abort", onAbort);
+    let stream: AsyncGenerator<Json> | undefined;
     try {
       if (opts.signal?.aborted) return;
-      const res = await this.#send("/v3/watch", body, { failover: true, signal: ctrl.signal });
-      for await (const msg of ndjson(res, ctrl.signal)) {
+      const opened = await this.#authed((auth) => this.#openWatch(body, ctrl.signal, auth));
+      stream = opened.stream;
+      for (
+        let msg = opened.first;
+        msg !== undefined;
+        msg = (await stream.next()).value ?? undefined
+      ) {
         if (msg.error) throw streamError(msg.error);
         const w = decodeWatch((msg.result ?? {}) as Json);
         yield w;
@@ -358,30 +390,107 @@ export class EtcdClient {
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
       ctrl.abort();
+      await stream?.return(undefined);
     }
+  }
+
+  /** Opens a watch stream and reads its first message. etcd reports a stale token on a watch
+   *  by cancelling it at creation with the token error as the reason; that is thrown, so the
+   *  caller authenticates again. */
+  async #openWatch(
+    body: string,
+    signal: AbortSignal,
+    auth: string | undefined,
+  ): Promise<{ stream: AsyncGenerator<Json>; first: Json | undefined }> {
+    const res = await this.#send("/v3/watch", body, { failover: true, signal }, auth);
+    const stream = ndjson(res, signal);
+    const first = (await stream.next()).value ?? undefined;
+    if (first?.error) {
+      await stream.return(undefined);
+      throw streamError(first.error);
+    }
+    const r = (first?.result ?? {}) as Json;
+    const reason = String(r.cancel_reason ?? "");
+    if (auth !== undefined && r.canceled === true && TOKEN_REJECTED.test(reason)) {
+      await stream.return(undefined);
+      throw new EtcdClientError(16, 401, `etcd client: watch refused (${reason})`);
+    }
+    return { stream, first };
   }
 
   // ------------------------------------------------------------------------------ transport
 
   async #read(path: string, body: Json, stream = false): Promise<Json> {
-    const res = await this.#send(path, JSON.stringify(body), {
-      failover: true,
-      timeout: true,
+    return await this.#authed(async (auth) => {
+      const res = await this.#send(path, JSON.stringify(body), {
+        failover: true,
+        timeout: true,
+      }, auth);
+      if (!stream) return await jsonOf(res, path, false);
+      for await (const msg of ndjson(res)) {
+        if (msg.error) throw streamError(msg.error);
+        return msg;
+      }
+      throw new EtcdClientError(14, 503, `etcd client: ${path} answered nothing`);
     });
-    if (!stream) return await jsonOf(res, path, false);
-    for await (const msg of ndjson(res)) {
-      if (msg.error) throw streamError(msg.error);
-      return msg;
-    }
-    throw new EtcdClientError(14, 503, `etcd client: ${path} answered nothing`);
   }
 
   async #write(path: string, body: Json): Promise<Json> {
-    const res = await this.#send(path, JSON.stringify(body), {
-      failover: false,
-      timeout: true,
+    return await this.#authed(async (auth) => {
+      const res = await this.#send(path, JSON.stringify(body), {
+        failover: false,
+        timeout: true,
+      }, auth);
+      return await jsonOf(res, path, true);
     });
-    return await jsonOf(res, path, true);
+  }
+
+  /** Runs `call` with etcd's auth token (none without a user); when etcd rejects the token,
+   *  authenticates again and runs it once more (see the file header for why that is safe). */
+  async #authed<T>(call: (auth: string | undefined) => Promise<T>): Promise<T> {
+    if (!this.#user) return await call(undefined);
+    const token = this.#authToken ?? await this.#authenticate(undefined);
+    try {
+      return await call(token);
+    } catch (e) {
+      if (!(e instanceof EtcdClientError && TOKEN_REJECTED.test(e.message))) throw e;
+      return await call(await this.#authenticate(token));
+    }
+  }
+
+  /** A fresh token, unless another call already replaced `stale` meanwhile. */
+  #authenticate(stale: string | undefined): Promise<string> {
+    if (this.#authToken !== undefined && this.#authToken !== stale) {
+      return Promise.resolve(this.#authToken);
+    }
+    this.#authenticating ??= this.#fetchToken().finally(() => {
+      this.#authenticating = undefined;
+    });
+    return this.#authenticating;
+  }
+
+  async #fetchToken(): Promise<string> {
+    const user = this.#user!;
+    const path = "/v3/auth/authenticate";
+    this.#authToken = undefined;
+    let j: Json;
+    try {
+      const body = JSON.stringify({ name: user.name, password: user.password });
+      const res = await this.#send(path, body, { failover: true, timeout: true }, undefined);
+      j = await jsonOf(res, path, false);
+    } catch (e) {
+      if (!(e instanceof EtcdClientError)) throw e;
+      throw new EtcdClientError(
+        e.grpcCode,
+        e.httpStatus,
+        `etcd client: authenticating as etcd user "${user.name}" failed: ${e.message}`,
+      );
+    }
+    if (typeof j.token !== "string" || j.token === "") {
+      throw new EtcdClientError(2, 502, `etcd client: ${path} answered no token`);
+    }
+    this.#authToken = j.token;
+    return j.token;
   }
 
   /** Sends to the preferred endpoint, moving on per the read/write rules in the file header.
@@ -390,6 +499,7 @@ export class EtcdClient {
     path: string,
     body: string,
     o: { failover: boolean; timeout?: boolean; signal?: AbortSignal },
+    auth?: string,
   ): Promise<Response> {
     let last: unknown;
     for (let n = 0; n < this.#endpoints.length; n++) {
@@ -401,6 +511,7 @@ export class EtcdClient {
           body: o.failover ? body : onceStream(te.encode(body)),
           timeoutMs: o.timeout ? this.#timeoutMs : 0,
           signal: o.signal,
+          headers: auth === undefined ? undefined : { authorization: auth },
         });
       } catch (e) {
         last = e;
@@ -439,6 +550,10 @@ export class EtcdClient {
 }
 
 // ------------------------------------------------------------------------------ helpers
+
+/** etcd's answers that refuse a call for its auth token (expired, forgotten on a restart, or
+ *  issued before a change to the auth store), not for what the call asked. */
+const TOKEN_REJECTED = /invalid auth token|revision of auth store is old/;
 
 /** The JSON body of an OK response; a failure while reading it is "unavailable" (and, for a
  *  write, of unknown outcome). */
