@@ -4,10 +4,13 @@
 // own reading of answers (a 401 means different things to join and to ctl); this module only
 // builds and sends requests and opens raw connections.
 //
-// TLS: with `tls` set, URLs are https and servers are verified against `caCerts` only (the cluster
-// CA, or an external etcd's CA), through `Deno.createHttpClient`; raw connections are TCP with
-// Nagle off, upgraded with `Deno.startTls`, so TCP_NODELAY stays set under TLS. A client
-// certificate (external etcd with --client-cert-auth) rides along when given.
+// TLS: with `tls` set, URLs are https and servers are verified against `caCerts` (the cluster CA,
+// or an external etcd's CA), through `Deno.createHttpClient`; raw connections are TCP with Nagle
+// off, upgraded with `Deno.startTls`, so TCP_NODELAY stays set under TLS. A client certificate
+// (external etcd with --client-cert-auth) rides along when given. Deno adds `caCerts` to its
+// built-in public roots rather than replacing them (measured in 2.9.6), so a server could also
+// pass with a public CA's certificate for the exact address dialled; members are dialled by IP,
+// for which public CAs issue nothing on private networks (README "Security model").
 
 /** How servers are verified, and the client certificate to present if the server asks. */
 export interface TlsClientOptions {
