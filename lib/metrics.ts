@@ -31,7 +31,9 @@ abstract class Metric {
   abstract samples(): string[];
   render(): string {
     const s = this.samples();
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`, ...s].join("\n");
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`, ...s].join(
+      "\n",
+    );
   }
 }
 
@@ -138,7 +140,9 @@ export class Histogram extends Metric {
 export class Registry {
   private metrics = new Map<string, Metric>();
   private register<M extends Metric>(m: M): M {
-    if (!/^twill_[a-z0-9_]+$/.test(m.name)) throw new Error(`metric ${m.name}: not twill_[a-z0-9_]`);
+    if (!/^twill_[a-z0-9_]+$/.test(m.name)) {
+      throw new Error(`metric ${m.name}: not twill_[a-z0-9_]`);
+    }
     if (this.metrics.has(m.name)) throw new Error(`metric ${m.name} declared twice`);
     this.metrics.set(m.name, m);
     return m;
