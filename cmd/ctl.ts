@@ -11,6 +11,7 @@ commands:
   config get       the network config
   config set F     write the network config from a Flannel net-conf.json file
   get K | put K V | del K | watch PREFIX
+  check [F]        this node vs the store and subnet.env F: one line per problem with its fix
 
 flags:
   --server HOST:PORT   a member's store API (default 127.0.0.1:8473, or TWILL_SERVER)

@@ -250,6 +250,13 @@ export function renderNodes(report: DemoReport): string {
   );
 }
 
+/** Where each node's Prometheus metrics are (its health server, in its namespace). */
+export function renderMetricsWhere(report: DemoReport): string {
+  return report.nodes.map((n) =>
+    `  ${n.name}: ip netns exec ${n.ns} curl -s http://127.0.0.1:${HEALTH_PORT}/metrics`
+  ).join("\n");
+}
+
 export function renderMatrix(report: DemoReport): string {
   const names = report.pods.map((p) => p.name);
   const rows = names.map((from) => [
@@ -952,6 +959,7 @@ export async function demo(argv: string[]): Promise<number> {
     console.log(
       `\nnodes (pod network ${POD_NETWORK}, vxlan VNI 1 on UDP 8472):\n${renderNodes(report)}`,
     );
+    console.log(`\n/metrics of each node:\n${renderMetricsWhere(report)}`);
     console.log(`\npod-to-pod ping matrix:\n${renderMatrix(report)}\n`);
     console.log(
       report.ok

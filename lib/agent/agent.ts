@@ -37,6 +37,7 @@ import type { RegistryEvent, SubnetRegistry, WatchItem } from "../subnet/registr
 import { readPreviousSubnets, renderSubnetEnv, writeSubnetEnv } from "../subnet/subnet_env.ts";
 import { LeaseWatcher, type PeerEvent } from "../subnet/watcher.ts";
 import type { Logger } from "../log.ts";
+import { LEASE_EVENTS, LEASE_TO_KERNEL, RECONCILE_DURATION } from "../metrics.ts";
 import { type BatchOrigin, PeerEventBatcher } from "./burst.ts";
 import type { NetworkAgentOptions } from "./options.ts";
 import type { AgentState } from "./state.ts";
@@ -260,6 +261,7 @@ export class NetworkAgent {
       });
       const t1 = performance.now();
       this.state.lastEventToProgrammedSeconds = (t1 - at) / 1000;
+      LEASE_TO_KERNEL.observe((t1 - at) / 1000);
       this.log("info", "peers_programmed", {
         events: evs.length,
         // watch responses (or listings) in this batch, first to last decoded
@@ -290,6 +292,7 @@ export class NetworkAgent {
    * thousand events did.
    */
   private logPeers(evs: PeerEvent[]): void {
+    for (const ev of evs) LEASE_EVENTS.inc({ type: ev.type });
     if (evs.length <= PEER_LOG_LINES) {
       for (const ev of evs) {
         this.log("info", ev.type === "added" ? "peer_added" : "peer_removed", {
@@ -387,10 +390,12 @@ export class NetworkAgent {
       st.reconcileCount++;
       st.lastReconcileSeconds = secs;
       st.reconcileSecondsSum += secs;
+      RECONCILE_DURATION.observe(secs);
       st.peersProgrammed = r.peersProgrammed;
       st.backendProgrammed = true;
       if (waiting.length) {
         st.lastEventToProgrammedSeconds = (performance.now() - Math.min(...waiting)) / 1000;
+        LEASE_TO_KERNEL.observe(st.lastEventToProgrammedSeconds);
       }
       if (r.errors) {
         st.reconcileErrors++;

@@ -69,7 +69,6 @@ export class AgentState {
 
   /** The agent's figures as Prometheus text, with the store's when it is known. */
   metrics(store: StoreStatus | null): string {
-    const lines: string[] = [];
     const own: Metric[] = AGENT_METRICS.map(([name, help, type, value]) => [
       name,
       help,
@@ -77,10 +76,7 @@ export class AgentState {
       value(this),
       "",
     ]);
-    for (const [name, help, type, value, labels] of [...own, ...storeMetrics(store)]) {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
-    }
-    return lines.join("\n") + "\n";
+    return renderFigures([...own, ...storeMetrics(store)]);
   }
 }
 
@@ -121,15 +117,9 @@ const AGENT_METRICS: [string, string, string, (s: AgentState) => number | string
   ],
   [
     "twill_reconcile_duration_seconds",
-    "Duration of the last reconcile pass",
+    "Duration of the last reconcile pass (all passes: twill_reconcile_pass_seconds)",
     "gauge",
     (s) => s.lastReconcileSeconds,
-  ],
-  [
-    "twill_reconcile_duration_seconds_sum",
-    "Total time spent reconciling",
-    "counter",
-    (s) => s.reconcileSecondsSum,
   ],
   [
     "twill_watch_revision",
@@ -153,6 +143,19 @@ const AGENT_METRICS: [string, string, string, (s: AgentState) => number | string
 
 /** name, help, type, value, labels */
 type Metric = [string, string, string, number | string, string];
+
+function renderFigures(figures: Metric[]): string {
+  const lines: string[] = [];
+  for (const [name, help, type, value, labels] of figures) {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** A store member's role, term and indexes as Prometheus text ("" when unknown). */
+export function storeStatusMetrics(store: StoreStatus | null): string {
+  return store ? renderFigures(storeMetrics(store)) : "";
+}
 
 function storeMetrics(store: StoreStatus | null): Metric[] {
   if (!store) return [];

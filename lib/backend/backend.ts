@@ -8,6 +8,7 @@ import type { Logger } from "../log.ts";
 import type { BackendConfig, BackendField } from "../subnet/config.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import type { PeerEvent } from "../subnet/watcher.ts";
+import type { DataPlane } from "./dataplane.ts";
 
 export interface ReconcileResult {
   /** The device had to be created, recreated or adjusted. */
@@ -48,6 +49,33 @@ export interface BackendType<C extends BackendConfig = BackendConfig> {
    * setup that cannot work.
    */
   init(cfg: C, ctx: BackendContext): Promise<Backend>;
+  /** What a node running this backend should have in its kernel (for `twill ctl check`). */
+  expected?(cfg: C, ctx: ExpectContext): ExpectedState;
+}
+
+/** What `twill ctl check` knows when it asks a backend for its expected state. */
+export interface ExpectContext {
+  /** The underlay: the interface that holds this node's public IP. */
+  iface: { name: string; mtu: number; address: string; prefixLen: number };
+  publicIP: string;
+  own: Lease;
+  peers: Lease[];
+  /** Dual stack is on (FLANNEL_IPV6_SUBNET in subnet.env). */
+  ipv6: boolean;
+}
+
+/** A node's expected kernel state for one backend (IPv4 overlay). */
+export interface ExpectedState {
+  /** The backend's device, if it has one. */
+  device: { name: string; address: string; mtu: number; mtuWhy: string } | null;
+  /** The MTU pods get (FLANNEL_MTU) and why. */
+  mtu: number;
+  mtuWhy: string;
+  /** Per-peer entries. */
+  dataPlane: DataPlane;
+  /** Addresses to ping through the backend's own path, one per peer, and what a lost reply
+   *  points at (e.g. "UDP 8472"). */
+  probes: { peer: Lease; target: string; path: string }[];
 }
 
 export interface Backend {

@@ -6,7 +6,14 @@ import { ipBatch, ipJson } from "../net/ip_batch.ts";
 import { applyPlan, kernelBatchesSpawn, rtnlReader } from "./kernel.ts";
 import type { ChosenIface } from "../net/iface.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
-import type { Backend, BackendContext, BackendType, ReconcileResult } from "./backend.ts";
+import type {
+  Backend,
+  BackendContext,
+  BackendType,
+  ExpectContext,
+  ExpectedState,
+  ReconcileResult,
+} from "./backend.ts";
 import type { BackendConfig } from "../subnet/config.ts";
 import { type DataPlane, emptyPlan, eventLines, planDataPlane } from "./dataplane.ts";
 import { type PeerEvent, splitPeerEvents } from "../subnet/watcher.ts";
@@ -53,6 +60,14 @@ export const HOST_GW: BackendType<HostGwConfig> = {
   parseConfig: () => ({ type: TYPE }),
   init: (_cfg: HostGwConfig, ctx: BackendContext) =>
     Promise.resolve(new HostGwBackend(ctx.iface, ctx.publicIP, ctx.network, ctx.network6)),
+  // No device and nothing to probe beyond the underlay: a route per peer via its address.
+  expected: (_cfg: HostGwConfig, ctx: ExpectContext): ExpectedState => ({
+    device: null,
+    mtu: ctx.iface.mtu,
+    mtuWhy: `${ctx.iface.name} MTU`,
+    dataPlane: hostGwDesired(ctx.peers, ctx.iface.name, ctx.publicIP),
+    probes: [],
+  }),
 };
 
 export class HostGwBackend implements Backend {

@@ -1,7 +1,13 @@
 // The backend types this binary knows, as Flannel's backend.Register: Backend.Type → module.
 // Adding a backend is one module implementing BackendType plus one line here.
 import type { BackendConfig, BackendConfigParser } from "../subnet/config.ts";
-import type { Backend, BackendContext, BackendType } from "./backend.ts";
+import type {
+  Backend,
+  BackendContext,
+  BackendType,
+  ExpectContext,
+  ExpectedState,
+} from "./backend.ts";
 import { HOST_GW } from "./hostgw.ts";
 import { VXLAN } from "./vxlan.ts";
 
@@ -22,4 +28,9 @@ export function initBackend(cfg: BackendConfig, ctx: BackendContext): Promise<Ba
   const t = BACKENDS.get(cfg.type);
   if (!t) throw new Error(`unknown backend type: ${cfg.type}`);
   return t.init(cfg, ctx);
+}
+
+/** The kernel state the config's backend expects on a node; null when the type contributes none. */
+export function expectedState(cfg: BackendConfig, ctx: ExpectContext): ExpectedState | null {
+  return BACKENDS.get(cfg.type)?.expected?.(cfg, ctx) ?? null;
 }

@@ -16,7 +16,14 @@ import {
 } from "../subnet/config.ts";
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import { writeTextFileAtomic } from "../fs_atomic.ts";
-import type { Backend, BackendContext, BackendType, ReconcileResult } from "./backend.ts";
+import type {
+  Backend,
+  BackendContext,
+  BackendType,
+  ExpectContext,
+  ExpectedState,
+  ReconcileResult,
+} from "./backend.ts";
 import {
   type DataPlane,
   emptyPlan,
@@ -110,7 +117,37 @@ export const VXLAN: BackendType<VxlanConfig> = {
       : null;
     return new VxlanBackend(cfg, ctx.iface, ctx.publicIP, mac, ctx.network, v6);
   },
+  expected: vxlanExpected,
 };
+
+/** Pure: flannel.<VNI> with <own subnet>.0/32, the per-peer entries, a ping of each peer's
+ *  <subnet>.0 through the overlay (a peer reached by DirectRouting is not probed). */
+export function vxlanExpected(cfg: VxlanConfig, ctx: ExpectContext): ExpectedState {
+  const dev = vxlanDeviceName(cfg.vni);
+  const { iface } = ctx;
+  const direct = cfg.directRouting
+    ? { iface: iface.name, underlay: parseCIDR(`${iface.address}/${iface.prefixLen}`) }
+    : null;
+  const mtu4 = cfg.mtu || iface.mtu - 50;
+  const why = cfg.mtu ? "Backend.MTU" : `${iface.name} MTU ${iface.mtu} − 50`;
+  const mtu = cfg.mtu || (ctx.ipv6 ? iface.mtu - 70 : mtu4);
+  const dataPlane = vxlanDesired(ctx.peers, dev, ctx.publicIP, direct);
+  const probes = ctx.peers.flatMap((p) => {
+    const pub = p.attrs.publicIP;
+    if (!p.subnet || !vxlanData(p.attrs) || !pub || pub === ctx.publicIP) return [];
+    if (direct && contains(direct.underlay, parseIP(pub))) return [];
+    return [{ peer: p, target: formatIP(p.subnet.ip), path: `UDP ${cfg.port}` }];
+  });
+  return {
+    device: ctx.own.subnet
+      ? { name: dev, address: `${formatIP(ctx.own.subnet.ip)}/32`, mtu: mtu4, mtuWhy: why }
+      : null,
+    mtu,
+    mtuWhy: ctx.ipv6 && !cfg.mtu ? `${iface.name} MTU ${iface.mtu} − 70 (dual stack)` : why,
+    dataPlane,
+    probes,
+  };
+}
 
 export function vxlanDeviceName(vni: number): string {
   return `flannel.${vni}`;

@@ -17,7 +17,7 @@ export interface CtlOptions {
 }
 
 export const CTL_COMMANDS =
-  "status|members|leases|config get|config set F|get K|put K V|del K|watch PREFIX";
+  "status|members|leases|config get|config set F|get K|put K V|del K|watch PREFIX|check [F]";
 
 export interface MemberRow {
   id: number;
@@ -309,6 +309,9 @@ export async function runCommand(o: CtlOptions, argv: string[]): Promise<number>
     case "watch":
       need(1, "watch PREFIX");
       return await watch(o, rest[0]);
+    case "check":
+      if (rest.length > 1) throw new CtlError("usage: twill ctl check [SUBNET_FILE]");
+      return await (await import("./check_node.ts")).check(o, rest[0]);
     case undefined:
       throw new CtlError(`a command is needed: ${CTL_COMMANDS}`);
     default:

@@ -68,7 +68,12 @@ async function runUntilStopped(
   const failure = memberFailure(store.member, stop);
   try {
     if (cfg.storeOnly) {
+      const { serveMemberHealth } = await import("../agent/health.ts");
+      const health = store.member &&
+        serveMemberHealth(cfg.healthzIp, cfg.healthzPort, store.member, stop.signal);
       await Promise.race([aborted(stop.signal), failure]);
+      stop.abort();
+      await health?.finished;
     } else {
       const { member, token } = store;
       const endpoints = member ? [member.opts.identity.advertise] : store.clientEndpoints;

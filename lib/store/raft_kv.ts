@@ -19,6 +19,7 @@
 //
 // Linearizable reads: a batch of readBarrier() calls shares one ReadIndex request; each resolves
 // when the local state machine has applied the index the leader confirmed.
+import { LEADER_CHANGES, STORE_COMMIT } from "../metrics.ts";
 import { RawNode } from "../raft/rawnode.ts";
 import { decodeConfChange } from "../raft/confchange_codec.ts";
 import { newMessage } from "../raft/util.ts";
@@ -321,7 +322,7 @@ export class RaftKv implements Kv {
       this.propose(w);
       this.kick();
     });
-    return p.then(unwrapApplyResult);
+    return STORE_COMMIT.time(p).then(unwrapApplyResult);
   }
 
   readBarrier(): Promise<void> {
@@ -664,6 +665,7 @@ export class RaftKv implements Kv {
       const term = this.node.basicStatus().hardState.term;
       this.term = term;
       this.log("info", "leader_changed", { term, leader: ss.lead, self: this.id });
+      LEADER_CHANGES.inc();
       this.opts.onLeaderChange?.(ss.lead, term);
       if (ss.lead !== 0) {
         // A proposal forwarded to the old leader may be lost: propose again (applied once).

@@ -64,6 +64,11 @@ Deno.test("metrics: Prometheus text with lease, peers, reconcile, watch and stor
   assert.match(m, /^twill_watch_revision 99$/m);
   assert.match(m, /^twill_store_role\{role="leader"\} 1$/m);
   assert.match(m, /^twill_store_commit_index 42$/m);
+  assert.match(
+    m,
+    /^# TYPE twill_lease_to_kernel_seconds histogram$/m,
+    "the registry's metrics too",
+  );
 });
 
 Deno.test("log lines are one greppable key=value line", () => {
@@ -75,4 +80,39 @@ Deno.test("log lines are one greppable key=value line", () => {
     formatLogLine("warn", "x", { error: 'store "a" unreachable' }),
     'level=warn event=x error="store \\"a\\" unreachable"',
   );
+});
+
+Deno.test("store-only member: healthz follows the member, readyz needs a leader and a confirmed read", async () => {
+  const { memberHealthHandler } = await import("../../lib/agent/health.ts");
+  const st = { role: "follower", term: 4, leader: 0, commit: 10, applied: 10 };
+  const broken: { error?: Error } = {};
+  let caughtUp: () => Promise<void> = () => Promise.resolve();
+  const h = memberHealthHandler({
+    status: () => st,
+    failure: () => broken.error,
+    caughtUp: () => caughtUp(),
+  });
+  const get = async (path: string) => {
+    const r = await h(new Request(`http://x${path}`));
+    return { status: r.status, body: await r.text() };
+  };
+  assert.deepEqual(await get("/healthz"), { status: 200, body: "ok\n" });
+  assert.deepEqual(await get("/readyz"), { status: 503, body: "no leader known\n" });
+  st.leader = 2;
+  assert.deepEqual(await get("/readyz"), { status: 200, body: "ok\n" });
+  caughtUp = () => Promise.reject(new Error("read index timed out"));
+  assert.deepEqual(await get("/readyz"), {
+    status: 503,
+    body: "not caught up with the leader: read index timed out\n",
+  });
+  const m = (await get("/metrics")).body;
+  assert.match(m, /^twill_store_role\{role="follower"\} 1$/m);
+  assert.match(m, /^twill_store_applied_index 10$/m);
+  assert.match(m, /^# TYPE twill_store_commit_seconds histogram$/m);
+  broken.error = new Error("wal damaged");
+  assert.deepEqual(await get("/healthz"), {
+    status: 503,
+    body: "store member stopped: wal damaged\n",
+  });
+  assert.equal((await h(new Request("http://x/healthz", { method: "POST" }))).status, 405);
 });

@@ -156,6 +156,8 @@ export class ProcessCluster {
         m.dataDir,
         "--name",
         `m${m.index + 1}`,
+        "--healthz-ip", // each member's health server on its own loopback address
+        m.address.split(":")[0],
         ...(this.opts.extraArgs ?? []),
         ...args,
       ],

@@ -14,6 +14,7 @@
 
 import type { KvStateMachine, RevisionEvents, WatchEvent } from "../kv.ts";
 import { StoreError } from "../errors.ts";
+import { watchesClosed, watchOpened } from "../../metrics.ts";
 import { inRange, toBin } from "../mvcc_keys.ts";
 import {
   boolField,
@@ -122,6 +123,7 @@ export class WatchSession {
     this.#closed = true;
     this.#unsubscribe();
     this.#unrestore();
+    watchesClosed(this.#watchers.size);
     this.#watchers.clear();
   }
 
@@ -169,6 +171,7 @@ export class WatchSession {
       sentSinceTick: false,
     };
     this.#watchers.set(id, w);
+    watchOpened();
     this.#send(this.#withId(w, { header: this.#head(this.#sm.revision), created: true }));
     this.#catchUp(w);
   }
@@ -178,6 +181,7 @@ export class WatchSession {
     const w = this.#watchers.get(id);
     if (!w) return;
     this.#watchers.delete(id);
+    watchesClosed(1);
     this.#send(this.#withId(w, { header: this.#head(this.#sm.revision), canceled: true }));
   }
 
@@ -190,6 +194,7 @@ export class WatchSession {
     } catch (e) {
       if (!(e instanceof StoreError) || e.code !== "compacted") throw e;
       this.#watchers.delete(w.id);
+      watchesClosed(1);
       // etcd leaves the revision out of this header.
       this.#send(this.#withId(w, {
         header: this.#head(0),

@@ -1,6 +1,7 @@
 // One running store member: durable Raft storage in the data dir, the Raft driver, the peer
 // transport, the client API and the peer routes on one HTTP server, the tick timer, and the
 // leader's membership policy (promote learners, replace dead voters, drop dead learners).
+import { HEARTBEAT_RTT } from "../../metrics.ts";
 import { join } from "node:path";
 import type { Hono } from "hono";
 import { bootstrapSnapshot } from "../../raft/bootstrap.ts";
@@ -362,6 +363,7 @@ export class StoreMember implements PeerHandler {
 
   receive(from: NodeId, msgs: Message[]): void {
     if (from) this.lastContact.set(from, Date.now());
+    HEARTBEAT_RTT.received(from, msgs);
     this.kv.step(msgs);
   }
 

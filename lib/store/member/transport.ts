@@ -9,6 +9,7 @@
 // opened (or drops) Raft is told the peer is unreachable and the queue is cut to its newest
 // messages: Raft retransmits what matters. A peer that refuses us as removed (410, on the
 // stream's handshake or in a frame it sends back) is reported through onRemoved.
+import { HEARTBEAT_RTT } from "../../metrics.ts";
 import type { Message, NodeId } from "../../raft/types.ts";
 import { encodeMessage, messageSize } from "./message_codec.ts";
 import { PeerStream } from "./peer_stream.ts";
@@ -121,6 +122,7 @@ export class HttpTransport implements PeerSink {
 
   send(msgs: Message[]): void {
     if (this.closed) return;
+    HEARTBEAT_RTT.sending(msgs);
     const touched = new Set<NodeId>();
     for (const m of msgs) {
       const p = this.peers.get(m.to);
