@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { EtcdClient, EtcdClientError, text, type WatchResponse } from "../../lib/etcd/client.ts";
 import { EtcdClientRegistry } from "../../lib/subnet/etcd_client_registry.ts";
 import { LeaseManager } from "../../lib/subnet/manager.ts";
+import { backendConfigParser } from "../../lib/backend/registry.ts";
 import { checkExternalEtcdFlags, readExternalEtcdAccess } from "../../lib/daemon/external_etcd.ts";
 import { etcdctl, type EtcdTlsFiles, makeEtcdTlsFiles, startEtcdTls } from "./etcd_helper.ts";
 
@@ -283,7 +284,7 @@ Deno.test("registry acquires a subnet lease through etcd 3.4 with client certifi
       now: () => Date.now(),
       randomInt: () => 0,
     });
-    const lease = await m.acquire(await m.getNetworkConfig(), {
+    const lease = await m.acquire(await m.getNetworkConfig(backendConfigParser), {
       publicIP: "192.0.2.7",
       publicIPv6: null,
       backendType: "vxlan",
