@@ -133,6 +133,17 @@ interface PendingConfChange {
   deadline: number;
 }
 
+/**
+ * What makes this start's ReadIndex contexts differ from every earlier start's (as etcd seeds its
+ * request ids with the time): a read answer still in flight for a previous incarnation must never
+ * satisfy a new read with an older index. The clock alone could repeat after a fast restart (or a
+ * clock step back), so 64 random bits go with it.
+ */
+function readCtxSeed(now: number): string {
+  const r = crypto.getRandomValues(new Uint32Array(2));
+  return `${Math.trunc(now).toString(36)}.${r[0].toString(36)}${r[1].toString(36)}`;
+}
+
 function unavailable(message: string): StoreError {
   return new StoreError("unavailable", message);
 }
@@ -156,6 +167,8 @@ export class RaftKv implements Kv {
   private snapshotIndex: number;
   private conf: ConfState;
   private readonly pending = new Map<string, PendingWrite>();
+  /** Read contexts are `${id}:${readCtxSeed}:${n}`: the seed differs per start (see readCtxSeed). */
+  private readonly readCtxSeed: string;
   private nextReadCtx = 1;
   private openBatch: ReadBatch | undefined;
   private readonly readBatches = new Map<string, ReadBatch>();
@@ -182,6 +195,7 @@ export class RaftKv implements Kv {
     this.snapshotIndex = snap.metadata.index;
     this.conf = opts.storage.initialState().confState;
     this.savedHardState = opts.storage.initialState().hardState;
+    this.readCtxSeed = readCtxSeed(opts.now());
     this.node = new RawNode({
       id: opts.id,
       electionTick: opts.electionTick ?? 10,
@@ -333,7 +347,7 @@ export class RaftKv implements Kv {
       };
       if (!this.openBatch) {
         const batch: ReadBatch = {
-          ctx: `${this.id}:${this.nextReadCtx++}`,
+          ctx: `${this.id}:${this.readCtxSeed}:${this.nextReadCtx++}`,
           waiters: [],
           issuedAtTick: 0,
         };
