@@ -242,6 +242,8 @@ export interface Kv {
   leaseTimeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | null>;
   /** Member/cluster info for response headers (decimal strings). */
   header(): { clusterId: string; memberId: string; raftTerm: string };
+  /** What this member knows of the cluster's Raft state (decimal strings; leader "0": none). */
+  raftStatus(): { leader: string; commitIndex: string };
 }
 
 // ---------------------------------------------------------------------------------------------

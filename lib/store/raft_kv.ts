@@ -392,6 +392,11 @@ export class RaftKv implements Kv {
     return { clusterId: this.clusterId, memberId: String(this.id), raftTerm: String(this.term) };
   }
 
+  raftStatus(): { leader: string; commitIndex: string } {
+    const { softState, hardState } = this.node.basicStatus();
+    return { leader: String(softState.lead), commitIndex: String(hardState.commit) };
+  }
+
   // ----- membership ---------------------------------------------------------------------------
 
   /** Leader only: proposes one configuration change and resolves once it is applied here. */
