@@ -77,6 +77,11 @@ export class MvccStateMachine implements KvStateMachine {
   #revWrites = new Map<number, [string, number][]>();
   #dedup = new Map<string, ApplyResult>();
   #listeners = new Set<(batch: RevisionEvents) => void>();
+  /** While a command applies: how to take back each change it made, newest last (so a command
+   *  that throws halfway leaves nothing behind), and the event batches to announce once it
+   *  succeeded. */
+  #undo: (() => void)[] = [];
+  #announce: RevisionEvents[] = [];
   #restoreListeners = new Set<() => void>();
 
   get appliedIndex(): number {
@@ -103,18 +108,7 @@ export class MvccStateMachine implements KvStateMachine {
       const seen = this.#dedup.get(cmd.requestId);
       if (seen) return seen;
     }
-    let result: ApplyResult;
-    try {
-      result = this.#applyCommand(cmd);
-    } catch (e) {
-      // A bug must not become a poison pill that stops every member at this entry forever:
-      // it is answered as an internal error, the same way on every member.
-      result = errorResult(
-        e instanceof StoreError
-          ? e
-          : new StoreError("internal", `store: applying ${cmd.op} failed: ${String(e)}`),
-      );
-    }
+    const result = this.#applyWhole(cmd);
     if (cmd.requestId) {
       this.#dedup.set(cmd.requestId, result);
       if (this.#dedup.size > DEDUP_CAPACITY) {
@@ -122,6 +116,44 @@ export class MvccStateMachine implements KvStateMachine {
       }
     }
     return result;
+  }
+
+  /** Applies cmd completely or not at all. A bug must not become a poison pill that stops every
+   *  member at this entry forever: a throw is answered as an error, the same way on every
+   *  member, after every change the command had made is taken back. */
+  #applyWhole(cmd: Command): ApplyResult {
+    this.#undo = [];
+    this.#announce = [];
+    let result: ApplyResult;
+    try {
+      result = this.#applyCommand(cmd);
+    } catch (e) {
+      for (let i = this.#undo.length - 1; i >= 0; i--) this.#undo[i]();
+      this.#announce = [];
+      result = errorResult(
+        e instanceof StoreError
+          ? e
+          : new StoreError("internal", `store: applying ${cmd.op} failed: ${String(e)}`),
+      );
+    }
+    this.#undo = [];
+    const batches = this.#announce;
+    this.#announce = [];
+    for (const batch of batches) for (const l of [...this.#listeners]) l(batch);
+    return result;
+  }
+
+  /** Adds k to (or, with add false, removes it from) a lease's keys, undoably. */
+  #leaseKey(id: string, k: string, add: boolean): void {
+    const keys = this.#leases.get(id)?.keys;
+    if (!keys || keys.has(k) === add) return;
+    if (add) {
+      keys.add(k);
+      this.#undo.push(() => keys.delete(k));
+    } else {
+      keys.delete(k);
+      this.#undo.push(() => keys.add(k));
+    }
   }
 
   skip(index: number): void {
@@ -420,8 +452,8 @@ export class MvccStateMachine implements KvStateMachine {
       tomb: false,
     };
     this.#append(k, rec, ctx);
-    if (prev && prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
-    if (lease !== "0") this.#leases.get(lease)?.keys.add(k);
+    if (prev && prev.lease !== "0") this.#leaseKey(prev.lease, k, false);
+    if (lease !== "0") this.#leaseKey(lease, k, true);
     ctx.changed = true;
     const event: WatchEvent = { type: "PUT", kv: toKv(k, rec) };
     // etcd gives a creating PUT no prev_kv, even when the txn deleted an older key first.
@@ -456,7 +488,7 @@ export class MvccStateMachine implements KvStateMachine {
       { mod: rev, sub, create: 0, ver: 0, value: EMPTY, lease: "0", tomb: true },
       ctx,
     );
-    if (prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
+    if (prev.lease !== "0") this.#leaseKey(prev.lease, k, false);
     ctx.changed = true;
     const event: WatchEvent = { type: "DELETE", kv: tombKv(k, rev) };
     const before = this.#eventPrev(k, ctx);
@@ -478,17 +510,28 @@ export class MvccStateMachine implements KvStateMachine {
       recs = [];
       this.#history.set(k, recs);
       this.#keys.splice(lowerBound(this.#keys, k), 0, k);
+      this.#undo.push(() => {
+        this.#history.delete(k);
+        this.#keys.splice(lowerBound(this.#keys, k), 1);
+      });
     }
     recs.push(rec);
+    const added = recs;
+    this.#undo.push(() => added.pop());
   }
 
   #commit(ctx: WriteContext): void {
     if (!ctx.changed) return;
+    const before = this.#revision;
     this.#revision = ctx.begin + 1;
-    const batch: RevisionEvents = { revision: this.#revision, events: ctx.events };
     this.#revs.push(this.#revision);
     this.#revWrites.set(this.#revision, ctx.writes);
-    for (const l of [...this.#listeners]) l(batch);
+    this.#undo.push(() => {
+      this.#revWrites.delete(this.#revision);
+      this.#revs.pop();
+      this.#revision = before;
+    });
+    this.#announce.push({ revision: this.#revision, events: ctx.events });
   }
 
   /** etcd's applyCompare: every live key in the range must satisfy the compare; no live key
@@ -514,6 +557,7 @@ export class MvccStateMachine implements KvStateMachine {
     if (this.#leases.has(id)) throw new StoreError("leaseExists", ETCD_MESSAGES.leaseExists);
     const granted = Math.max(MIN_LEASE_TTL, Math.trunc(ttl));
     this.#leases.set(id, { ttl: granted, keys: new Set() });
+    this.#undo.push(() => this.#leases.delete(id));
     return { revision: String(this.#revision), id, ttl: granted };
   }
 
@@ -539,6 +583,7 @@ export class MvccStateMachine implements KvStateMachine {
       if (prev) this.#deleteKey(k, prev, ctx);
     }
     this.#leases.delete(id);
+    this.#undo.push(() => this.#leases.set(id, lease));
     this.#commit(ctx);
     return this.#revision;
   }
@@ -550,8 +595,9 @@ export class MvccStateMachine implements KvStateMachine {
     if (!(rev > this.#compactRevision)) {
       throw new StoreError("compacted", ETCD_MESSAGES.compacted);
     }
-    this.#compactRevision = rev;
+    // The compacted state is built aside and swapped in at once (one undo step).
     const keep: string[] = [];
+    const history = new Map<string, KeyRecord[]>();
     for (const k of this.#keys) {
       const recs = this.#history.get(k)!;
       // Keep the newest record at or below rev (unless it is a deletion) and everything newer.
@@ -562,20 +608,33 @@ export class MvccStateMachine implements KvStateMachine {
           break;
         }
       }
-      const rest = recs.slice(cut);
-      if (rest.length === 0) this.#history.delete(k);
-      else {
-        this.#history.set(k, rest);
+      const rest = cut === 0 ? recs : recs.slice(cut);
+      if (rest.length > 0) {
+        history.set(k, rest);
         keep.push(k);
       }
     }
-    this.#keys = keep;
     // History before rev is gone; writes at rev itself stay listed, and #eventsAt skips the
     // ones compaction removed (as in etcd: deletions at rev, and puts at rev of keys deleted
     // later in that same revision).
     const first = lowerBound(this.#revs, rev);
-    for (const r of this.#revs.slice(0, first)) this.#revWrites.delete(r);
+    const revWrites = new Map(this.#revWrites);
+    for (const r of this.#revs.slice(0, first)) revWrites.delete(r);
+    const was = [this.#compactRevision, this.#keys, this.#history, this.#revs, this.#revWrites];
+    this.#undo.push(() => {
+      [this.#compactRevision, this.#keys, this.#history, this.#revs, this.#revWrites] = was as [
+        number,
+        string[],
+        Map<string, KeyRecord[]>,
+        number[],
+        Map<number, [string, number][]>,
+      ];
+    });
+    this.#compactRevision = rev;
+    this.#keys = keep;
+    this.#history = history;
     this.#revs = this.#revs.slice(first);
+    this.#revWrites = revWrites;
   }
 
   // ---------------------------------------------------------------------------------- snapshot
