@@ -13,9 +13,12 @@
 // leader itself (a MsgProp over the peer transport, as Raft would, without waiting for its ready
 // loop). The write resolves when the entry carrying its
 // requestId is applied locally. After a leader change, every pending write is proposed again,
-// and a follower forwards a write again when it has not applied after two election timeouts
-// (the state machine applies a requestId at most once: it remembers the last 4096). A write
-// still pending after writeTimeoutMs rejects "unavailable": its outcome is unknown.
+// and a follower forwards a write again when it has not applied after two election timeouts.
+// Each write is stamped once, when it is taken, with the last log index at which it may apply
+// (this member's commit index plus dedupeWindow); every copy carries the same stamp, and the state
+// machine remembers the requestId until then and refuses a copy after it, so a write applies at
+// most once however many copies are in flight. A write still pending after writeTimeoutMs rejects
+// "unavailable": its outcome is unknown.
 //
 // Linearizable reads: a batch of readBarrier() calls shares one ReadIndex request; each resolves
 // when the local state machine has applied the index the leader confirmed.
@@ -47,6 +50,7 @@ import {
 } from "./kv.ts";
 import { ETCD_MESSAGES, StoreError } from "./errors.ts";
 import { compactionDue, DEFAULT_RETAIN_REVISIONS } from "./auto_compactor.ts";
+import { DEFAULT_DEDUPE_WINDOW, MAX_DEDUPE_WINDOW } from "./state_machine.ts";
 import type { LogStore } from "./member/log_store.ts";
 import { type ConfChangeContext, encodeConfContext, MemberTable } from "./member/members.ts";
 import { decodeSnapshotData, encodeSnapshotData } from "./member/snapshot_envelope.ts";
@@ -92,6 +96,10 @@ export interface RaftKvOptions {
   writeTimeoutMs?: number;
   readTimeoutMs?: number;
   snapshotCount?: number;
+  /** How many log entries after this member's commit index a write it takes may still apply
+   *  (default DEFAULT_DEDUPE_WINDOW, at most MAX_DEDUPE_WINDOW); a copy later than that is
+   *  refused. */
+  dedupeWindow?: number;
   /** Entries kept behind a snapshot for slow followers. */
   snapshotCatchUpEntries?: number;
   /** MVCC revisions of history the leader keeps (etcd's revision-mode auto-compaction; it
@@ -322,7 +330,7 @@ export class RaftKv implements Kv {
     const p = new Promise<unknown>((resolve, reject) => {
       const w: PendingWrite = {
         requestId: cmd.requestId,
-        data: encodeCommand(cmd),
+        data: encodeCommand({ ...cmd, expires: this.writeExpiry() }),
         resolve,
         reject,
         deadline: this.opts.now() + (this.opts.writeTimeoutMs ?? 5000),
@@ -335,6 +343,13 @@ export class RaftKv implements Kv {
       this.kick();
     });
     return p.then(unwrapApplyResult);
+  }
+
+  /** The last log index at which a write taken now may apply: it lands above this member's
+   *  commit index, so it has at least the window's length in which to be re-sent. */
+  private writeExpiry(): number {
+    const window = Math.min(this.opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, MAX_DEDUPE_WINDOW);
+    return this.node.basicStatus().hardState.commit + window;
   }
 
   readBarrier(): Promise<void> {

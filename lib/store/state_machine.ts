@@ -1,7 +1,11 @@
 // The store's replicated state machine: an MVCC key-value store with etcd's semantics (one global
 // revision, per-key create/mod revision and version, history until compaction), leases (granted
 // TTL and attached keys; deadlines live in the leader's lessor, not here), a history of events
-// for watches, and memory of recent request ids so a re-sent command is applied at most once.
+// for watches, and memory of recent request ids so a re-sent command is applied at most once:
+// each command names the last log index at which it may apply (`expires`); until then its id is
+// remembered and a copy answered with the first result, after it a copy is refused. Both rules
+// depend only on the log, so every member decides alike, and the ids remembered are bounded by
+// the window (MAX_DEDUPE_WINDOW entries), whatever the load.
 //
 // Pure and deterministic: no clocks, randomness or I/O. The same commands at the same indexes
 // give the same state and the same snapshot bytes on every member.
@@ -38,8 +42,17 @@ import { decodeHistory, encodeHistory, type HistoryRecord } from "./history_code
 export const MIN_LEASE_TTL = 2;
 /** etcd's MaxLeaseTTL. */
 export const MAX_LEASE_TTL = 9_000_000_000;
-/** How many request ids (with their results) are remembered; the oldest is forgotten first. */
-export const DEDUP_CAPACITY = 4096;
+/** The longest window a command may name (`expires` minus the index it is applied at): what
+ *  bounds the request ids remembered. */
+export const MAX_DEDUPE_WINDOW = 100_000;
+/** The window members stamp on the writes they take (and assume for unstamped commands). */
+export const DEFAULT_DEDUPE_WINDOW = 50_000;
+
+/** A request id remembered until its command's window ends. */
+interface Remembered {
+  expires: number;
+  result: ApplyResult;
+}
 
 /** One version of one key; `tomb` marks a deletion at `mod`; `sub` orders the writes of one
  *  revision (a txn). The snapshot codec writes these records as they are. */
@@ -75,7 +88,8 @@ export class MvccStateMachine implements KvStateMachine {
    *  events themselves are rebuilt from #history when a watcher replays (see #eventsAt). */
   #revs: number[] = [];
   #revWrites = new Map<number, [string, number][]>();
-  #dedup = new Map<string, ApplyResult>();
+  /** In the order applied; an entry is dropped once the applied index passes its expiry. */
+  #dedup = new Map<string, Remembered>();
   #listeners = new Set<(batch: RevisionEvents) => void>();
   /** While a command applies: how to take back each change it made, newest last (so a command
    *  that throws halfway leaves nothing behind), and the event batches to announce once it
@@ -99,23 +113,38 @@ export class MvccStateMachine implements KvStateMachine {
   apply(index: number, cmd: Command): ApplyResult {
     if (index <= this.#appliedIndex) {
       const seen = cmd.requestId ? this.#dedup.get(cmd.requestId) : undefined;
-      return seen ?? errorResult(
+      return seen?.result ?? errorResult(
         new StoreError("internal", `store: index ${index} was already applied`),
       );
     }
     this.#appliedIndex = index;
-    if (cmd.requestId) {
-      const seen = this.#dedup.get(cmd.requestId);
-      if (seen) return seen;
-    }
+    this.#forgetExpired(index);
+    if (!cmd.requestId) return this.#applyWhole(cmd);
+    const refused = windowRefusal(index, cmd.expires);
+    if (refused) return refused;
+    const seen = this.#dedup.get(cmd.requestId);
+    if (seen) return seen.result;
     const result = this.#applyWhole(cmd);
-    if (cmd.requestId) {
-      this.#dedup.set(cmd.requestId, result);
-      if (this.#dedup.size > DEDUP_CAPACITY) {
-        this.#dedup.delete(this.#dedup.keys().next().value!);
-      }
-    }
+    const expires = cmd.expires ?? index + DEFAULT_DEDUPE_WINDOW;
+    this.#dedup.set(cmd.requestId, { expires, result });
     return result;
+  }
+
+  /** Drops the ids whose window ended before `index`, oldest first. An id whose window is
+   *  longer than an older one's may hold that one back a little; both are gone once the
+   *  older one's index is MAX_DEDUPE_WINDOW behind, so at most that many are remembered. */
+  #forgetExpired(index: number): void {
+    for (const [id, r] of this.#dedup) {
+      if (r.expires >= index) return;
+      this.#dedup.delete(id);
+    }
+  }
+
+  /** How many request ids can still matter (their window has not ended). */
+  rememberedRequests(): number {
+    let n = 0;
+    for (const r of this.#dedup.values()) if (r.expires > this.#appliedIndex) n++;
+    return n;
   }
 
   /** Applies cmd completely or not at all. A bug must not become a poison pill that stops every
@@ -650,7 +679,9 @@ export class MvccStateMachine implements KvStateMachine {
       leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
         [id, l],
       ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
-      dedup: [...this.#dedup.entries()],
+      requests: [...this.#dedup.entries()]
+        .filter(([, r]) => r.expires > this.#appliedIndex)
+        .map(([id, r]) => [id, r.expires, r.result]),
     };
     const head = new TextEncoder().encode(encodeResult(header));
     const history = encodeHistory(this.#keys.map((k) => [k, this.#history.get(k)!]));
@@ -687,7 +718,7 @@ export class MvccStateMachine implements KvStateMachine {
       }
       list.push([k, sub]);
     }
-    this.#dedup = new Map(image.dedup);
+    this.#dedup = restoredRequests(image);
     for (const l of [...this.#restoreListeners]) l();
   }
 
@@ -716,7 +747,34 @@ interface SnapshotHeader {
   revision: number;
   compactRevision: number;
   leases: [string, number, Uint8Array[]][];
-  dedup: [string, ApplyResult][];
+  /** Request ids whose window has not ended, in the order applied: [id, expires, result]. */
+  requests?: [string, number, ApplyResult][];
+  /** Written by earlier versions instead of `requests`: ids without a window. */
+  dedup?: [string, ApplyResult][];
+}
+
+/** The remembered request ids of a snapshot; ids from an earlier version's snapshot get the
+ *  default window from the snapshot's index (the same on every member restoring it). */
+function restoredRequests(image: SnapshotImage): Map<string, Remembered> {
+  const out = new Map<string, Remembered>();
+  for (const [id, result] of image.dedup ?? []) {
+    out.set(id, { expires: image.appliedIndex + DEFAULT_DEDUPE_WINDOW, result });
+  }
+  for (const [id, expires, result] of image.requests ?? []) out.set(id, { expires, result });
+  return out;
+}
+
+/** Whether a command's window refuses it at `index`: it ended (a late copy of a write that was
+ *  applied before, or never will be), or it is longer than any member may stamp. */
+function windowRefusal(index: number, expires: number | undefined): ApplyError | null {
+  if (expires === undefined) return null;
+  if (!Number.isSafeInteger(expires) || expires - index > MAX_DEDUPE_WINDOW) {
+    return errorResult(
+      new StoreError("invalidArgument", `store: request window ${expires} is not valid here`),
+    );
+  }
+  if (index > expires) return errorResult(new StoreError("unavailable", ETCD_MESSAGES.timeout));
+  return null;
 }
 
 /** A snapshot decoded, whichever format it was written in. */
