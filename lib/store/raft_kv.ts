@@ -134,6 +134,14 @@ interface ReadBatch {
   issuedAtTick: number;
 }
 
+interface AppliedWaiter {
+  index: number;
+  resolve(): void;
+  /** Set for a wait that gives up ("request timed out") at `deadline`. */
+  reject?(e: Error): void;
+  deadline?: number;
+}
+
 interface PendingConfChange {
   cc: ConfChange;
   resolve(): void;
@@ -186,7 +194,7 @@ export class RaftKv implements Kv {
   private expiring = false;
   private compacting = false;
   private loopError: Error | undefined;
-  private readonly appliedWaiters: { index: number; resolve(): void }[] = [];
+  private readonly appliedWaiters: AppliedWaiter[] = [];
   /** The hard state last handed to storage.save (term and vote must be durable before votes). */
   private savedHardState: HardState;
 
@@ -379,6 +387,7 @@ export class RaftKv implements Kv {
   }
 
   async leaseKeepAlive(id: string): Promise<{ ttl: number }> {
+    if (this.role === "leader") await this.waitAppliedCommit();
     if (this.role === "leader") {
       const ttl = this.opts.lessor.keepAlive(id, this.opts.now());
       if (ttl === null) {
@@ -392,6 +401,7 @@ export class RaftKv implements Kv {
   }
 
   async leaseTimeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | null> {
+    if (this.role === "leader") await this.waitAppliedCommit();
     if (this.role === "leader") {
       const info = this.sm.lease(id);
       if (!info) return null;
@@ -484,6 +494,20 @@ export class RaftKv implements Kv {
     return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }));
   }
 
+  /**
+   * Lease liveness is answered from the applied state: a leader first applies everything it has
+   * committed (etcd 3.5's waitAppliedIndex), or a lease granted just before, committed but not
+   * yet applied here (a new leader catching up), would be reported "not found".
+   */
+  private waitAppliedCommit(): Promise<void> {
+    const commit = this.node.basicStatus().hardState.commit;
+    if (this.applied >= commit) return Promise.resolve();
+    const deadline = this.opts.now() + (this.opts.readTimeoutMs ?? 5000);
+    return new Promise((resolve, reject) =>
+      this.appliedWaiters.push({ index: commit, resolve, reject, deadline })
+    );
+  }
+
   /** Campaign now (a single-voter cluster does not have to wait for an election timeout). */
   campaign(): void {
     this.node.campaign();
@@ -500,6 +524,7 @@ export class RaftKv implements Kv {
     this.readBatches.clear();
     this.pendingConf?.reject(err);
     this.pendingConf = undefined;
+    for (const w of this.appliedWaiters.splice(0)) w.reject?.(err);
   }
 
   // ----- internals ----------------------------------------------------------------------------
@@ -562,6 +587,13 @@ export class RaftKv implements Kv {
       });
       b.waiters = keep;
       if (keep.length === 0) this.readBatches.delete(ctx);
+    }
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.appliedWaiters[i];
+      if (w.reject && w.deadline !== undefined && now >= w.deadline) {
+        this.appliedWaiters.splice(i, 1);
+        w.reject(unavailable(ETCD_MESSAGES.timeout));
+      }
     }
     if (this.pendingConf && now >= this.pendingConf.deadline) {
       this.pendingConf.reject(unavailable("membership change timed out"));

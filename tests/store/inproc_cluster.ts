@@ -1,6 +1,7 @@
 // An in-process cluster of RaftKvs joined by an in-memory network with switchable links,
 // ticked by a real timer. For driver tests that need no sockets and no processes.
-import { RaftKv, type RaftKvOptions } from "../../lib/store/raft_kv.ts";
+import { type LeaderLessor, RaftKv, type RaftKvOptions } from "../../lib/store/raft_kv.ts";
+import { Lessor } from "../../lib/store/lessor.ts";
 import { MemoryLogStore } from "../../lib/store/member/log_store.ts";
 import { MemberTable } from "../../lib/store/member/members.ts";
 import { encodeSnapshotData } from "../../lib/store/member/snapshot_envelope.ts";
@@ -29,6 +30,8 @@ export class InprocCluster {
     readonly snapshotCount = 1000,
     /** Options every member starts with, over the defaults below. */
     readonly extra: Partial<RaftKvOptions> = {},
+    /** Real lessors (lease liveness on the leader) instead of none. */
+    readonly leases = false,
   ) {}
 
   rand = (n: number) => {
@@ -46,8 +49,9 @@ export class InprocCluster {
     tickMs = 10,
     snapshotCount = 1000,
     extra: Partial<RaftKvOptions> = {},
+    leases = false,
   ): InprocCluster {
-    const c = new InprocCluster(tickMs, snapshotCount, extra);
+    const c = new InprocCluster(tickMs, snapshotCount, extra, leases);
     const members = MemberTable.from({
       members: ids.map((id) => ({ id, address: `node${id}`, name: `n${id}` })),
       maxId: Math.max(...ids),
@@ -73,7 +77,7 @@ export class InprocCluster {
       applied: snap.metadata.index,
       rand: this.rand,
       now: () => Date.now(),
-      lessor: noLessor,
+      lessor: this.leases ? new Lessor(sm) as LeaderLessor : noLessor,
       tickMs: this.tickMs,
       electionTick: 10,
       heartbeatTick: 1,
