@@ -189,6 +189,8 @@ export class RaftKv implements Kv {
   private openBatch: ReadBatch | undefined;
   private readonly readBatches = new Map<string, ReadBatch>();
   private pendingConf: PendingConfChange | undefined;
+  /** Set by the Raft logger while a configuration change is refused (see confRefusal). */
+  private refusedConfChange: string | undefined;
   private tickCount = 0;
   private forceSnapshot = false;
   private expiring = false;
@@ -223,7 +225,12 @@ export class RaftKv implements Kv {
       preVote: true,
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
-      logger: (event, fields) => this.log("debug", `raft_${event}`, fields),
+      logger: (event, fields) => {
+        if (event === "confChangeRefused" || event === "confChangeIgnored") {
+          this.refusedConfChange = String(fields.reason ?? event);
+        }
+        this.log("debug", `raft_${event}`, fields);
+      },
     });
   }
 
@@ -438,15 +445,31 @@ export class RaftKv implements Kv {
         reject,
         deadline: this.opts.now() + (this.opts.writeTimeoutMs ?? 5000),
       };
+      let refused: string | undefined;
       try {
-        this.node.proposeConfChange(full);
+        refused = this.confRefusal(() => this.node.proposeConfChange(full));
       } catch (e) {
+        refused = (e as Error).message;
+      }
+      if (refused !== undefined) {
+        // Raft appends a no-op in its place (one change at a time): say so now, not at the
+        // deadline.
         this.pendingConf = undefined;
-        reject(unavailable(`membership change refused: ${(e as Error).message}`));
+        reject(unavailable(`membership change refused: ${refused}`));
         return;
       }
       this.kick();
     });
+  }
+
+  /** Runs fn (a Raft call that may refuse a configuration change, which Raft reports only
+   *  through its log events) and returns the reason if it refused one. */
+  private confRefusal(fn: () => void): string | undefined {
+    this.refusedConfChange = undefined;
+    fn();
+    const reason = this.refusedConfChange;
+    this.refusedConfChange = undefined;
+    return reason;
   }
 
   hasPendingConfChange(): boolean {
@@ -763,29 +786,7 @@ export class RaftKv implements Kv {
   private applyEntry(e: Entry): void {
     if (e.index <= this.applied) return;
     if (e.type === "confChange") {
-      const cc = decodeConfChange(e.data);
-      this.conf = this.node.applyConfChange(cc);
-      this.members.apply(cc);
-      if (e.index > this.sm.appliedIndex) this.sm.skip(e.index);
-      this.applied = e.index;
-      this.log("info", cc.type === "removeNode" ? "peer_removed" : "conf_changed", {
-        change: cc.type,
-        node: cc.nodeId,
-        address: this.members.get(cc.nodeId)?.address,
-        voters: this.conf.voters.join(","),
-        learners: this.conf.learners.join(","),
-      });
-      // A member added with an empty log can only accept a snapshot whose configuration
-      // includes it, so take one now (on every member: any of them may be the leader).
-      if (cc.type === "addLearner") this.forceSnapshot = true;
-      this.opts.onConfChange?.(cc, this.conf, this.members);
-      if (
-        this.pendingConf && this.pendingConf.cc.nodeId === cc.nodeId &&
-        this.pendingConf.cc.type === cc.type
-      ) {
-        this.pendingConf.resolve();
-        this.pendingConf = undefined;
-      }
+      this.applyConfEntry(e);
       return;
     }
     if (e.data.length === 0) {
@@ -809,6 +810,42 @@ export class RaftKv implements Kv {
       this.pending.delete(cmd.requestId);
       p.resolve(result);
     }
+  }
+
+  /** A committed configuration change: to Raft, then (unless Raft refused it) to the member
+   *  table; the caller waiting for it hears either way. */
+  private applyConfEntry(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const refused = this.confRefusal(() => (this.conf = this.node.applyConfChange(cc)));
+    if (refused === undefined) this.members.apply(cc);
+    if (e.index > this.sm.appliedIndex) this.sm.skip(e.index);
+    this.applied = e.index;
+    const waiting = this.pendingConf?.cc.nodeId === cc.nodeId &&
+        this.pendingConf.cc.type === cc.type
+      ? this.pendingConf
+      : undefined;
+    if (waiting) this.pendingConf = undefined;
+    if (refused !== undefined) {
+      this.log("warn", "conf_change_refused", {
+        change: cc.type,
+        node: cc.nodeId,
+        reason: refused,
+      });
+      waiting?.reject(unavailable(`membership change refused: ${refused}`));
+      return;
+    }
+    this.log("info", cc.type === "removeNode" ? "peer_removed" : "conf_changed", {
+      change: cc.type,
+      node: cc.nodeId,
+      address: this.members.get(cc.nodeId)?.address,
+      voters: this.conf.voters.join(","),
+      learners: this.conf.learners.join(","),
+    });
+    // A member added with an empty log can only accept a snapshot whose configuration
+    // includes it, so take one now (on every member: any of them may be the leader).
+    if (cc.type === "addLearner") this.forceSnapshot = true;
+    this.opts.onConfChange?.(cc, this.conf, this.members);
+    waiting?.resolve();
   }
 
   private onReadStates(rs: ReadState[]): void {
