@@ -48,11 +48,10 @@ export const MAX_DEDUPE_WINDOW = 100_000;
 /** The window members stamp on the writes they take (and assume for unstamped commands). */
 export const DEFAULT_DEDUPE_WINDOW = 50_000;
 
-/** A request id remembered until its command's window ends. */
-interface Remembered {
-  expires: number;
-  result: ApplyResult;
-}
+/** How many recent results are kept to answer a copy with. Only a member that missed the first
+ *  application (it installed a snapshot meanwhile) can still be waiting for one; the others
+ *  answered their waiter then. Not part of the replicated state or of snapshots. */
+const RESULTS_KEPT = 4096;
 
 /** One version of one key; `tomb` marks a deletion at `mod`; `sub` orders the writes of one
  *  revision (a txn). The snapshot codec writes these records as they are. */
@@ -88,8 +87,11 @@ export class MvccStateMachine implements KvStateMachine {
    *  events themselves are rebuilt from #history when a watcher replays (see #eventsAt). */
   #revs: number[] = [];
   #revWrites = new Map<number, [string, number][]>();
-  /** In the order applied; an entry is dropped once the applied index passes its expiry. */
-  #dedup = new Map<string, Remembered>();
+  /** Request id -> the last index at which its command may apply, in the order applied; an
+   *  entry is dropped once the applied index passes it. */
+  #dedup = new Map<string, number>();
+  /** The results of the last RESULTS_KEPT commands with a request id (see RESULTS_KEPT). */
+  #results = new Map<string, ApplyResult>();
   #listeners = new Set<(batch: RevisionEvents) => void>();
   /** While a command applies: how to take back each change it made, newest last (so a command
    *  that throws halfway leaves nothing behind), and the event batches to announce once it
@@ -112,8 +114,8 @@ export class MvccStateMachine implements KvStateMachine {
 
   apply(index: number, cmd: Command): ApplyResult {
     if (index <= this.#appliedIndex) {
-      const seen = cmd.requestId ? this.#dedup.get(cmd.requestId) : undefined;
-      return seen?.result ?? errorResult(
+      const seen = cmd.requestId ? this.#results.get(cmd.requestId) : undefined;
+      return seen ?? errorResult(
         new StoreError("internal", `store: index ${index} was already applied`),
       );
     }
@@ -122,20 +124,29 @@ export class MvccStateMachine implements KvStateMachine {
     if (!cmd.requestId) return this.#applyWhole(cmd);
     const refused = windowRefusal(index, cmd.expires);
     if (refused) return refused;
-    const seen = this.#dedup.get(cmd.requestId);
-    if (seen) return seen.result;
+    if (this.#dedup.has(cmd.requestId)) {
+      // Applied before: never again. The first result if still kept; otherwise the outcome is
+      // unknown to whoever could still be waiting (it did apply).
+      return this.#results.get(cmd.requestId) ??
+        errorResult(new StoreError("unavailable", ETCD_MESSAGES.timeout));
+    }
     const result = this.#applyWhole(cmd);
-    const expires = cmd.expires ?? index + DEFAULT_DEDUPE_WINDOW;
-    this.#dedup.set(cmd.requestId, { expires, result });
+    this.#dedup.set(cmd.requestId, cmd.expires ?? index + DEFAULT_DEDUPE_WINDOW);
+    this.#keepResult(cmd.requestId, result);
     return result;
+  }
+
+  #keepResult(id: string, result: ApplyResult): void {
+    this.#results.set(id, result);
+    if (this.#results.size > RESULTS_KEPT) this.#results.delete(this.#results.keys().next().value!);
   }
 
   /** Drops the ids whose window ended before `index`, oldest first. An id whose window is
    *  longer than an older one's may hold that one back a little; both are gone once the
    *  older one's index is MAX_DEDUPE_WINDOW behind, so at most that many are remembered. */
   #forgetExpired(index: number): void {
-    for (const [id, r] of this.#dedup) {
-      if (r.expires >= index) return;
+    for (const [id, expires] of this.#dedup) {
+      if (expires >= index) return;
       this.#dedup.delete(id);
     }
   }
@@ -143,7 +154,7 @@ export class MvccStateMachine implements KvStateMachine {
   /** How many request ids can still matter (their window has not ended). */
   rememberedRequests(): number {
     let n = 0;
-    for (const r of this.#dedup.values()) if (r.expires > this.#appliedIndex) n++;
+    for (const expires of this.#dedup.values()) if (expires > this.#appliedIndex) n++;
     return n;
   }
 
@@ -679,9 +690,7 @@ export class MvccStateMachine implements KvStateMachine {
       leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
         [id, l],
       ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
-      requests: [...this.#dedup.entries()]
-        .filter(([, r]) => r.expires > this.#appliedIndex)
-        .map(([id, r]) => [id, r.expires, r.result]),
+      requests: this.#requestsToKeep(),
     };
     const head = new TextEncoder().encode(encodeResult(header));
     const history = encodeHistory(this.#keys.map((k) => [k, this.#history.get(k)!]));
@@ -691,6 +700,18 @@ export class MvccStateMachine implements KvStateMachine {
     out.set(head, SNAPSHOT_MAGIC.length + 4);
     out.set(history, SNAPSHOT_MAGIC.length + 4 + head.length);
     return out;
+  }
+
+  /** The request ids that can still matter (window not ended), in the order applied. */
+  #requestsToKeep(): [string[], number[]] {
+    const ids: string[] = [];
+    const until: number[] = [];
+    for (const [id, expires] of this.#dedup) {
+      if (expires <= this.#appliedIndex) continue;
+      ids.push(id);
+      until.push(expires);
+    }
+    return [ids, until];
   }
 
   restore(bytes: Uint8Array): void {
@@ -718,7 +739,16 @@ export class MvccStateMachine implements KvStateMachine {
       }
       list.push([k, sub]);
     }
-    this.#dedup = restoredRequests(image);
+    this.#dedup = new Map();
+    this.#results = new Map();
+    // An earlier version's snapshot has ids (with results) but no windows: the default window
+    // from the snapshot's index, the same on every member restoring it.
+    for (const [id, result] of image.dedup ?? []) {
+      this.#dedup.set(id, image.appliedIndex + DEFAULT_DEDUPE_WINDOW);
+      this.#keepResult(id, result);
+    }
+    const [ids, until] = image.requests ?? [[], []];
+    ids.forEach((id, i) => this.#dedup.set(id, until[i]));
     for (const l of [...this.#restoreListeners]) l();
   }
 
@@ -747,21 +777,11 @@ interface SnapshotHeader {
   revision: number;
   compactRevision: number;
   leases: [string, number, Uint8Array[]][];
-  /** Request ids whose window has not ended, in the order applied: [id, expires, result]. */
-  requests?: [string, number, ApplyResult][];
-  /** Written by earlier versions instead of `requests`: ids without a window. */
+  /** Request ids whose window has not ended, in the order applied, and each one's last index
+   *  (two lists: compact for the tens of thousands a busy window holds). No results. */
+  requests?: [string[], number[]];
+  /** Written by earlier versions instead of `requests`: ids with results, without a window. */
   dedup?: [string, ApplyResult][];
-}
-
-/** The remembered request ids of a snapshot; ids from an earlier version's snapshot get the
- *  default window from the snapshot's index (the same on every member restoring it). */
-function restoredRequests(image: SnapshotImage): Map<string, Remembered> {
-  const out = new Map<string, Remembered>();
-  for (const [id, result] of image.dedup ?? []) {
-    out.set(id, { expires: image.appliedIndex + DEFAULT_DEDUPE_WINDOW, result });
-  }
-  for (const [id, expires, result] of image.requests ?? []) out.set(id, { expires, result });
-  return out;
 }
 
 /** Whether a command's window refuses it at `index`: it ended (a late copy of a write that was

@@ -30,7 +30,12 @@ Deno.test("a write re-sent after 5,000 others is not applied a second time", () 
   const revision = sm.revision;
   const again = sm.apply(++index, first);
   assert.equal(sm.revision, revision, "the re-sent copy changed nothing");
-  assert.deepEqual(again, { revision: "2" }, "answered with the first result");
+  // Only the last 4,096 results are kept (a waiter normally had its answer long ago): the
+  // outcome is reported unknown, never applied again.
+  assert.ok(isApplyError(again) && again.error.code === "unavailable");
+  const recent = `other-${4999}`;
+  assert.deepEqual(sm.apply(++index, put(recent, "k4999", 20_000)), { revision: "5002" });
+  assert.equal(sm.revision, revision);
 });
 
 Deno.test("a copy that arrives after its window is refused, and the id is forgotten by then", () => {
@@ -154,6 +159,9 @@ Deno.test("request ids in an earlier version's snapshot are still remembered aft
   const sm = MvccStateMachine.restore(new TextEncoder().encode(v2));
   assert.deepEqual(sm.apply(8, put("r1", "x", 20)), { revision: "4" });
   assert.equal(sm.revision, 4);
+  // Snapshots keep ids and windows, not results: still refused, the outcome reported unknown.
   const again = MvccStateMachine.restore(sm.snapshot());
-  assert.deepEqual(again.apply(9, put("r1", "x", 20)), { revision: "4" });
+  const r = again.apply(9, put("r1", "x", 20));
+  assert.ok(isApplyError(r) && r.error.code === "unavailable");
+  assert.equal(again.revision, 4);
 });
