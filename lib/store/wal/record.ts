@@ -111,6 +111,19 @@ export function scanRecords(bytes: Uint8Array): ScanResult {
       if (allZero(bytes.subarray(at))) {
         return { records, end: { kind: "torn", offset: at, reason: "zero-filled tail" } };
       }
+      // A header that straddles a sector boundary, with nothing but zeros from that boundary on:
+      // its first sector reached the disk, the next one never did.
+      const boundary = (Math.floor(at / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+      if (boundary < at + HEADER_BYTES && allZero(bytes.subarray(boundary))) {
+        return {
+          records,
+          end: {
+            kind: "torn",
+            offset: at,
+            reason: `the last record's sector at ${boundary} was never written`,
+          },
+        };
+      }
       return { records, end: { kind: "corrupt", offset: at, reason: "header crc mismatch" } };
     }
     const length = view.getUint32(at, true);

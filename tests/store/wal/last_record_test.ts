@@ -40,6 +40,24 @@ Deno.test("a last record whose unwritten sector reads as zeros is a torn write",
   });
 });
 
+Deno.test("a last record whose header straddles an unwritten sector is a torn write", () => {
+  // The first record ends 4 bytes before a sector boundary: the next header's first 4 bytes are
+  // in a written sector, the rest (and everything after) in one that never reached the disk.
+  const head = encodeRecord(RecordType.segmentHeader, new Uint8Array(512 - 16 - 4).fill(1));
+  const next = encodeRecord(RecordType.entry, new Uint8Array(600).fill(7));
+  const bytes = concatBytes([head, next]);
+  bytes.fill(0, 512);
+  assert.deepEqual(scanRecords(bytes).end, {
+    kind: "torn",
+    offset: head.length,
+    reason: "the last record's sector at 512 was never written",
+  });
+  // The same header damaged with data after it is corruption.
+  const damaged = concatBytes([head, next]);
+  damaged[head.length + 1] ^= 0x01;
+  assert.equal(scanRecords(damaged).end.kind, "corrupt");
+});
+
 Deno.test("a synced vote whose record is damaged refuses to start; one cut short is truncated", async () => {
   const { dir, cleanup } = await tempDir();
   try {
