@@ -93,19 +93,19 @@ Deno.test("with a small window, writes through every member during leader transf
       }
     };
     const writers = [1, 2, 3].flatMap((id) => [0, 1, 2, 3, 4, 5].map((lane) => writer(id, lane)));
-    // Copies are forced two ways: a follower that stops receiving the log for 300 ms (longer
+    // Copies are forced two ways: a follower that stops receiving the log for 600 ms (longer
     // than two election timeouts) forwards its pending writes again, and every leader change
     // has each member propose its pending writes again.
     let starved = 0;
     let until = 0;
     c.drop = (_from, m) => m.type === "MsgApp" && m.to === starved && Date.now() < until;
-    for (let t = 0; t < 8; t++) {
+    for (let t = 0; t < 6; t++) {
       const leader = c.leader();
       if (leader) {
         starved = [1, 2, 3].find((id) => id !== leader.id)!;
-        until = Date.now() + 300;
+        until = Date.now() + 600;
       }
-      await new Promise((r) => setTimeout(r, 350));
+      await new Promise((r) => setTimeout(r, 650));
       const now = c.leader();
       if (now) now.kv.transferLeadership([1, 2, 3].find((id) => id !== now.id && id !== starved)!);
       await new Promise((r) => setTimeout(r, 100));
