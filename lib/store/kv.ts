@@ -70,11 +70,18 @@ export type RequestOp =
   | { txn: TxnRequest };
 
 /**
- * A replicated command. requestId makes application idempotent: the state machine remembers
- * recent requestIds (bounded, deterministic eviction) and returns the remembered result for a
- * repeat instead of applying twice.
+ * A replicated command. requestId makes application idempotent: the state machine remembers a
+ * requestId until the command's `expires` and returns the remembered result for a repeat
+ * instead of applying twice; a copy applied after `expires` is refused (see state_machine.ts).
  */
-export type Command =
+export type Command = CommandBody & {
+  /** The last log index at which this command may be applied: stamped once by the member that
+   *  took the write and carried unchanged by every re-proposal. Absent in commands written by
+   *  earlier versions. */
+  expires?: number;
+};
+
+type CommandBody =
   | ({ op: "put"; requestId: string } & PutRequest)
   | ({ op: "deleteRange"; requestId: string } & DeleteRangeRequest)
   | ({ op: "txn"; requestId: string } & TxnRequest)
@@ -242,6 +249,8 @@ export interface Kv {
   leaseTimeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | null>;
   /** Member/cluster info for response headers (decimal strings). */
   header(): { clusterId: string; memberId: string; raftTerm: string };
+  /** What this member knows of the cluster's Raft state (decimal strings; leader "0": none). */
+  raftStatus(): { leader: string; commitIndex: string };
 }
 
 // ---------------------------------------------------------------------------------------------

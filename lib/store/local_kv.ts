@@ -77,6 +77,11 @@ export class LocalKv implements Kv {
     return { clusterId: this.#clusterId, memberId: this.#memberId, raftTerm: "1" };
   }
 
+  raftStatus(): { leader: string; commitIndex: string } {
+    // One process, always the leader; everything it committed is applied at once.
+    return { leader: this.#memberId, commitIndex: String(this.sm.appliedIndex) };
+  }
+
   /** Revokes (through a leaseExpire command) every lease whose deadline has passed. */
   async expireLeases(): Promise<string[]> {
     if (this.#expiring) return [];

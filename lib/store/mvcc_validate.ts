@@ -35,17 +35,18 @@ export function checkTxn(txn: TxnRequest): void {
   checkIntervals(txn.failure);
 }
 
-function checkTxnOps(txn: TxnRequest): void {
-  if (
-    txn.compare.length > MAX_TXN_OPS || txn.success.length > MAX_TXN_OPS ||
-    txn.failure.length > MAX_TXN_OPS
-  ) throw invalid(ETCD_MESSAGES.tooManyOps);
+/** etcd's rule: the longest of a txn's compare, success and failure lists is its operation
+ *  count, and a nested txn may only use what its parents left of MAX_TXN_OPS. That also bounds
+ *  the nesting depth (below MAX_TXN_OPS), so applying a txn never depends on stack size. */
+function checkTxnOps(txn: TxnRequest, budget = MAX_TXN_OPS): void {
+  const ops = Math.max(txn.compare.length, txn.success.length, txn.failure.length);
+  if (ops > budget) throw invalid(ETCD_MESSAGES.tooManyOps);
   for (const c of txn.compare) checkKey(c.key);
   for (const op of [...txn.success, ...txn.failure]) {
     if ("range" in op) checkKey(op.range.key);
     else if ("put" in op) checkPut(op.put);
     else if ("deleteRange" in op) checkKey(op.deleteRange.key);
-    else checkTxnOps(op.txn);
+    else checkTxnOps(op.txn, budget - ops);
   }
 }
 

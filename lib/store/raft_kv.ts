@@ -13,9 +13,12 @@
 // leader itself (a MsgProp over the peer transport, as Raft would, without waiting for its ready
 // loop). The write resolves when the entry carrying its
 // requestId is applied locally. After a leader change, every pending write is proposed again,
-// and a follower forwards a write again when it has not applied after two election timeouts
-// (the state machine applies a requestId at most once: it remembers the last 4096). A write
-// still pending after writeTimeoutMs rejects "unavailable": its outcome is unknown.
+// and a follower forwards a write again when it has not applied after two election timeouts.
+// Each write is stamped once, when it is taken, with the last log index at which it may apply
+// (this member's commit index plus dedupeWindow); every copy carries the same stamp, and the state
+// machine remembers the requestId until then and refuses a copy after it, so a write applies at
+// most once however many copies are in flight. A write still pending after writeTimeoutMs rejects
+// "unavailable": its outcome is unknown.
 //
 // Linearizable reads: a batch of readBarrier() calls shares one ReadIndex request; each resolves
 // when the local state machine has applied the index the leader confirmed.
@@ -48,6 +51,7 @@ import {
 } from "./kv.ts";
 import { ETCD_MESSAGES, StoreError } from "./errors.ts";
 import { compactionDue, DEFAULT_RETAIN_REVISIONS } from "./auto_compactor.ts";
+import { DEFAULT_DEDUPE_WINDOW, MAX_DEDUPE_WINDOW } from "./state_machine.ts";
 import type { LogStore } from "./member/log_store.ts";
 import { type ConfChangeContext, encodeConfContext, MemberTable } from "./member/members.ts";
 import { decodeSnapshotData, encodeSnapshotData } from "./member/snapshot_envelope.ts";
@@ -94,6 +98,10 @@ export interface RaftKvOptions {
   writeTimeoutMs?: number;
   readTimeoutMs?: number;
   snapshotCount?: number;
+  /** How many log entries after this member's commit index a write it takes may still apply
+   *  (default DEFAULT_DEDUPE_WINDOW, at most MAX_DEDUPE_WINDOW); a copy later than that is
+   *  refused. */
+  dedupeWindow?: number;
   /** Entries kept behind a snapshot for slow followers. */
   snapshotCatchUpEntries?: number;
   /** MVCC revisions of history the leader keeps (etcd's revision-mode auto-compaction; it
@@ -128,11 +136,30 @@ interface ReadBatch {
   issuedAtTick: number;
 }
 
+interface AppliedWaiter {
+  index: number;
+  resolve(): void;
+  /** Set for a wait that gives up ("request timed out") at `deadline`. */
+  reject?(e: Error): void;
+  deadline?: number;
+}
+
 interface PendingConfChange {
   cc: ConfChange;
   resolve(): void;
   reject(e: Error): void;
   deadline: number;
+}
+
+/**
+ * What makes this start's ReadIndex contexts differ from every earlier start's (as etcd seeds its
+ * request ids with the time): a read answer still in flight for a previous incarnation must never
+ * satisfy a new read with an older index. The clock alone could repeat after a fast restart (or a
+ * clock step back), so 64 random bits go with it.
+ */
+function readCtxSeed(now: number): string {
+  const r = crypto.getRandomValues(new Uint32Array(2));
+  return `${Math.trunc(now).toString(36)}.${r[0].toString(36)}${r[1].toString(36)}`;
 }
 
 function unavailable(message: string): StoreError {
@@ -158,16 +185,20 @@ export class RaftKv implements Kv {
   private snapshotIndex: number;
   private conf: ConfState;
   private readonly pending = new Map<string, PendingWrite>();
+  /** Read contexts are `${id}:${readCtxSeed}:${n}`: the seed differs per start (see readCtxSeed). */
+  private readonly readCtxSeed: string;
   private nextReadCtx = 1;
   private openBatch: ReadBatch | undefined;
   private readonly readBatches = new Map<string, ReadBatch>();
   private pendingConf: PendingConfChange | undefined;
+  /** Set by the Raft logger while a configuration change is refused (see confRefusal). */
+  private refusedConfChange: string | undefined;
   private tickCount = 0;
   private forceSnapshot = false;
   private expiring = false;
   private compacting = false;
   private loopError: Error | undefined;
-  private readonly appliedWaiters: { index: number; resolve(): void }[] = [];
+  private readonly appliedWaiters: AppliedWaiter[] = [];
   /** The hard state last handed to storage.save (term and vote must be durable before votes). */
   private savedHardState: HardState;
 
@@ -184,6 +215,7 @@ export class RaftKv implements Kv {
     this.snapshotIndex = snap.metadata.index;
     this.conf = opts.storage.initialState().confState;
     this.savedHardState = opts.storage.initialState().hardState;
+    this.readCtxSeed = readCtxSeed(opts.now());
     this.node = new RawNode({
       id: opts.id,
       electionTick: opts.electionTick,
@@ -195,7 +227,12 @@ export class RaftKv implements Kv {
       preVote: true,
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
-      logger: (event, fields) => this.log("debug", `raft_${event}`, fields),
+      logger: (event, fields) => {
+        if (event === "confChangeRefused" || event === "confChangeIgnored") {
+          this.refusedConfChange = String(fields.reason ?? event);
+        }
+        this.log("debug", `raft_${event}`, fields);
+      },
     });
   }
 
@@ -310,7 +347,7 @@ export class RaftKv implements Kv {
     const p = new Promise<unknown>((resolve, reject) => {
       const w: PendingWrite = {
         requestId: cmd.requestId,
-        data: encodeCommand(cmd),
+        data: encodeCommand({ ...cmd, expires: this.writeExpiry() }),
         resolve,
         reject,
         deadline: this.opts.now() + (this.opts.writeTimeoutMs ?? 5000),
@@ -325,6 +362,13 @@ export class RaftKv implements Kv {
     return STORE_COMMIT.time(p).then(unwrapApplyResult);
   }
 
+  /** The last log index at which a write taken now may apply: it lands above this member's
+   *  commit index, so it has at least the window's length in which to be re-sent. */
+  private writeExpiry(): number {
+    const window = Math.min(this.opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, MAX_DEDUPE_WINDOW);
+    return this.node.basicStatus().hardState.commit + window;
+  }
+
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(unavailable(ETCD_MESSAGES.serverStopped));
     return new Promise((resolve, reject) => {
@@ -335,7 +379,7 @@ export class RaftKv implements Kv {
       };
       if (!this.openBatch) {
         const batch: ReadBatch = {
-          ctx: `${this.id}:${this.nextReadCtx++}`,
+          ctx: `${this.id}:${this.readCtxSeed}:${this.nextReadCtx++}`,
           waiters: [],
           issuedAtTick: 0,
         };
@@ -352,6 +396,7 @@ export class RaftKv implements Kv {
   }
 
   async leaseKeepAlive(id: string): Promise<{ ttl: number }> {
+    if (this.role === "leader") await this.waitAppliedCommit();
     if (this.role === "leader") {
       const ttl = this.opts.lessor.keepAlive(id, this.opts.now());
       if (ttl === null) {
@@ -365,6 +410,7 @@ export class RaftKv implements Kv {
   }
 
   async leaseTimeToLive(id: string): Promise<{ ttl: number; grantedTtl: number } | null> {
+    if (this.role === "leader") await this.waitAppliedCommit();
     if (this.role === "leader") {
       const info = this.sm.lease(id);
       if (!info) return null;
@@ -378,6 +424,11 @@ export class RaftKv implements Kv {
 
   header(): { clusterId: string; memberId: string; raftTerm: string } {
     return { clusterId: this.clusterId, memberId: String(this.id), raftTerm: String(this.term) };
+  }
+
+  raftStatus(): { leader: string; commitIndex: string } {
+    const { softState, hardState } = this.node.basicStatus();
+    return { leader: String(softState.lead), commitIndex: String(hardState.commit) };
   }
 
   // ----- membership ---------------------------------------------------------------------------
@@ -396,15 +447,31 @@ export class RaftKv implements Kv {
         reject,
         deadline: this.opts.now() + (this.opts.writeTimeoutMs ?? 5000),
       };
+      let refused: string | undefined;
       try {
-        this.node.proposeConfChange(full);
+        refused = this.confRefusal(() => this.node.proposeConfChange(full));
       } catch (e) {
+        refused = (e as Error).message;
+      }
+      if (refused !== undefined) {
+        // Raft appends a no-op in its place (one change at a time): say so now, not at the
+        // deadline.
         this.pendingConf = undefined;
-        reject(unavailable(`membership change refused: ${(e as Error).message}`));
+        reject(unavailable(`membership change refused: ${refused}`));
         return;
       }
       this.kick();
     });
+  }
+
+  /** Runs fn (a Raft call that may refuse a configuration change, which Raft reports only
+   *  through its log events) and returns the reason if it refused one. */
+  private confRefusal(fn: () => void): string | undefined {
+    this.refusedConfChange = undefined;
+    fn();
+    const reason = this.refusedConfChange;
+    this.refusedConfChange = undefined;
+    return reason;
   }
 
   hasPendingConfChange(): boolean {
@@ -452,6 +519,20 @@ export class RaftKv implements Kv {
     return new Promise((resolve) => this.appliedWaiters.push({ index, resolve }));
   }
 
+  /**
+   * Lease liveness is answered from the applied state: a leader first applies everything it has
+   * committed (etcd 3.5's waitAppliedIndex), or a lease granted just before, committed but not
+   * yet applied here (a new leader catching up), would be reported "not found".
+   */
+  private waitAppliedCommit(): Promise<void> {
+    const commit = this.node.basicStatus().hardState.commit;
+    if (this.applied >= commit) return Promise.resolve();
+    const deadline = this.opts.now() + (this.opts.readTimeoutMs ?? 5000);
+    return new Promise((resolve, reject) =>
+      this.appliedWaiters.push({ index: commit, resolve, reject, deadline })
+    );
+  }
+
   /** Campaign now (a single-voter cluster does not have to wait for an election timeout). */
   campaign(): void {
     this.node.campaign();
@@ -468,6 +549,7 @@ export class RaftKv implements Kv {
     this.readBatches.clear();
     this.pendingConf?.reject(err);
     this.pendingConf = undefined;
+    for (const w of this.appliedWaiters.splice(0)) w.reject?.(err);
   }
 
   // ----- internals ----------------------------------------------------------------------------
@@ -530,6 +612,13 @@ export class RaftKv implements Kv {
       });
       b.waiters = keep;
       if (keep.length === 0) this.readBatches.delete(ctx);
+    }
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.appliedWaiters[i];
+      if (w.reject && w.deadline !== undefined && now >= w.deadline) {
+        this.appliedWaiters.splice(i, 1);
+        w.reject(unavailable(ETCD_MESSAGES.timeout));
+      }
     }
     if (this.pendingConf && now >= this.pendingConf.deadline) {
       this.pendingConf.reject(unavailable("membership change timed out"));
@@ -700,29 +789,7 @@ export class RaftKv implements Kv {
   private applyEntry(e: Entry): void {
     if (e.index <= this.applied) return;
     if (e.type === "confChange") {
-      const cc = decodeConfChange(e.data);
-      this.conf = this.node.applyConfChange(cc);
-      this.members.apply(cc);
-      if (e.index > this.sm.appliedIndex) this.sm.skip(e.index);
-      this.applied = e.index;
-      this.log("info", cc.type === "removeNode" ? "peer_removed" : "conf_changed", {
-        change: cc.type,
-        node: cc.nodeId,
-        address: this.members.get(cc.nodeId)?.address,
-        voters: this.conf.voters.join(","),
-        learners: this.conf.learners.join(","),
-      });
-      // A member added with an empty log can only accept a snapshot whose configuration
-      // includes it, so take one now (on every member: any of them may be the leader).
-      if (cc.type === "addLearner") this.forceSnapshot = true;
-      this.opts.onConfChange?.(cc, this.conf, this.members);
-      if (
-        this.pendingConf && this.pendingConf.cc.nodeId === cc.nodeId &&
-        this.pendingConf.cc.type === cc.type
-      ) {
-        this.pendingConf.resolve();
-        this.pendingConf = undefined;
-      }
+      this.applyConfEntry(e);
       return;
     }
     if (e.data.length === 0) {
@@ -746,6 +813,42 @@ export class RaftKv implements Kv {
       this.pending.delete(cmd.requestId);
       p.resolve(result);
     }
+  }
+
+  /** A committed configuration change: to Raft, then (unless Raft refused it) to the member
+   *  table; the caller waiting for it hears either way. */
+  private applyConfEntry(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const refused = this.confRefusal(() => (this.conf = this.node.applyConfChange(cc)));
+    if (refused === undefined) this.members.apply(cc);
+    if (e.index > this.sm.appliedIndex) this.sm.skip(e.index);
+    this.applied = e.index;
+    const waiting = this.pendingConf?.cc.nodeId === cc.nodeId &&
+        this.pendingConf.cc.type === cc.type
+      ? this.pendingConf
+      : undefined;
+    if (waiting) this.pendingConf = undefined;
+    if (refused !== undefined) {
+      this.log("warn", "conf_change_refused", {
+        change: cc.type,
+        node: cc.nodeId,
+        reason: refused,
+      });
+      waiting?.reject(unavailable(`membership change refused: ${refused}`));
+      return;
+    }
+    this.log("info", cc.type === "removeNode" ? "peer_removed" : "conf_changed", {
+      change: cc.type,
+      node: cc.nodeId,
+      address: this.members.get(cc.nodeId)?.address,
+      voters: this.conf.voters.join(","),
+      learners: this.conf.learners.join(","),
+    });
+    // A member added with an empty log can only accept a snapshot whose configuration
+    // includes it, so take one now (on every member: any of them may be the leader).
+    if (cc.type === "addLearner") this.forceSnapshot = true;
+    this.opts.onConfChange?.(cc, this.conf, this.members);
+    waiting?.resolve();
   }
 
   private onReadStates(rs: ReadState[]): void {

@@ -1,7 +1,11 @@
 // The store's replicated state machine: an MVCC key-value store with etcd's semantics (one global
 // revision, per-key create/mod revision and version, history until compaction), leases (granted
 // TTL and attached keys; deadlines live in the leader's lessor, not here), a history of events
-// for watches, and memory of recent request ids so a re-sent command is applied at most once.
+// for watches, and memory of recent request ids so a re-sent command is applied at most once:
+// each command names the last log index at which it may apply (`expires`); until then its id is
+// remembered and a copy answered with the first result, after it a copy is refused. Both rules
+// depend only on the log, so every member decides alike, and the ids remembered are bounded by
+// the window (MAX_DEDUPE_WINDOW entries), whatever the load.
 //
 // Pure and deterministic: no clocks, randomness or I/O. The same commands at the same indexes
 // give the same state and the same snapshot bytes on every member.
@@ -38,8 +42,16 @@ import { decodeHistory, encodeHistory, type HistoryRecord } from "./history_code
 export const MIN_LEASE_TTL = 2;
 /** etcd's MaxLeaseTTL. */
 export const MAX_LEASE_TTL = 9_000_000_000;
-/** How many request ids (with their results) are remembered; the oldest is forgotten first. */
-export const DEDUP_CAPACITY = 4096;
+/** The longest window a command may name (`expires` minus the index it is applied at): what
+ *  bounds the request ids remembered. */
+export const MAX_DEDUPE_WINDOW = 100_000;
+/** The window members stamp on the writes they take (and assume for unstamped commands). */
+export const DEFAULT_DEDUPE_WINDOW = 50_000;
+
+/** How many recent results are kept to answer a copy with. Only a member that missed the first
+ *  application (it installed a snapshot meanwhile) can still be waiting for one; the others
+ *  answered their waiter then. Not part of the replicated state or of snapshots. */
+const RESULTS_KEPT = 4096;
 
 /** One version of one key; `tomb` marks a deletion at `mod`; `sub` orders the writes of one
  *  revision (a txn). The snapshot codec writes these records as they are. */
@@ -75,8 +87,17 @@ export class MvccStateMachine implements KvStateMachine {
    *  events themselves are rebuilt from #history when a watcher replays (see #eventsAt). */
   #revs: number[] = [];
   #revWrites = new Map<number, [string, number][]>();
-  #dedup = new Map<string, ApplyResult>();
+  /** Request id -> the last index at which its command may apply, in the order applied; an
+   *  entry is dropped once the applied index passes it. */
+  #dedup = new Map<string, number>();
+  /** The results of the last RESULTS_KEPT commands with a request id (see RESULTS_KEPT). */
+  #results = new Map<string, ApplyResult>();
   #listeners = new Set<(batch: RevisionEvents) => void>();
+  /** While a command applies: how to take back each change it made, newest last (so a command
+   *  that throws halfway leaves nothing behind), and the event batches to announce once it
+   *  succeeded. */
+  #undo: (() => void)[] = [];
+  #announce: RevisionEvents[] = [];
   #restoreListeners = new Set<() => void>();
 
   get appliedIndex(): number {
@@ -93,35 +114,86 @@ export class MvccStateMachine implements KvStateMachine {
 
   apply(index: number, cmd: Command): ApplyResult {
     if (index <= this.#appliedIndex) {
-      const seen = cmd.requestId ? this.#dedup.get(cmd.requestId) : undefined;
+      const seen = cmd.requestId ? this.#results.get(cmd.requestId) : undefined;
       return seen ?? errorResult(
         new StoreError("internal", `store: index ${index} was already applied`),
       );
     }
     this.#appliedIndex = index;
-    if (cmd.requestId) {
-      const seen = this.#dedup.get(cmd.requestId);
-      if (seen) return seen;
+    this.#forgetExpired(index);
+    if (!cmd.requestId) return this.#applyWhole(cmd);
+    const refused = windowRefusal(index, cmd.expires);
+    if (refused) return refused;
+    if (this.#dedup.has(cmd.requestId)) {
+      // Applied before: never again. The first result if still kept; otherwise the outcome is
+      // unknown to whoever could still be waiting (it did apply).
+      return this.#results.get(cmd.requestId) ??
+        errorResult(new StoreError("unavailable", ETCD_MESSAGES.timeout));
     }
+    const result = this.#applyWhole(cmd);
+    this.#dedup.set(cmd.requestId, cmd.expires ?? index + DEFAULT_DEDUPE_WINDOW);
+    this.#keepResult(cmd.requestId, result);
+    return result;
+  }
+
+  #keepResult(id: string, result: ApplyResult): void {
+    this.#results.set(id, result);
+    if (this.#results.size > RESULTS_KEPT) this.#results.delete(this.#results.keys().next().value!);
+  }
+
+  /** Drops the ids whose window ended before `index`, oldest first. An id whose window is
+   *  longer than an older one's may hold that one back a little; both are gone once the
+   *  older one's index is MAX_DEDUPE_WINDOW behind, so at most that many are remembered. */
+  #forgetExpired(index: number): void {
+    for (const [id, expires] of this.#dedup) {
+      if (expires >= index) return;
+      this.#dedup.delete(id);
+    }
+  }
+
+  /** How many request ids can still matter (their window has not ended). */
+  rememberedRequests(): number {
+    let n = 0;
+    for (const expires of this.#dedup.values()) if (expires > this.#appliedIndex) n++;
+    return n;
+  }
+
+  /** Applies cmd completely or not at all. A bug must not become a poison pill that stops every
+   *  member at this entry forever: a throw is answered as an error, the same way on every
+   *  member, after every change the command had made is taken back. */
+  #applyWhole(cmd: Command): ApplyResult {
+    this.#undo = [];
+    this.#announce = [];
     let result: ApplyResult;
     try {
       result = this.#applyCommand(cmd);
     } catch (e) {
-      // A bug must not become a poison pill that stops every member at this entry forever:
-      // it is answered as an internal error, the same way on every member.
+      for (let i = this.#undo.length - 1; i >= 0; i--) this.#undo[i]();
+      this.#announce = [];
       result = errorResult(
         e instanceof StoreError
           ? e
           : new StoreError("internal", `store: applying ${cmd.op} failed: ${String(e)}`),
       );
     }
-    if (cmd.requestId) {
-      this.#dedup.set(cmd.requestId, result);
-      if (this.#dedup.size > DEDUP_CAPACITY) {
-        this.#dedup.delete(this.#dedup.keys().next().value!);
-      }
-    }
+    this.#undo = [];
+    const batches = this.#announce;
+    this.#announce = [];
+    for (const batch of batches) for (const l of [...this.#listeners]) l(batch);
     return result;
+  }
+
+  /** Adds k to (or, with add false, removes it from) a lease's keys, undoably. */
+  #leaseKey(id: string, k: string, add: boolean): void {
+    const keys = this.#leases.get(id)?.keys;
+    if (!keys || keys.has(k) === add) return;
+    if (add) {
+      keys.add(k);
+      this.#undo.push(() => keys.delete(k));
+    } else {
+      keys.delete(k);
+      this.#undo.push(() => keys.add(k));
+    }
   }
 
   skip(index: number): void {
@@ -420,8 +492,8 @@ export class MvccStateMachine implements KvStateMachine {
       tomb: false,
     };
     this.#append(k, rec, ctx);
-    if (prev && prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
-    if (lease !== "0") this.#leases.get(lease)?.keys.add(k);
+    if (prev && prev.lease !== "0") this.#leaseKey(prev.lease, k, false);
+    if (lease !== "0") this.#leaseKey(lease, k, true);
     ctx.changed = true;
     const event: WatchEvent = { type: "PUT", kv: toKv(k, rec) };
     // etcd gives a creating PUT no prev_kv, even when the txn deleted an older key first.
@@ -456,7 +528,7 @@ export class MvccStateMachine implements KvStateMachine {
       { mod: rev, sub, create: 0, ver: 0, value: EMPTY, lease: "0", tomb: true },
       ctx,
     );
-    if (prev.lease !== "0") this.#leases.get(prev.lease)?.keys.delete(k);
+    if (prev.lease !== "0") this.#leaseKey(prev.lease, k, false);
     ctx.changed = true;
     const event: WatchEvent = { type: "DELETE", kv: tombKv(k, rev) };
     const before = this.#eventPrev(k, ctx);
@@ -478,17 +550,28 @@ export class MvccStateMachine implements KvStateMachine {
       recs = [];
       this.#history.set(k, recs);
       this.#keys.splice(lowerBound(this.#keys, k), 0, k);
+      this.#undo.push(() => {
+        this.#history.delete(k);
+        this.#keys.splice(lowerBound(this.#keys, k), 1);
+      });
     }
     recs.push(rec);
+    const added = recs;
+    this.#undo.push(() => added.pop());
   }
 
   #commit(ctx: WriteContext): void {
     if (!ctx.changed) return;
+    const before = this.#revision;
     this.#revision = ctx.begin + 1;
-    const batch: RevisionEvents = { revision: this.#revision, events: ctx.events };
     this.#revs.push(this.#revision);
     this.#revWrites.set(this.#revision, ctx.writes);
-    for (const l of [...this.#listeners]) l(batch);
+    this.#undo.push(() => {
+      this.#revWrites.delete(this.#revision);
+      this.#revs.pop();
+      this.#revision = before;
+    });
+    this.#announce.push({ revision: this.#revision, events: ctx.events });
   }
 
   /** etcd's applyCompare: every live key in the range must satisfy the compare; no live key
@@ -514,6 +597,7 @@ export class MvccStateMachine implements KvStateMachine {
     if (this.#leases.has(id)) throw new StoreError("leaseExists", ETCD_MESSAGES.leaseExists);
     const granted = Math.max(MIN_LEASE_TTL, Math.trunc(ttl));
     this.#leases.set(id, { ttl: granted, keys: new Set() });
+    this.#undo.push(() => this.#leases.delete(id));
     return { revision: String(this.#revision), id, ttl: granted };
   }
 
@@ -539,6 +623,7 @@ export class MvccStateMachine implements KvStateMachine {
       if (prev) this.#deleteKey(k, prev, ctx);
     }
     this.#leases.delete(id);
+    this.#undo.push(() => this.#leases.set(id, lease));
     this.#commit(ctx);
     return this.#revision;
   }
@@ -550,8 +635,9 @@ export class MvccStateMachine implements KvStateMachine {
     if (!(rev > this.#compactRevision)) {
       throw new StoreError("compacted", ETCD_MESSAGES.compacted);
     }
-    this.#compactRevision = rev;
+    // The compacted state is built aside and swapped in at once (one undo step).
     const keep: string[] = [];
+    const history = new Map<string, KeyRecord[]>();
     for (const k of this.#keys) {
       const recs = this.#history.get(k)!;
       // Keep the newest record at or below rev (unless it is a deletion) and everything newer.
@@ -562,20 +648,33 @@ export class MvccStateMachine implements KvStateMachine {
           break;
         }
       }
-      const rest = recs.slice(cut);
-      if (rest.length === 0) this.#history.delete(k);
-      else {
-        this.#history.set(k, rest);
+      const rest = cut === 0 ? recs : recs.slice(cut);
+      if (rest.length > 0) {
+        history.set(k, rest);
         keep.push(k);
       }
     }
-    this.#keys = keep;
     // History before rev is gone; writes at rev itself stay listed, and #eventsAt skips the
     // ones compaction removed (as in etcd: deletions at rev, and puts at rev of keys deleted
     // later in that same revision).
     const first = lowerBound(this.#revs, rev);
-    for (const r of this.#revs.slice(0, first)) this.#revWrites.delete(r);
+    const revWrites = new Map(this.#revWrites);
+    for (const r of this.#revs.slice(0, first)) revWrites.delete(r);
+    const was = [this.#compactRevision, this.#keys, this.#history, this.#revs, this.#revWrites];
+    this.#undo.push(() => {
+      [this.#compactRevision, this.#keys, this.#history, this.#revs, this.#revWrites] = was as [
+        number,
+        string[],
+        Map<string, KeyRecord[]>,
+        number[],
+        Map<number, [string, number][]>,
+      ];
+    });
+    this.#compactRevision = rev;
+    this.#keys = keep;
+    this.#history = history;
     this.#revs = this.#revs.slice(first);
+    this.#revWrites = revWrites;
   }
 
   // ---------------------------------------------------------------------------------- snapshot
@@ -591,7 +690,7 @@ export class MvccStateMachine implements KvStateMachine {
       leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
         [id, l],
       ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
-      dedup: [...this.#dedup.entries()],
+      requests: this.#requestsToKeep(),
     };
     const head = new TextEncoder().encode(encodeResult(header));
     const history = encodeHistory(this.#keys.map((k) => [k, this.#history.get(k)!]));
@@ -601,6 +700,18 @@ export class MvccStateMachine implements KvStateMachine {
     out.set(head, SNAPSHOT_MAGIC.length + 4);
     out.set(history, SNAPSHOT_MAGIC.length + 4 + head.length);
     return out;
+  }
+
+  /** The request ids that can still matter (window not ended), in the order applied. */
+  #requestsToKeep(): [string[], number[]] {
+    const ids: string[] = [];
+    const until: number[] = [];
+    for (const [id, expires] of this.#dedup) {
+      if (expires <= this.#appliedIndex) continue;
+      ids.push(id);
+      until.push(expires);
+    }
+    return [ids, until];
   }
 
   restore(bytes: Uint8Array): void {
@@ -628,7 +739,16 @@ export class MvccStateMachine implements KvStateMachine {
       }
       list.push([k, sub]);
     }
-    this.#dedup = new Map(image.dedup);
+    this.#dedup = new Map();
+    this.#results = new Map();
+    // An earlier version's snapshot has ids (with results) but no windows: the default window
+    // from the snapshot's index, the same on every member restoring it.
+    for (const [id, result] of image.dedup ?? []) {
+      this.#dedup.set(id, image.appliedIndex + DEFAULT_DEDUPE_WINDOW);
+      this.#keepResult(id, result);
+    }
+    const [ids, until] = image.requests ?? [[], []];
+    ids.forEach((id, i) => this.#dedup.set(id, until[i]));
     for (const l of [...this.#restoreListeners]) l();
   }
 
@@ -657,7 +777,24 @@ interface SnapshotHeader {
   revision: number;
   compactRevision: number;
   leases: [string, number, Uint8Array[]][];
-  dedup: [string, ApplyResult][];
+  /** Request ids whose window has not ended, in the order applied, and each one's last index
+   *  (two lists: compact for the tens of thousands a busy window holds). No results. */
+  requests?: [string[], number[]];
+  /** Written by earlier versions instead of `requests`: ids with results, without a window. */
+  dedup?: [string, ApplyResult][];
+}
+
+/** Whether a command's window refuses it at `index`: it ended (a late copy of a write that was
+ *  applied before, or never will be), or it is longer than any member may stamp. */
+function windowRefusal(index: number, expires: number | undefined): ApplyError | null {
+  if (expires === undefined) return null;
+  if (!Number.isSafeInteger(expires) || expires - index > MAX_DEDUPE_WINDOW) {
+    return errorResult(
+      new StoreError("invalidArgument", `store: request window ${expires} is not valid here`),
+    );
+  }
+  if (index > expires) return errorResult(new StoreError("unavailable", ETCD_MESSAGES.timeout));
+  return null;
 }
 
 /** A snapshot decoded, whichever format it was written in. */

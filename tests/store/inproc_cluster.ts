@@ -1,6 +1,7 @@
 // An in-process cluster of RaftKvs joined by an in-memory network with switchable links,
 // ticked by a real timer. For driver tests that need no sockets and no processes.
-import { RaftKv } from "../../lib/store/raft_kv.ts";
+import { type LeaderLessor, RaftKv, type RaftKvOptions } from "../../lib/store/raft_kv.ts";
+import { Lessor } from "../../lib/store/lessor.ts";
 import { MemoryLogStore } from "../../lib/store/member/log_store.ts";
 import { MemberTable } from "../../lib/store/member/members.ts";
 import { encodeSnapshotData } from "../../lib/store/member/snapshot_envelope.ts";
@@ -24,7 +25,14 @@ export class InprocCluster {
   drop: (from: NodeId, m: Message) => boolean = () => false;
   private seed = 1;
 
-  constructor(readonly tickMs = 10, readonly snapshotCount = 1000) {}
+  constructor(
+    readonly tickMs = 10,
+    readonly snapshotCount = 1000,
+    /** Options every member starts with, over the defaults below. */
+    readonly extra: Partial<RaftKvOptions> = {},
+    /** Real lessors (lease liveness on the leader) instead of none. */
+    readonly leases = false,
+  ) {}
 
   rand = (n: number) => {
     // xorshift: deterministic per cluster, good enough for election jitter
@@ -36,8 +44,14 @@ export class InprocCluster {
     return this.seed % n;
   };
 
-  static bootstrap(ids: NodeId[], tickMs = 10, snapshotCount = 1000): InprocCluster {
-    const c = new InprocCluster(tickMs, snapshotCount);
+  static bootstrap(
+    ids: NodeId[],
+    tickMs = 10,
+    snapshotCount = 1000,
+    extra: Partial<RaftKvOptions> = {},
+    leases = false,
+  ): InprocCluster {
+    const c = new InprocCluster(tickMs, snapshotCount, extra, leases);
     const members = MemberTable.from({
       members: ids.map((id) => ({ id, address: `node${id}`, name: `n${id}` })),
       maxId: Math.max(...ids),
@@ -63,7 +77,7 @@ export class InprocCluster {
       applied: snap.metadata.index,
       rand: this.rand,
       now: () => Date.now(),
-      lessor: noLessor,
+      lessor: this.leases ? new Lessor(sm) as LeaderLessor : noLessor,
       tickMs: this.tickMs,
       electionTick: 10,
       heartbeatTick: 1,
@@ -74,6 +88,7 @@ export class InprocCluster {
       logger: Deno.env.get("INPROC_LOG")
         ? (l, e, f) => console.log(id, l, e, JSON.stringify(f))
         : undefined,
+      ...this.extra,
     });
     kv.setTransport({ send: (msgs) => this.deliver(id, msgs) });
     const timer = setInterval(() => kv.tick(), this.tickMs);

@@ -236,14 +236,15 @@ function addMaintenanceRoutes({ app, kv, sm, opts, current, unary }: Routes): vo
     "/v3/maintenance/status",
     unary(() => {
       const h = kv.header();
+      const raft = kv.raftStatus();
       const size = String(sm.sizeEstimate());
       const applied = String(sm.appliedIndex);
       return Promise.resolve({
         header: current(),
         version: opts.version ?? "3.4.0",
         dbSize: size,
-        leader: h.memberId,
-        raftIndex: applied,
+        leader: raft.leader,
+        raftIndex: raft.commitIndex,
         raftTerm: h.raftTerm,
         raftAppliedIndex: applied,
         dbSizeInUse: size,

@@ -22,6 +22,7 @@ import type {
 } from "../kv.ts";
 import { ETCD_MESSAGES } from "../errors.ts";
 import { invalidArgument } from "./errors.ts";
+import { MAX_TXN_OPS } from "../mvcc_validate.ts";
 import { decodeBase64 as atobBytes, encodeBase64 } from "../../base64.ts";
 export { encodeBase64 };
 
@@ -32,8 +33,32 @@ export class JsonNumber {
 
 export type JsonObject = Record<string, unknown>;
 
-/** Parses one JSON text, keeping numbers exact. Throws ApiError(InvalidArgument). */
+/** The deepest JSON a request can need: a txn nested as deep as MAX_TXN_OPS allows takes three
+ *  levels (object, list, operation) per txn. */
+const MAX_JSON_DEPTH = 3 * MAX_TXN_OPS + 16;
+
+/** How deeply `text` nests objects and lists (brackets inside strings do not count). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+/** Parses one JSON text, keeping numbers exact. Throws ApiError(InvalidArgument). Anything
+ *  nested deeper than a request can be is refused before parsing (the parser recurses): only a
+ *  txn nests, so with etcd's answer to a txn nested too deep. */
 export function parseJson(text: string): unknown {
+  if (nestingDepth(text) > MAX_JSON_DEPTH) throw invalidArgument(ETCD_MESSAGES.tooManyOps);
   try {
     return JSON.parse(
       text,
@@ -226,7 +251,7 @@ function asObject(v: unknown): JsonObject {
   return v as JsonObject;
 }
 
-function decodeRequestOp(v: unknown): RequestOp {
+function decodeRequestOp(v: unknown, depth: number): RequestOp {
   const o = asObject(v);
   const range = objectField(o, "request_range");
   if (range) return { range: decodeRange(range) };
@@ -235,16 +260,19 @@ function decodeRequestOp(v: unknown): RequestOp {
   const del = objectField(o, "request_delete_range");
   if (del) return { deleteRange: decodeDeleteRange(del) };
   const txn = objectField(o, "request_txn");
-  if (txn) return { txn: decodeTxn(txn) };
+  if (txn) return { txn: decodeTxn(txn, depth + 1) };
   // etcd 3.4 refuses an operation that names no request this way.
   throw invalidArgument(ETCD_MESSAGES.keyNotFound);
 }
 
-export function decodeTxn(o: JsonObject): TxnRequest {
+/** `depth`: how many txns enclose this one. Deeper than checkTxn could ever allow is refused
+ *  here already, before the decoder's own recursion could run out of stack. */
+export function decodeTxn(o: JsonObject, depth = 0): TxnRequest {
+  if (depth >= MAX_TXN_OPS) throw invalidArgument(ETCD_MESSAGES.tooManyOps);
   return {
     compare: arrayField(o, "compare").map((c) => decodeCompare(asObject(c))),
-    success: arrayField(o, "success").map(decodeRequestOp),
-    failure: arrayField(o, "failure").map(decodeRequestOp),
+    success: arrayField(o, "success").map((op) => decodeRequestOp(op, depth)),
+    failure: arrayField(o, "failure").map((op) => decodeRequestOp(op, depth)),
   };
 }
 

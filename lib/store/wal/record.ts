@@ -10,9 +10,10 @@
 //   16 payload
 //
 // Scanning a segment ends in one of three ways: clean (the last record ends at the end of the
-// file), torn (the file ends inside a record, or the record that ends exactly at the end of the
-// file fails its checksum, or the rest of the file is zeros — what an interrupted append leaves),
-// or corrupt (damage followed by more data — never the result of a crash, always refused).
+// file), torn (the file ends inside a record, the last record has a sector that reads as zeros,
+// or the rest of the file is zeros — what an interrupted append leaves), or corrupt (a complete
+// record that fails its checksum, or damage followed by more data — never the result of a crash,
+// always refused).
 import { crc32 } from "node:zlib";
 
 export const HEADER_BYTES = 16;
@@ -67,6 +68,34 @@ function allZero(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** Sector size for telling a torn append from damage: a crash leaves whole sectors unwritten. */
+export const SECTOR_BYTES = 512;
+
+/**
+ * A record [at, end) that is all there but fails its payload checksum. If it is the last one
+ * (nothing but zeros after it) and one of the sectors it covers reads as zeros, the append was
+ * interrupted before that sector reached the disk: torn. Otherwise the bytes were written whole
+ * and changed since — corruption, even at the end of the file (dropping it could lose a synced
+ * vote).
+ */
+function crcMismatch(bytes: Uint8Array, at: number, end: number): ScanEnd {
+  const last = end === bytes.length || allZero(bytes.subarray(end));
+  if (!last) return { kind: "corrupt", offset: at, reason: "crc mismatch" };
+  const payloadStart = at + HEADER_BYTES;
+  for (let s = payloadStart; s < end; s = (Math.floor(s / SECTOR_BYTES) + 1) * SECTOR_BYTES) {
+    const sectorEnd = Math.min(end, (Math.floor(s / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    if (allZero(bytes.subarray(s, sectorEnd))) {
+      const sector = Math.floor(s / SECTOR_BYTES) * SECTOR_BYTES;
+      return {
+        kind: "torn",
+        offset: at,
+        reason: `the last record's sector at ${sector} was never written`,
+      };
+    }
+  }
+  return { kind: "corrupt", offset: at, reason: "crc mismatch in the last record" };
+}
+
 /** Split a segment's bytes into records, stopping at the first damaged one. */
 export function scanRecords(bytes: Uint8Array): ScanResult {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -81,6 +110,19 @@ export function scanRecords(bytes: Uint8Array): ScanResult {
     if (checksum(bytes.subarray(at, at + 8)) !== headerCrc) {
       if (allZero(bytes.subarray(at))) {
         return { records, end: { kind: "torn", offset: at, reason: "zero-filled tail" } };
+      }
+      // A header that straddles a sector boundary, with nothing but zeros from that boundary on:
+      // its first sector reached the disk, the next one never did.
+      const boundary = (Math.floor(at / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+      if (boundary < at + HEADER_BYTES && allZero(bytes.subarray(boundary))) {
+        return {
+          records,
+          end: {
+            kind: "torn",
+            offset: at,
+            reason: `the last record's sector at ${boundary} was never written`,
+          },
+        };
       }
       return { records, end: { kind: "corrupt", offset: at, reason: "header crc mismatch" } };
     }
@@ -103,13 +145,7 @@ export function scanRecords(bytes: Uint8Array): ScanResult {
     }
     const payload = bytes.subarray(at + HEADER_BYTES, end);
     if (checksum(payload) !== view.getUint32(at + 12, true)) {
-      if (end === bytes.length || allZero(bytes.subarray(end))) {
-        return {
-          records,
-          end: { kind: "torn", offset: at, reason: "crc mismatch in last record" },
-        };
-      }
-      return { records, end: { kind: "corrupt", offset: at, reason: "crc mismatch" } };
+      return { records, end: crcMismatch(bytes, at, end) };
     }
     records.push({ offset: at, type: type as RecordTypeCode, payload });
     at = end;

@@ -249,6 +249,7 @@ export async function runDifferentialScenario(
   await call("txn range future revision", "/v3/kv/txn", {
     success: [{ request_range: { key: b64("a"), revision: 999 } }],
   });
+  await txnLimitSteps(call);
 
   // --- leases
   await call("grant lease 1001", "/v3/lease/grant", { ID: 1001, TTL: 60 });
@@ -396,4 +397,32 @@ export function assertSameTranscript(twill: Step[], etcd: Step[]): void {
     }
   }
   assert.deepEqual(twill, etcd, `first difference: ${first}`);
+}
+
+/** etcd's --max-txn-ops (128) through nesting: the longest list of a txn is its operation count,
+ *  and a nested txn may use only what its parents left. */
+async function txnLimitSteps(
+  call: (name: string, path: string, body: unknown) => Promise<unknown>,
+): Promise<void> {
+  const puts = (n: number, prefix: string) =>
+    Array.from({ length: n }, (_, i) => ({
+      request_put: { key: b64(`${prefix}${i}`), value: b64("v") },
+    }));
+  const chain = (depth: number) => {
+    let t: Record<string, unknown> = { success: puts(1, "deep") };
+    for (let i = 0; i < depth; i++) t = { success: [{ request_txn: t }] };
+    return t;
+  };
+  await call("txn of 129 puts", "/v3/kv/txn", { success: puts(129, "o") });
+  await call("txn of 129 compares", "/v3/kv/txn", {
+    compare: Array.from({ length: 129 }, () => ({ key: b64("a"), target: "VERSION" })),
+  });
+  await call("nested txn of 128 puts", "/v3/kv/txn", {
+    success: [{ request_txn: { success: puts(128, "o") } }],
+  });
+  await call("two ops around a nested txn of 127 puts", "/v3/kv/txn", {
+    success: [{ request_txn: { success: puts(127, "o") } }, ...puts(1, "p")],
+  });
+  await call("127 nested txns", "/v3/kv/txn", chain(127));
+  await call("128 nested txns", "/v3/kv/txn", chain(128));
 }
