@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { runSimulation } from "../lib/sim/mod.ts";
 
 const USAGE =
-  "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end] [--keep-leader-of-two]";
+  "usage: deno task sim --seeds N [--from S] [--verbose] [--stop-on-failure] [--checks all|end-to-end] [--keep-leader-of-two] [--async-writes]";
 
 function main(): number {
   let values;
@@ -19,6 +19,7 @@ function main(): number {
         "stop-on-failure": { type: "boolean", default: false },
         checks: { type: "string", default: "all" },
         "keep-leader-of-two": { type: "boolean", default: false },
+        "async-writes": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -47,7 +48,13 @@ function main(): number {
   let events = 0;
   const began = performance.now();
   for (let seed = from; seed < from + n; seed++) {
-    const r = runSimulation({ seed, verbose: values.verbose, checks, overrides });
+    const r = runSimulation({
+      seed,
+      verbose: values.verbose,
+      checks,
+      overrides,
+      asyncWrites: values["async-writes"],
+    });
     events += r.stats.events;
     if (values.verbose) {
       for (const line of r.trace ?? []) console.log(line);
@@ -66,7 +73,8 @@ function main(): number {
         }`,
       );
       const mode = (checks === "all" ? "" : " --checks end-to-end") +
-        (values["keep-leader-of-two"] ? " --keep-leader-of-two" : "");
+        (values["keep-leader-of-two"] ? " --keep-leader-of-two" : "") +
+        (values["async-writes"] ? " --async-writes" : "");
       console.log(
         `  replay with a full trace: deno task sim --seeds 1 --from ${seed} --verbose${mode}`,
       );

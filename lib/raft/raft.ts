@@ -74,6 +74,13 @@ export class Raft {
   heartbeatElapsed = 0;
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
+  /** Config.asyncStorageWrites: self-acknowledgements wait for the application's report. */
+  readonly asyncWrites: boolean;
+  /**
+   * Asynchronous writes: messages to this node itself (its vote for itself) that take effect
+   * only once the write of the Ready that carries them is durable (RawNode.persisted).
+   */
+  selfAfterPersist: Message[] = [];
   readonly heartbeatTimeout: number;
   readonly electionTimeout: number;
   /** Randomized in [electionTimeout, 2*electionTimeout) at every reset. */
@@ -100,6 +107,7 @@ export class Raft {
     this.prs = new ProgressTracker(c.maxInflightMsgs ?? DEFAULT_MAX_INFLIGHT);
     this.checkQuorum = c.checkQuorum ?? true;
     this.preVote = c.preVote ?? true;
+    this.asyncWrites = c.asyncStorageWrites ?? false;
     this.heartbeatTimeout = c.heartbeatTick;
     this.electionTimeout = c.electionTick;
 
@@ -297,6 +305,34 @@ export class Raft {
     if (snapshot) this.raftLog.stableSnapTo(snapshot.metadata.index);
   }
 
+  /** Asynchronous writes: the application applied `committedEntries` of a Ready. */
+  appliedEntries(committedEntries: Entry[]): void {
+    this.reduceUncommittedSize(committedEntries);
+    if (committedEntries.length === 0) return;
+    this.raftLog.appliedTo(committedEntries[committedEntries.length - 1].index);
+  }
+
+  /**
+   * Asynchronous writes: a Ready's write is durable (its snapshot already applied by the
+   * application). The leader's own log now counts toward the commit quorum up to `last`, if that
+   * entry is still in its log: this self-acknowledgement is the only way its own entries count.
+   */
+  persisted(last: Entry | undefined, snapshot: Snapshot | undefined): void {
+    if (snapshot) {
+      this.raftLog.stableSnapTo(snapshot.metadata.index);
+      this.raftLog.appliedTo(snapshot.metadata.index);
+    }
+    if (!last) return;
+    this.raftLog.stableTo(last.index, last.term);
+    if (this.state !== "leader" || !this.raftLog.matchTerm(last.index, last.term)) return;
+    const self = this.prs.progress.get(this.id);
+    if (!self?.maybeUpdate(last.index)) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
+  }
+
   /** Commit whatever a quorum has replicated. Returns whether the commit index moved. */
   maybeCommit(): boolean {
     return this.raftLog.maybeCommit(this.prs.committed(), this.term);
@@ -314,6 +350,8 @@ export class Raft {
     this.abortLeaderTransfer();
     this.prs.resetVotes();
     const last = this.raftLog.lastIndex();
+    // With asynchronous writes a node's own log counts only as far as it is durable.
+    const ownMatch = this.asyncWrites ? Math.min(last, this.raftLog.stableLastIndex()) : last;
     this.prs.visit((id, pr) => {
       pr.match = 0;
       pr.next = last + 1;
@@ -322,7 +360,7 @@ export class Raft {
       pr.probeSent = false;
       pr.recentActive = false;
       pr.inflights.reset();
-      if (id === this.id) pr.match = last;
+      if (id === this.id) pr.match = ownMatch;
     });
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
@@ -351,6 +389,9 @@ export class Raft {
       return false;
     }
     li = this.raftLog.append(es);
+    // With asynchronous writes the leader acknowledges its own entries when their write is
+    // reported durable (persisted), not now.
+    if (this.asyncWrites) return true;
     this.prs.progress.get(this.id)?.maybeUpdate(li);
     this.maybeCommit();
     return true;
@@ -492,6 +533,14 @@ export class Raft {
       voteMsg = "MsgVote";
       term = this.term;
     }
+    if (t !== "preElection" && this.asyncWrites) {
+      // Our own vote counts only once the term and vote carrying it are durable.
+      this.selfAfterPersist.push(
+        newMessage({ type: "MsgVoteResp", to: this.id, from: this.id, term }),
+      );
+      this.sendVoteRequests(voteMsg, term, t);
+      return;
+    }
     const { result } = this.poll(this.id, voteRespType(voteMsg), true);
     if (result === "won") {
       // Single-voter cluster: won immediately.
@@ -499,6 +548,10 @@ export class Raft {
       else this.becomeLeader();
       return;
     }
+    this.sendVoteRequests(voteMsg, term, t);
+  }
+
+  private sendVoteRequests(voteMsg: "MsgVote" | "MsgPreVote", term: number, t: CampaignType) {
     for (const id of this.prs.voterIds()) {
       if (id === this.id) continue;
       this.send(newMessage({
