@@ -721,13 +721,9 @@ export class Raft {
         return;
       }
       case "MsgReadIndex": {
-        if (this.prs.isSingleton() && this.prs.voters.has(this.id)) {
-          // The only voter is this node: no one else can be leader.
-          this.respondToReadIndex(m, this.raftLog.committed);
-          return;
-        }
         // Serve reads only once an entry of this term is committed: before that, the commit
-        // index may lag behind what a previous leader acknowledged.
+        // index may lag behind what a previous leader acknowledged (or, under asynchronous
+        // writes, what this very node committed before a restart).
         if (!this.committedEntryInCurrentTerm()) {
           this.pendingReadIndexMessages.push(m);
           return;
@@ -1001,6 +997,11 @@ export class Raft {
   }
 
   private startReadIndex(m: Message): void {
+    if (this.prs.isSingleton() && this.prs.voters.has(this.id)) {
+      // The only voter is this node: no one else can be leader.
+      this.respondToReadIndex(m, this.raftLog.committed);
+      return;
+    }
     const ctx = m.entries[0].data;
     this.readOnly.addRequest(this.raftLog.committed, m);
     this.readOnly.recvAck(this.id, ctx);

@@ -277,8 +277,9 @@ export class RawNode {
    */
   persisted(rd: Ready): void {
     invariant(this.raft.asyncWrites, "persisted() without asyncStorageWrites");
-    const w = this.writes.shift();
+    const w = this.writes[0];
     invariant(w !== undefined && w.rd === rd, "persisted() out of order: report writes in order");
+    this.writes.shift();
     if (rd.hardState) this.durableHardSt = rd.hardState;
     this.raft.persisted(rd.entries[rd.entries.length - 1], rd.snapshot);
     for (const m of w.self) this.raft.step(m);

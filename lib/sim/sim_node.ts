@@ -292,8 +292,8 @@ export class SimNode {
       // Raft's log and hard state as handed out: checked now, written to storage later.
       if (rd.snapshot !== undefined) this.#persistSnapshot(rd.snapshot, false);
       if (rd.entries.length > 0) this.#persistEntries(rd.entries, false);
-      if (rd.hardState !== undefined) this.#persistHardState(rd.hardState, false, false);
       if (rd.softState !== undefined) this.#roleChanged(rd);
+      if (rd.hardState !== undefined) this.#persistHardState(rd.hardState, false, false);
       for (const m of rd.messages) h.send(m);
       if (h.appBug === "send-before-sync") {
         for (const m of rd.messagesAfterPersist) h.send(m);
