@@ -115,6 +115,8 @@ export class SimNode {
   held: Ready | null = null;
   /** Asynchronous writes: Readies whose write has not completed, oldest first. */
   writes: Ready[] = [];
+  /** Asynchronous writes: queued writes a crash lost. */
+  writesLost = 0;
   /** Highest index in `chain` (the end of the log as Raft sees it). */
   chainLast = 0;
   sm = new KvStateMachine();
@@ -341,6 +343,7 @@ export class SimNode {
   #loseUnsyncedWrites(): void {
     const survive = this.host.prng.int(this.writes.length + 1);
     for (let i = 0; i < survive; i++) this.#writeToStorage(this.writes[i], true);
+    this.writesLost += this.writes.length - survive;
     this.writes = [];
     const base = this.storage.snapshot().metadata.index;
     const baseChain = this.chain.get(base) ?? this.host.monitor.committed.get(base);

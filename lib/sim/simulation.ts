@@ -72,6 +72,8 @@ export interface SimStats {
   operations: number;
   retries: number;
   finalCommit: number;
+  /** Asynchronous writes: writes issued but not yet synced that a crash lost. */
+  unsyncedWritesLost: number;
 }
 
 export interface SimResult {
@@ -261,6 +263,7 @@ class Simulation implements NodeHost, FaultTarget {
       messagesDelayed: ns.delayed,
       leaderTerms: this.monitor.leaderOfTerm.size,
       finalCommit: this.monitor.maxCommitted,
+      unsyncedWritesLost: [...this.nodes.values()].reduce((n, x) => n + x.writesLost, 0),
     });
     return {
       seed: this.options.seed,
@@ -886,5 +889,6 @@ function zeroStats(voters: number, learners: number): SimStats {
     operations: 0,
     retries: 0,
     finalCommit: 0,
+    unsyncedWritesLost: 0,
   };
 }
