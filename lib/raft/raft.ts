@@ -485,7 +485,7 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.state = "leader";
-    this.prs.progress.get(this.id)!.becomeReplicate();
+    this.prs.progress.get(this.id)?.becomeReplicate();
     // Paper §8: a new leader commits an empty entry of its term first.
     const ok = this.appendEntry([{ term: 0, index: 0, type: "normal", data: new Uint8Array() }]);
     invariant(ok, "empty entry was dropped");
@@ -515,8 +515,15 @@ export class Raft {
 
   /** Whether this node can become leader: a voter with no pending snapshot. */
   promotable(): boolean {
+    if (this.raftLog.hasPendingSnapshot()) return false;
     const pr = this.prs.progress.get(this.id);
-    return pr !== undefined && !pr.isLearner && !this.raftLog.hasPendingSnapshot();
+    if (pr !== undefined) return !pr.isLearner;
+    // Asynchronous writes: a leader's entries reach followers before its own disk, so a member
+    // removed by a configuration change may hold entries that the remaining voters lost in a
+    // crash; a remaining voter that has not applied the removal still needs this member's
+    // vote, which it refuses to a shorter log. So a removed member (of a non-empty
+    // configuration) campaigns too; as leader it hands off at once (handOffLeadership).
+    return this.asyncWrites && this.prs.voters.size > 0;
   }
 
   campaign(t: CampaignType): void {

@@ -28,12 +28,13 @@ import { invariant, isLocalMsg, isResponseMsg, newMessage } from "./util.ts";
 /**
  * Asynchronous writes: responses that promise durability (an acknowledged append, a granted
  * vote) wait for the write; everything else may leave at once, unless a term or vote is not yet
- * durable (then nothing of that term leaves before it is).
+ * durable (then nothing of that term leaves before it is). A pre-vote response promises nothing
+ * (the responder changes no state), and holding it would only widen the window in which two
+ * pre-candidates both win and split the real vote.
  */
 const AFTER_PERSIST: ReadonlySet<Message["type"]> = new Set<Message["type"]>([
   "MsgAppResp",
   "MsgVoteResp",
-  "MsgPreVoteResp",
 ]);
 
 /** A Ready handed out under asynchronous writes, and what waits for its write. */
