@@ -106,6 +106,20 @@ export interface RaftKvOptions {
   onFatal?: (e: Error) => void;
   /** Called when the leader changes (0: no leader known). */
   onLeaderChange?: (lead: NodeId, term: number) => void;
+  /**
+   * Write each Ready in the background (Raft's asyncStorageWrites): the leader replicates while
+   * its own fdatasync runs. Default true; TWILL_RAFT_SYNC_WRITES=1 in the environment turns it
+   * off (for comparisons), as does false here.
+   */
+  asyncStorageWrites?: boolean;
+}
+
+function asyncWritesByDefault(): boolean {
+  try {
+    return Deno.env.get("TWILL_RAFT_SYNC_WRITES") !== "1";
+  } catch {
+    return true; // no permission to read the environment: the default
+  }
 }
 
 interface PendingWrite {
@@ -168,6 +182,8 @@ export class RaftKv implements Kv {
   private readonly appliedWaiters: { index: number; resolve(): void }[] = [];
   /** The hard state last handed to storage.save (term and vote must be durable before votes). */
   private savedHardState: HardState;
+  /** Raft's asyncStorageWrites (RaftKvOptions.asyncStorageWrites). */
+  private readonly asyncWrites: boolean;
 
   constructor(opts: RaftKvOptions) {
     this.opts = opts;
@@ -182,6 +198,7 @@ export class RaftKv implements Kv {
     this.snapshotIndex = snap.metadata.index;
     this.conf = opts.storage.initialState().confState;
     this.savedHardState = opts.storage.initialState().hardState;
+    this.asyncWrites = opts.asyncStorageWrites ?? asyncWritesByDefault();
     this.node = new RawNode({
       id: opts.id,
       electionTick: opts.electionTick ?? 10,
@@ -193,6 +210,7 @@ export class RaftKv implements Kv {
       preVote: true,
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
+      asyncStorageWrites: this.asyncWrites,
       logger: (event, fields) => this.log("debug", `raft_${event}`, fields),
     });
   }
@@ -574,6 +592,14 @@ export class RaftKv implements Kv {
         const rd = this.node.ready();
         if (rd.softState) this.onSoftState(rd.softState);
         if (rd.hardState) this.term = rd.hardState.term;
+        if (this.asyncWrites) {
+          await this.handleReadyAsync(rd);
+          if (this.stopped) return;
+          this.settleReads();
+          this.notifyApplied();
+          await this.maybeSnapshot();
+          continue;
+        }
         const early = rd.messages.length > 0 && this.maySendBeforeSave(rd);
         if (early) this.transport.send(rd.messages);
         // Committed entries that were durable here before this Ready (all but those the Ready
@@ -611,6 +637,41 @@ export class RaftKv implements Kv {
     } finally {
       this.looping = false;
     }
+  }
+
+  /**
+   * Asynchronous writes (the default; etcd-raft's AsyncStorageWrites): the Ready's write starts
+   * and runs alongside everything else. Its messages (a leader's appends) leave at once, its
+   * committed entries (durable here already) are applied at once, and the leader commits what a
+   * quorum has durably acknowledged, itself counted once its own write lands. Saves complete in
+   * the order they are made (the WAL queues them; Raft requires it); when one does, the acknowledgements and votes waiting for it go out and Raft
+   * is told (onPersisted), which may commit more.
+   */
+  private async handleReadyAsync(rd: Ready): Promise<void> {
+    const confChange = rd.committedEntries.some((e) => e.type === "confChange");
+    const written = this.storage.save({
+      hardState: rd.hardState,
+      entries: rd.entries,
+      snapshot: rd.snapshot,
+      mustSync: rd.mustSync || confChange,
+    }).then(() => this.onPersisted(rd)).catch((e) => this.fail(e as Error));
+    if (rd.messages.length > 0) this.transport.send(rd.messages);
+    // A configuration change is applied only once the commit index covering it is durable, so
+    // a restart never runs an older configuration than it acted on.
+    if (confChange) await written;
+    if (this.stopped) return;
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
+    this.node.advance(rd);
+  }
+
+  private onPersisted(rd: Ready): void {
+    if (this.stopped) return;
+    if (rd.hardState) this.savedHardState = rd.hardState;
+    if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) this.applySnapshot(rd.snapshot);
+    this.node.persisted(rd);
+    this.kick();
   }
 
   /** Applies the Ready's committed entries that precede its own entries and any configuration
