@@ -377,3 +377,35 @@ Deno.test("sync mode is unchanged: every message is in messages, none after pers
   assert.deepEqual(rd.messagesAfterPersist, []);
   assert.throws(() => rn.persisted(rd), /without asyncStorageWrites/);
 });
+
+// ---- liveness -------------------------------------------------------------------------------
+
+Deno.test("async: a removed member still campaigns (a remaining voter that lost a leader's unsynced entry may need its vote)", () => {
+  for (const asyncStorageWrites of [false, true]) {
+    const storage = new MemoryStorage();
+    bootstrap(storage, { voters: [1, 2], learners: [] });
+    const rn = newTestRawNode(1, [1, 2], { storage, asyncStorageWrites });
+    rn.applyConfChange({ type: "removeNode", nodeId: 1 });
+    rn.campaign();
+    if (!asyncStorageWrites) {
+      assert.equal(rn.raft.state, "follower", "sync mode: a removed member never campaigns");
+      continue;
+    }
+    const rd = rn.ready();
+    assert.deepEqual(types(rd.messagesAfterPersist), ["MsgVote->2"]);
+    storage.setHardState(rd.hardState!);
+    rn.persisted(rd);
+    // Node 2 has not applied the removal and votes for the longer log; node 1's quorum is {2}.
+    rn.step(newMessage({ type: "MsgVoteResp", from: 2, to: 1, term: rn.raft.term }));
+    assert.equal(rn.raft.state, "leader");
+    // As a removed leader it accepts no proposals and hands leadership to node 2.
+    assert.throws(() =>
+      rn.raft.step(newMessage({
+        type: "MsgProp",
+        from: 1,
+        entries: [
+          { index: 0, term: 0, type: "normal", data: enc("x") },
+        ],
+      })), /removed/);
+  }
+});
