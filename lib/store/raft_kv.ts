@@ -1,5 +1,8 @@
 // Kv over a Raft RawNode: the ready loop of one store member.
 //
+// By default Raft's writes are asynchronous (handleReadyAsync): a Ready's save runs alongside
+// sending and applying, and the leader commits on followers' durable copies without waiting for
+// its own fdatasync. With TWILL_RAFT_SYNC_WRITES=1 the synchronous loop below is used instead.
 // Each Ready is handled in order: persist (snapshot, entries, hard state; one sync) → send the
 // messages → apply the snapshot and the committed entries to the state machine (configuration
 // changes through applyConfChange) → advance. Two exceptions keep fsyncs off a write's critical
