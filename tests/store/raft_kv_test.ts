@@ -139,14 +139,14 @@ Deno.test("a forwarded proposal lost on the way is forwarded again and applied o
   }
 });
 
-/** A cluster built with synchronous Raft writes (the hidden switch), or the default. */
+/** A cluster built with asynchronous Raft writes (the environment switch), or the default. */
 function bootstrapWrites(ids: number[], sync: boolean): InprocCluster {
-  if (!sync) return InprocCluster.bootstrap(ids);
-  Deno.env.set("TWILL_RAFT_SYNC_WRITES", "1");
+  if (sync) return InprocCluster.bootstrap(ids);
+  Deno.env.set("TWILL_RAFT_ASYNC_WRITES", "1");
   try {
     return InprocCluster.bootstrap(ids); // RaftKv reads the switch when constructed
   } finally {
-    Deno.env.delete("TWILL_RAFT_SYNC_WRITES");
+    Deno.env.delete("TWILL_RAFT_ASYNC_WRITES");
   }
 }
 
