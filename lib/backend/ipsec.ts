@@ -148,6 +148,9 @@ export function ipsecPeerSections(
       keyingtries: "0",
       rekey_time: secs(p.timers.ikeRekeySeconds),
       dpd_delay: "30s",
+      // A node's underlay address is its identity; without this every pod address added on the
+      // node would be announced to every peer (MOBIKE), for nothing.
+      mobike: "no",
       local: { auth: "psk", id: own.publicIP },
       remote: { auth: "psk", id: peer.publicIP },
       children: {
