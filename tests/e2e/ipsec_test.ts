@@ -8,8 +8,13 @@ import assert from "node:assert/strict";
 import { kernelHasEsp } from "../../lib/net/vici/charon.ts";
 import { ViciClient } from "../../lib/net/vici/client.ts";
 import type { ViciSection } from "../../lib/net/vici/message.ts";
-import { type BackendCluster, backendScenario, noPodAddressInClear } from "./backend_scenario.ts";
-import { inNs, waitFor } from "./topology.ts";
+import {
+  type BackendCluster,
+  backendScenario,
+  noPodAddressInClear,
+  withCluster,
+} from "./backend_scenario.ts";
+import { inNs, sh, waitFor } from "./topology.ts";
 
 const PSK = "twill-e2e-ipsec-psk-".repeat(6);
 
@@ -128,3 +133,42 @@ async function ipsecScenario(t: Deno.TestContext, udpEncap: boolean): Promise<vo
 
 Deno.test("ipsec e2e: Flannel's defaults (UDPEncap false)", (t) => ipsecScenario(t, false));
 Deno.test("ipsec e2e: UDPEncap true", (t) => ipsecScenario(t, true));
+
+/** The agent's lines from the twill process itself (its own log lines and its exit line). */
+function exitLines(log: string): string[] {
+  return log.split("\n").filter((l) => l.startsWith("twill agent: "));
+}
+
+async function refusedAtStart(
+  prefix: string,
+  backend: Record<string, unknown>,
+  expect: RegExp,
+): Promise<void> {
+  await withCluster({ prefix, backend, nodes: 1 }, async (c) => {
+    const r = await c.startExpectingExit(1);
+    assert.notEqual(r.code, 0);
+    const lines = exitLines(r.log);
+    assert.equal(lines.length, 1, r.log);
+    assert.match(lines[0], expect);
+    const pids = (await sh(["ip", "netns", "pids", c.topo.node(1)], { allowFail: true })).out;
+    assert.equal(pids.trim(), "", "no charon (nor anything else) left running in the node");
+    const pidFile = await Deno.readTextFile(`${c.dataDir(1)}/run/charon.pid`).catch(() => "");
+    assert.equal(pidFile, "", "charon removed its pid file as it stopped");
+  });
+}
+
+Deno.test("ipsec e2e: a short PSK is Flannel's one line and a non-zero exit", async () => {
+  await refusedAtStart(
+    "twipsecb",
+    { Type: "ipsec", PSK: "short" },
+    /^twill agent: .*config error, password is too short$/,
+  );
+});
+
+Deno.test("ipsec e2e: charon refusing the ESP proposal at start stops it and exits", async () => {
+  await refusedAtStart(
+    "twipsecv",
+    { Type: "ipsec", PSK, ESPProposal: "aes999-sha256" },
+    /^twill agent: ipsec: charon refused load-conn: .*charon\.log\)$/,
+  );
+});
