@@ -9,12 +9,14 @@ import type {
   ExpectedState,
 } from "./backend.ts";
 import { HOST_GW } from "./hostgw.ts";
+import { IPSEC } from "./ipsec.ts";
 import { VXLAN } from "./vxlan.ts";
 
 // deno-lint-ignore no-explicit-any
 const BACKENDS: ReadonlyMap<string, BackendType<any>> = new Map<string, BackendType<any>>([
   [VXLAN.type, VXLAN],
   [HOST_GW.type, HOST_GW],
+  [IPSEC.type, IPSEC],
 ]);
 
 /** For lib/subnet/config.ts: the parser of each registered type's Backend fields. */
