@@ -75,7 +75,7 @@ Deno.test("trust: serving certificates are renewed in place; clients keep workin
           if (r.status === 200) ok++;
           else failed++;
         } catch {
-          failed++; // a connect reset while a listener is replaced (lib/pki/tls_server.ts)
+          failed++; // a connect reset while a listener is replaced (lib/http/tls_server.ts)
         }
       }
       await new Promise((r) => setTimeout(r, 50));
