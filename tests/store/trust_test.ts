@@ -194,6 +194,12 @@ Deno.test("trust: joins need the secret, one live credential per name; remove-no
       assert.equal(watch.status, 200);
       const reader = watch.body!.getReader();
       await reader.read(); // created
+      const keepalive = await hn.request(addr, "/v3/lease/keepalive", {
+        body: JSON.stringify({ ID: lease }),
+      });
+      assert.equal(keepalive.status, 200);
+      const kaReader = keepalive.body!.getReader();
+      await kaReader.read(); // the first answer
       const nonAdmin = await post(hn, c.address(0), "/raft/remove-node", { name: "node-a" });
       assert.equal(nonAdmin.status, 403);
       const started = Date.now();
@@ -202,6 +208,7 @@ Deno.test("trust: joins need the secret, one live credential per name; remove-no
       assert.deepEqual(removed.body.removed, { credentials: 1, leases: 1, member: 0 });
       // The stream ends (after the deletion event, possibly) within a second.
       while (!(await reader.read()).done) { /* events until the end */ }
+      while (!(await kaReader.read()).done) { /* until the end */ }
       assert.ok(Date.now() - started < 1000, `stream closed after ${Date.now() - started} ms`);
       for (const i of [0, 1, 2]) {
         const r = await post(hn, c.address(i), "/v3/kv/range", { key: b64(subnetKey(9)) });

@@ -159,3 +159,22 @@ Deno.test("trust: a member that has just joined serves its own credential and it
     await c.stop();
   }
 });
+
+Deno.test("trust: a learner renews through POST /raft/sign and keeps its key", async () => {
+  const c = await TrustCluster.start({ voters: 1, certLifetimeMs: 3000 });
+  try {
+    const m = await c.addMember("learner-2");
+    assert.ok(c.leader().kv.confState.learners.includes(m.id));
+    const before = await leafOf(...hostPort(c, 1), c);
+    await waitFor(
+      () => c.logs.some((l) => l.startsWith("learner-2 ") && l.includes("member_cert_renewed")),
+      8000,
+      "the learner's renewal",
+    );
+    const after = await leafOf(...hostPort(c, 1), c);
+    assert.notEqual(after.chain, before.chain);
+    assert.ok(!(await Deno.stat(join(c.dirs[1], "pki", "ca.key")).catch(() => null)));
+  } finally {
+    await c.stop();
+  }
+});
