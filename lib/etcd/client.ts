@@ -223,6 +223,10 @@ export interface EtcdClientOptions {
   requestTimeoutMs?: number;
   /** How servers are verified (see lib/http/client.ts). */
   tls?: TlsClientOptions;
+  /** Told of every answer's verdict on the credential: false on a 401 (no such credential, or
+   *  revoked), true on any answer that got past authentication. The agent uses it to notice
+   *  that its credential was revoked. */
+  onAuthenticated?: (accepted: boolean) => void;
 }
 
 type Json = Record<string, unknown>;
@@ -231,6 +235,7 @@ export class EtcdClient {
   readonly #endpoints: string[];
   readonly #http: HttpClient;
   readonly #timeoutMs: number;
+  readonly #onAuthenticated: ((accepted: boolean) => void) | undefined;
   #preferred = 0;
 
   constructor(opts: EtcdClientOptions) {
@@ -238,6 +243,7 @@ export class EtcdClient {
     this.#http = new HttpClient({ token: opts.token, tls: opts.tls });
     this.#endpoints = opts.endpoints.map((e) => this.#http.baseUrl(e));
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.#onAuthenticated = opts.onAuthenticated;
   }
 
   get endpoints(): readonly string[] {
@@ -415,6 +421,7 @@ export class EtcdClient {
           }); the write may or may not have been applied`,
         );
       }
+      this.#onAuthenticated?.(res.status !== 401);
       if (res.ok) {
         this.#preferred = i;
         return res;
