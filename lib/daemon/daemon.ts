@@ -9,7 +9,6 @@ import { lockDataDir, readStartFacts } from "./data_dir.ts";
 import { runNetwork, type StoreAccess } from "./network.ts";
 import { decideStart, ignoresJoin, type StartDecision } from "./start.ts";
 import { startStore, type StoreSide } from "./store_member.ts";
-import { startVoterDuties } from "./voter_duties.ts";
 
 export type { DaemonConfig } from "./config.ts";
 
@@ -42,13 +41,9 @@ export async function runDaemon(cfg: DaemonConfig, signal: AbortSignal): Promise
     if (start.kind === "refuse") throw new Error(start.message);
     sayAboutToken(start, logger);
     const store = await startStore(cfg, start, logger);
-    const stopDuties = store.member
-      ? startVoterDuties(store.member, { dataDir: cfg.dataDir, ...store, logger })
-      : undefined;
     try {
       return await runUntilStopped(cfg, store, signal, logger);
     } finally {
-      stopDuties?.();
       if (store.member) {
         await store.member.close();
         logger("info", "store_member_stopped", {});

@@ -1,7 +1,6 @@
 // Step two of a `twill agent` start: bring up the embedded store's side of this node as decided,
 // by creating a cluster (--init), joining one (--join) or restarting what the data dir holds.
 // Every store call goes over TLS verified by the cluster CA, carrying this node's credential.
-import { createApiApp } from "../store/api/app.ts";
 import { StoreMember, writePeers } from "../store/member/member.ts";
 import { generateClusterId, type MemberIdentity, writeIdentity } from "../store/member/identity.ts";
 import { requestJoin } from "../store/member/join.ts";
@@ -10,16 +9,12 @@ import type { Logger } from "../log.ts";
 import { resolveAdvertise, splitHostPort } from "../net/address.ts";
 import { CaPinError, fetchPinnedCa } from "../pki/ca_fetch.ts";
 import type { JoinToken } from "../pki/join_token.ts";
-import { createCertificateRequest } from "../pki/member_cert.ts";
+import { createCertificateRequest, readMemberCertificate } from "../pki/member_cert.ts";
+import { caKeyPath, readTextOrNull } from "../pki/ca.ts";
 import type { DaemonConfig } from "./config.ts";
 import { readCaPem, resolveCredential } from "./credentials.ts";
 import type { StartDecision } from "./start.ts";
-import {
-  createFounderTrust,
-  founderRecords,
-  type JoinedTrust,
-  writeJoinedTrust,
-} from "./trust_files.ts";
+import { createFounderTrust, type JoinedTrust, writeJoinedTrust } from "./trust_files.ts";
 
 /** A decision that has this node use the embedded store. */
 export type StoreStart = Extract<StartDecision, { kind: "init" | "join" | "restart" | "client" }>;
@@ -45,7 +40,8 @@ export async function startStore(
       return await joinCluster(cfg, start.seeds, start.joinToken, logger);
     case "restart": {
       const { credential, caPem } = await readKept(cfg.dataDir);
-      const member = await startMember(cfg, start.identity, credential, caPem, logger, {});
+      const pki = await readMemberPki(cfg.dataDir, caPem);
+      const member = await startMember(cfg, start.identity, { credential }, pki, logger, {});
       return { member, credential, caPem, clientEndpoints: [] };
     }
     case "client": {
@@ -55,6 +51,31 @@ export async function startStore(
       return { credential, caPem, clientEndpoints: start.endpoints };
     }
   }
+}
+
+/** The PKI files a member serves and verifies with. */
+export interface MemberPki {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+  caKeyPem?: string;
+}
+
+async function readMemberPki(dataDir: string, caPem: string): Promise<MemberPki> {
+  const serving = await readMemberCertificate(dataDir);
+  if (!serving) {
+    throw new Error(
+      `${dataDir}/pki/member.crt or member.key is missing; restore them, or run 'twill ctl ` +
+        `remove-node' for this node on a member, remove ${dataDir} and join again`,
+    );
+  }
+  const caKeyPem = await readTextOrNull(caKeyPath(dataDir));
+  return {
+    certPem: serving.chainPem,
+    keyPem: serving.keyPem,
+    caPem,
+    ...(caKeyPem === null ? {} : { caKeyPem }),
+  };
 }
 
 /** The credential and CA a restart acts with (decideStart has checked that both exist). */
@@ -79,7 +100,24 @@ async function createCluster(
   };
   const trust = await createFounderTrust(cfg.dataDir, { ...id, secret });
   const caPem = trust.ca.certPem;
-  const member = await startMember(cfg, id, trust.credential, caPem, logger, { bootstrap: true });
+  const pki: MemberPki = {
+    certPem: trust.serving.chainPem,
+    keyPem: trust.serving.keyPem,
+    caPem,
+    caKeyPem: trust.ca.keyPem!,
+  };
+  // The member seeds /twill/ (join secret, CA, credential records) before start() resolves.
+  const member = await startMember(
+    cfg,
+    id,
+    {
+      credential: trust.credential,
+      init: { joinSecret: trust.secret, adminCredential: trust.adminCredential },
+    },
+    pki,
+    logger,
+    { bootstrap: true },
+  );
   await writeIdentity(cfg.dataDir, id);
   logger("info", "cluster_created", {
     cluster: id.clusterId,
@@ -87,28 +125,32 @@ async function createCluster(
     advertise: id.advertise,
   });
   await member.ready();
-  const records = founderRecords(trust, { name: cfg.name, memberId: id.nodeId });
-  if (netConfig !== undefined) records.push([`${cfg.etcdPrefix}/config`, netConfig]);
-  await seed(member, id.clusterId, records);
-  logger("info", "cluster_seeded", { keys: records.length, config: netConfig !== undefined });
+  if (netConfig !== undefined) await writeNetConfig(cfg, member, id.clusterId, netConfig, logger);
   // The join token is the one line on stdout: scripts capture it.
   console.log(trust.joinToken);
   return { member, credential: trust.credential, caPem, clientEndpoints: [] };
 }
 
-/** Writes the founder's keys through Raft (the member leads: it is the only voter). */
-async function seed(member: StoreMember, clusterId: string, kvs: [string, string][]) {
+async function writeNetConfig(
+  cfg: DaemonConfig,
+  member: StoreMember,
+  clusterId: string,
+  netConfig: string,
+  logger: Logger,
+): Promise<void> {
   const enc = new TextEncoder();
-  for (const [key, value] of kvs) {
-    await member.kv.write({
-      op: "put",
-      requestId: `init-${clusterId}-${key}`,
-      key: enc.encode(key),
-      value: enc.encode(value),
-      lease: "0",
-      prevKv: false,
-    });
-  }
+  await member.kv.write({
+    op: "put",
+    requestId: `init-config-${clusterId}`,
+    key: enc.encode(`${cfg.etcdPrefix}/config`),
+    value: enc.encode(netConfig),
+    lease: "0",
+    prevKv: false,
+  });
+  logger("info", "network_config_written", {
+    key: `${cfg.etcdPrefix}/config`,
+    from: cfg.netConfigPath,
+  });
 }
 
 /** The join request with the trust fields (the member's side reads them). */
@@ -127,7 +169,7 @@ async function joinCluster(
   // Nothing secret goes out before the CA a seed presents matches the token's hash.
   const caPem = await fetchCaFromSeeds(seeds, token.caSha256, logger);
   const { csrPem, keyPem } = await createCertificateRequest(cfg.name);
-  const req: TrustJoinRequest = {
+  const req: JoinRequest = {
     address: advertise,
     name: cfg.name,
     wantMember: cfg.storeOnly,
@@ -135,12 +177,10 @@ async function joinCluster(
     secret: token.secret,
     csrPem,
   };
-  const resp: TrustJoinResponse = await requestJoin(seeds, "", req, logger, 60_000, {
-    caCerts: [caPem],
-  });
+  const resp: JoinResponse = await requestJoin(seeds, req, logger, { caCerts: [caPem] });
   const got: JoinedTrust = {
-    caPem: resp.caPem ?? caPem,
-    credential: resp.credential ?? "",
+    caPem: resp.caPem || caPem,
+    credential: resp.credential,
     ...(resp.role === "client" ? {} : { certPem: resp.certPem, keyPem }),
   };
   await writeJoinedTrust(cfg.dataDir, caPem, got);
@@ -166,7 +206,8 @@ async function joinCluster(
     advertise,
   };
   await writeIdentity(cfg.dataDir, id);
-  const member = await startMember(cfg, id, got.credential, caPem, logger, {
+  const pki: MemberPki = { certPem: resp.certPem, keyPem, caPem };
+  const member = await startMember(cfg, id, { credential: got.credential }, pki, logger, {
     initialMembers: resp.members,
   });
   logger("info", "joined", { cluster: resp.clusterId, node: resp.nodeId, role: resp.role });
@@ -195,20 +236,22 @@ async function fetchCaFromSeeds(seeds: string[], caSha256: string, logger: Logge
   }
 }
 
+type MemberOptions = Parameters<typeof StoreMember.start>[0];
+
 function startMember(
   cfg: DaemonConfig,
   identity: MemberIdentity,
-  credential: string,
-  caPem: string,
+  trust: MemberOptions["trust"],
+  pki: MemberPki,
   logger: Logger,
-  extra: Partial<Parameters<typeof StoreMember.start>[0]>,
+  extra: Partial<MemberOptions>,
 ): Promise<StoreMember> {
   return StoreMember.start({
     dataDir: cfg.dataDir,
     listen: cfg.listen,
     identity,
-    token: credential,
-    tls: { caCerts: [caPem] },
+    trust,
+    tls: pki,
     voters: cfg.voters,
     deadVoterTimeoutMs: cfg.deadVoterTimeoutMs,
     snapshotCount: cfg.snapshotCount,
@@ -216,7 +259,6 @@ function startMember(
     tickMs: cfg.tickMs,
     electionTick: cfg.electionTicks,
     logger,
-    createApiApp: (kv, t) => createApiApp(kv, { token: t }),
     ...extra,
   });
 }

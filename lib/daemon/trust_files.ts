@@ -1,7 +1,7 @@
 // The trust material a node keeps in its data dir, made at --init and at --join: the cluster CA
 // (pki/ca.crt everywhere, pki/ca.key on voters), a member's serving certificate, the node's
-// credential, a voter's admin credential and the join token file. And the records --init seeds
-// into the replicated store under /twill/ (see lib/daemon/store_member.ts).
+// credential, a voter's admin credential and the join token file. The member seeds the replicated
+// /twill/ keys from them at --init, and keeps ca.key and admin-credential in step with its role.
 import { join } from "node:path";
 import {
   certificateSha256,
@@ -14,7 +14,6 @@ import {
   adminCredentialPath,
   createCredential,
   credentialPath,
-  hashCredential,
   looksLikeCredential,
   writeCredential,
 } from "../pki/credential.ts";
@@ -25,23 +24,11 @@ import { splitHostPort } from "../net/address.ts";
 
 export const JOIN_TOKEN_FILE = "join-token";
 
-/** Replicated keys outside the network prefix; only members and admins may touch them. */
-export const TRUST_PREFIX = "/twill";
-export const JOIN_SECRET_KEY = `${TRUST_PREFIX}/join-secret`;
-export const CREDENTIALS_PREFIX = `${TRUST_PREFIX}/credentials/`;
-export const CA_CERT_KEY = `${TRUST_PREFIX}/pki/ca.crt`;
-export const CA_KEY_KEY = `${TRUST_PREFIX}/pki/ca.key`;
-
-/** What /twill/credentials/<sha256> holds. */
-export interface CredentialRecordValue {
-  node: string;
-  kind: "node" | "member" | "admin";
-  memberId: number;
-}
-
-/** What an --init node made, to seed into the store once it leads. */
+/** What an --init node made, for the member to seed into the store once it leads. */
 export interface FounderTrust {
   ca: ClusterCa;
+  /** This member's serving certificate chain and key. */
+  serving: { chainPem: string; keyPem: string };
   secret: string;
   joinToken: string;
   credential: string;
@@ -68,23 +55,7 @@ export async function createFounderTrust(
   const secret = o.secret ?? generateJoinSecret();
   const joinToken = formatJoinToken({ caSha256: certificateSha256(ca.cert), secret });
   await writeTextFileAtomic(join(dataDir, JOIN_TOKEN_FILE), joinToken + "\n", 0o600);
-  return { ca, secret, joinToken, credential, adminCredential };
-}
-
-/** The /twill/ records an --init node seeds: key → value. */
-export function founderRecords(
-  t: FounderTrust,
-  o: { name: string; memberId: number },
-): [string, string][] {
-  const record = (kind: CredentialRecordValue["kind"]) =>
-    JSON.stringify({ node: o.name, kind, memberId: o.memberId } satisfies CredentialRecordValue);
-  return [
-    [JOIN_SECRET_KEY, t.secret],
-    [CA_CERT_KEY, t.ca.certPem],
-    [CA_KEY_KEY, t.ca.keyPem!],
-    [CREDENTIALS_PREFIX + hashCredential(t.credential), record("member")],
-    [CREDENTIALS_PREFIX + hashCredential(t.adminCredential), record("admin")],
-  ];
+  return { ca, serving, secret, joinToken, credential, adminCredential };
 }
 
 /** What a joiner got from /raft/join, checked before anything is written. */
