@@ -173,17 +173,18 @@ Deno.test("manifest: data dir and /run/flannel are the host's; every mount has i
   }
 });
 
-Deno.test("manifest: the token comes from a Secret as FLANNELD_TOKEN; exactly one init node", () => {
+Deno.test("manifest: FLANNELD_TOKEN from Secret key `secret` (init) or `join-token` (joiners)", () => {
   const sets = daemonSets();
+  const mode = (ds: Obj) =>
+    ds.spec.template.spec.containers[0].env.find((e: Obj) => e.name === "TWILL_MODE").value;
   for (const ds of sets) {
     const env = ds.spec.template.spec.containers[0].env;
     const token = env.find((e: Obj) => e.name === "FLANNELD_TOKEN");
     assert.ok(token?.valueFrom?.secretKeyRef, `${ds.metadata.name}: FLANNELD_TOKEN from a Secret`);
     assert.equal(token.valueFrom.secretKeyRef.name, "twill-token");
+    assert.equal(token.valueFrom.secretKeyRef.key, mode(ds) === "init" ? "secret" : "join-token");
     assert.ok(!env.some((e: Obj) => e.name === "FLANNELD_TOKEN" && e.value), "no literal token");
   }
-  const mode = (ds: Obj) =>
-    ds.spec.template.spec.containers[0].env.find((e: Obj) => e.name === "TWILL_MODE").value;
   const init = sets.filter((ds) => mode(ds) === "init");
   const join = sets.filter((ds) => mode(ds) === "join");
   assert.equal(init.length, 1);
