@@ -233,8 +233,12 @@ async function entrypoint(
 Deno.test("manifest entrypoint: --init once, --join elsewhere, neither once a member", async () => {
   const init = await entrypoint({ TWILL_MODE: "init" }, false);
   assert.deepEqual(init, { code: 0, out: "agent --init --data-dir DATA", err: "" });
-  const join = await entrypoint({ TWILL_MODE: "join", TWILL_JOIN: "10.0.0.1:8473" }, false);
+  const joinEnv = { TWILL_MODE: "join", TWILL_JOIN: "10.0.0.1:8473" };
+  const join = await entrypoint({ ...joinEnv, FLANNELD_TOKEN: "K10x::y" }, false);
   assert.deepEqual(join, { code: 0, out: "agent --join 10.0.0.1:8473 --data-dir DATA", err: "" });
+  const pending = await entrypoint({ ...joinEnv, FLANNELD_TOKEN: "pending" }, false);
+  assert.equal(pending.code, 1);
+  assert.match(pending.err, /Secret twill-token has no join-token yet/);
   const restart = await entrypoint({ TWILL_MODE: "init" }, true);
   assert.deepEqual(restart, { code: 0, out: "agent --data-dir DATA", err: "" });
   const noJoin = await entrypoint({ TWILL_MODE: "join" }, false);
