@@ -37,6 +37,8 @@ export interface RequestOptions {
   /** Overrides the client's timeout for this call; 0: none. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Headers for this request only (e.g. the caller a member forwards for). */
+  headers?: Record<string, string>;
 }
 
 import { bearerHeader } from "./bearer.ts";
@@ -100,7 +102,7 @@ export class HttpClient {
   /** Sends one request to `address` (host:port or a base URL). Network errors, timeouts and
    *  aborts are thrown as fetch throws them; any HTTP status is returned. */
   request(address: string, path: string, o: RequestOptions = {}): Promise<Response> {
-    const headers = this.headers();
+    const headers = { ...this.headers(), ...o.headers };
     if (o.body !== undefined) headers["content-type"] = "application/json";
     const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
     const signals = [o.signal, timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined]

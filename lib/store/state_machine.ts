@@ -48,6 +48,8 @@ type KeyRecord = HistoryRecord;
 interface Lease {
   ttl: number;
   keys: Set<string>;
+  /** The node name of the credential that granted it (authorization; absent: no node's). */
+  owner?: string;
 }
 
 /** The changes one command (or txn) makes; all writes share revision begin + 1. */
@@ -148,7 +150,7 @@ export class MvccStateMachine implements KvStateMachine {
       case "txn":
         return this.#txn(cmd);
       case "leaseGrant":
-        return this.#leaseGrant(cmd.id, cmd.ttl, cmd.requestId);
+        return this.#leaseGrant(cmd.id, cmd.ttl, cmd.requestId, cmd.owner);
       case "leaseRevoke": {
         if (!this.#leases.has(canonId(cmd.id))) {
           throw new StoreError("leaseNotFound", ETCD_MESSAGES.leaseNotFound);
@@ -272,7 +274,9 @@ export class MvccStateMachine implements KvStateMachine {
   lease(id: string): LeaseInfo | null {
     const l = this.#leases.get(canonId(id));
     if (!l) return null;
-    return { id: canonId(id), ttl: l.ttl, keys: [...l.keys].sort().map(fromBin) };
+    const info: LeaseInfo = { id: canonId(id), ttl: l.ttl, keys: [...l.keys].sort().map(fromBin) };
+    if (l.owner) info.owner = l.owner;
+    return info;
   }
 
   eventsSince(from: number): RevisionEvents[] {
@@ -505,7 +509,7 @@ export class MvccStateMachine implements KvStateMachine {
 
   // ---------------------------------------------------------------------------------- leases
 
-  #leaseGrant(rawId: string, ttl: number, requestId: string): ApplyResult {
+  #leaseGrant(rawId: string, ttl: number, requestId: string, owner?: string): ApplyResult {
     let id = canonId(rawId);
     if (id === "0") id = this.#chooseLeaseId(requestId);
     if (ttl > MAX_LEASE_TTL) {
@@ -513,7 +517,10 @@ export class MvccStateMachine implements KvStateMachine {
     }
     if (this.#leases.has(id)) throw new StoreError("leaseExists", ETCD_MESSAGES.leaseExists);
     const granted = Math.max(MIN_LEASE_TTL, Math.trunc(ttl));
-    this.#leases.set(id, { ttl: granted, keys: new Set() });
+    this.#leases.set(
+      id,
+      owner ? { ttl: granted, keys: new Set(), owner } : { ttl: granted, keys: new Set() },
+    );
     return { revision: String(this.#revision), id, ttl: granted };
   }
 
@@ -590,7 +597,7 @@ export class MvccStateMachine implements KvStateMachine {
       compactRevision: this.#compactRevision,
       leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
         [id, l],
-      ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
+      ) => leaseTuple(id, l)),
       dedup: [...this.#dedup.entries()],
     };
     const head = new TextEncoder().encode(encodeResult(header));
@@ -611,7 +618,12 @@ export class MvccStateMachine implements KvStateMachine {
     this.#keys = image.keys.map(([k]) => k);
     this.#history = new Map(image.keys);
     this.#leases = new Map(
-      image.leases.map(([id, ttl, keys]) => [id, { ttl, keys: new Set(keys.map(toBin)) }]),
+      image.leases.map(([id, ttl, keys, owner]) => [
+        id,
+        owner
+          ? { ttl, keys: new Set(keys.map(toBin)), owner }
+          : { ttl, keys: new Set(keys.map(toBin)) },
+      ]),
     );
     // Rebuild the per-revision write lists from the history.
     const writes: [number, number, string][] = [];
@@ -656,8 +668,16 @@ interface SnapshotHeader {
   appliedIndex: number;
   revision: number;
   compactRevision: number;
-  leases: [string, number, Uint8Array[]][];
+  /** [id, ttl, keys, owner]: the owner is absent in snapshots written before owners existed. */
+  leases: LeaseTuple[];
   dedup: [string, ApplyResult][];
+}
+
+type LeaseTuple = [string, number, Uint8Array[]] | [string, number, Uint8Array[], string];
+
+function leaseTuple(id: string, l: Lease): LeaseTuple {
+  const keys = [...l.keys].sort().map(fromBin);
+  return l.owner ? [id, l.ttl, keys, l.owner] : [id, l.ttl, keys];
 }
 
 /** A snapshot decoded, whichever format it was written in. */
