@@ -18,9 +18,11 @@ export interface StoreAccess {
   ownCredential: boolean;
 }
 
-/** A 401 that lasts this long, and is confirmed by one more request, means revoked: a member
- *  that has not yet applied a fresh join's credential answers 401 briefly. */
+/** A 401 that lasts this long, and is confirmed by one more request, means revoked. */
 export const REVOCATION_GRACE_MS = 2000;
+/** The same before the store has ever accepted the credential: a fresh member answers 401 until
+ *  it has caught up with the log that holds its own credential, which can take a while. */
+export const FIRST_ACCEPT_GRACE_MS = 120_000;
 
 /** Runs the network agent until `signal` aborts; rejects with one line on a fatal error,
  *  including a revoked credential. */
@@ -35,7 +37,11 @@ export async function runNetwork(
   const { runNetworkAgent, withDefaults } = await import("../agent/run.ts");
   const { EtcdClient } = await import("../etcd/client.ts");
   const revoked = new AbortController();
-  const watch = new RevocationWatch(REVOCATION_GRACE_MS, () => revoked.abort());
+  const watch = new RevocationWatch(
+    REVOCATION_GRACE_MS,
+    FIRST_ACCEPT_GRACE_MS,
+    () => revoked.abort(),
+  );
   const kv = new EtcdClient({
     endpoints: access.endpoints,
     token: access.token,
@@ -80,21 +86,28 @@ export async function runNetwork(
   }
 }
 
-/** Decides that the credential was revoked: a 401 with no accepted answer for `graceMs`, and a
- *  probe after that is refused with a 401 too (a probe that gets no answer proves nothing, and
- *  the next 401 starts over). Any accepted answer clears the suspicion. */
+/** Decides that the credential was revoked: a 401 with no accepted answer for `graceMs` (or
+ *  `firstGraceMs` while no answer has ever accepted it), and a probe after that is refused with a
+ *  401 too (a probe that gets no answer proves nothing, and the next 401 starts over). Any
+ *  accepted answer clears the suspicion. */
 export class RevocationWatch {
   probe: () => Promise<void> = () => Promise.resolve();
   #suspect = false;
   #refusals = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #done = false;
+  #everAccepted = false;
 
-  constructor(private readonly graceMs: number, private readonly onRevoked: () => void) {}
+  constructor(
+    private readonly graceMs: number,
+    private readonly firstGraceMs: number,
+    private readonly onRevoked: () => void,
+  ) {}
 
   observe(accepted: boolean): void {
     if (this.#done) return;
     if (accepted) {
+      this.#everAccepted = true;
       this.#suspect = false;
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -103,7 +116,8 @@ export class RevocationWatch {
     this.#refusals++;
     if (this.#suspect) return;
     this.#suspect = true;
-    this.#timer = setTimeout(() => this.#confirm(), this.graceMs);
+    const grace = this.#everAccepted ? this.graceMs : this.firstGraceMs;
+    this.#timer = setTimeout(() => this.#confirm(), grace);
   }
 
   async #confirm(): Promise<void> {

@@ -143,11 +143,20 @@ Deno.test("join answer: a CA other than the pinned one is refused and nothing is
   });
 });
 
-Deno.test("revocation: a 401 that lasts and is confirmed ends the agent; a passing one does not", async () => {
+Deno.test("revocation: a lasting, confirmed 401 after an accepted answer; a passing one is not", async () => {
   let revoked = 0;
-  const w = new RevocationWatch(30, () => revoked++);
-  // A 401 followed by an accepted answer (a fresh join not yet applied): not revoked.
+  const w = new RevocationWatch(30, 10_000, () => revoked++);
+  w.probe = () => {
+    w.observe(false);
+    return Promise.resolve();
+  };
+  // Never accepted yet (a fresh member still catching up): the long grace applies.
+  w.observe(false);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(revoked, 0, "a credential never accepted gets the long grace");
+  // A 401 followed by an accepted answer: not revoked.
   w.probe = () => Promise.resolve();
+  w.observe(true);
   w.observe(false);
   w.observe(true);
   await new Promise((r) => setTimeout(r, 60));
