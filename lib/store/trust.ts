@@ -64,6 +64,9 @@ export function callerOf(hash: string, e: CredentialEntry): Caller {
 
 export class CredentialIndex {
   #byHash = new Map<string, CredentialEntry>();
+  /** Member credentials a joining member learned from the leader's answer: it must accept its
+   *  peers before their records reach it through the log. Dropped once it has caught up. */
+  #provisional = new Map<string, CredentialEntry>();
   #revoked = new Map<string, Set<() => void>>();
 
   constructor(private readonly sm: KvStateMachine) {
@@ -80,8 +83,32 @@ export class CredentialIndex {
   }
 
   byHash(hash: string): Caller | null {
-    const e = this.#byHash.get(hash);
+    const e = this.#byHash.get(hash) ?? this.#provisional.get(hash);
     return e ? callerOf(hash, e) : null;
+  }
+
+  trustProvisionally(entries: { hash: string; entry: CredentialEntry }[]): void {
+    for (const { hash, entry } of entries) {
+      if (HASH_RE.test(hash) && entry.kind === "member") this.#provisional.set(hash, entry);
+    }
+  }
+
+  get provisional(): boolean {
+    return this.#provisional.size > 0;
+  }
+
+  /** Drops provisional entries the log has confirmed (the record applied) or made moot (the
+   *  member removed). */
+  settleProvisional(removed: (memberId: number) => boolean): void {
+    for (const [hash, e] of this.#provisional) {
+      if (this.#byHash.has(hash) || removed(e.memberId)) this.#provisional.delete(hash);
+    }
+  }
+
+  /** The hash of member `id`'s live credential, if any. */
+  memberHash(id: number): string | undefined {
+    for (const [hash, e] of this.#byHash) if (e.kind === "member" && e.memberId === id) return hash;
+    return undefined;
   }
 
   /** Every live credential of node `name`. */

@@ -322,6 +322,15 @@ function addLeaseKeepAliveRoute({ app, kv, maxBytes, current, caller, allow, aut
     } catch (e) {
       return streamOpenError(c, e);
     }
+    try {
+      // A refused first request is refused as a whole (403), before the stream starts.
+      if (!first.done) {
+        const id = int64Field(parseRequestObject(first.value), "ID");
+        await allow(who, { route: "/v3/lease/keepalive", leaseId: id });
+      }
+    } catch (e) {
+      return refusedStream(c, e);
+    }
     let off = () => {};
     return streamResponse(async (send, flow) => {
       off = auth.onRevoked(who, flow.end);
@@ -346,14 +355,14 @@ function addLeaseKeepAliveRoute({ app, kv, maxBytes, current, caller, allow, aut
 function addWatchRoute({ app, kv, sm, opts, maxBytes, caller, allow, auth }: Routes): void {
   app.post("/v3/watch", async (c) => {
     const who = caller(c);
-    const handle = async (req: JsonObject) => {
+    const handle = async (req: JsonObject, run = true) => {
       const create = req.create_request ?? req.createRequest;
       if (create && typeof create === "object") {
         const o = create as JsonObject;
         const range = { key: bytesField(o, "key"), rangeEnd: bytesField(o, "range_end") };
         await allow(who, { route: "/v3/watch", range });
       }
-      session?.handle(req);
+      if (run) session?.handle(req);
     };
     let off = () => {};
     const texts = jsonTexts(c.req.raw.body, maxBytes);
@@ -362,6 +371,11 @@ function addWatchRoute({ app, kv, sm, opts, maxBytes, caller, allow, auth }: Rou
       first = await texts.next();
     } catch (e) {
       return streamOpenError(c, e);
+    }
+    try {
+      if (!first.done) await handle(parseRequestObject(first.value), false);
+    } catch (e) {
+      return refusedStream(c, e);
     }
     let session: WatchSession | undefined;
     let timer: ReturnType<typeof setInterval> | undefined;
@@ -387,6 +401,16 @@ function addWatchRoute({ app, kv, sm, opts, maxBytes, caller, allow, auth }: Rou
       },
     );
   });
+}
+
+/** A stream whose first request is refused: 401/403 with etcd's body; anything else as a
+ *  first message that does not parse. */
+function refusedStream(c: Context, e: unknown): Response {
+  const err = toApiError(e);
+  if (err.grpcCode === GrpcCode.PermissionDenied || err.grpcCode === GrpcCode.Unauthenticated) {
+    return c.json(errorBody(err), httpStatusOf(err.grpcCode) as 403);
+  }
+  return streamOpenError(c, e);
 }
 
 /** etcd answers a stream whose first message does not parse with 500 and gRPC code 2. */

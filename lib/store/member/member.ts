@@ -69,7 +69,7 @@ export interface StoreMemberOptions {
   /** --init: create a cluster whose only voter is this member (data dir must be empty). */
   bootstrap?: boolean;
   /** --join: the members the leader told us about. */
-  initialMembers?: MemberInfo[];
+  initialMembers?: (MemberInfo & { credentialHash?: string })[];
   /** Use in-memory storage (tests only). */
   inMemory?: boolean;
 }
@@ -112,6 +112,13 @@ export class StoreMember implements PeerHandler {
       timeoutMs: 5000,
     });
     this.trust = new TrustState(kv, opts.tls, opts.logger);
+    this.trust.index.trustProvisionally(
+      (opts.initialMembers ?? []).flatMap((m) =>
+        m.credentialHash
+          ? [{ hash: m.credentialHash, entry: { node: m.name, kind: "member", memberId: m.id } }]
+          : []
+      ),
+    );
     this.voterFiles = new VoterFiles({
       dataDir: opts.dataDir,
       caKeyPem: () => this.trust.caKeyPem(),
@@ -314,6 +321,9 @@ export class StoreMember implements PeerHandler {
     if (this.kv.currentRole === "leader" && this.ticks % 5 === 0) {
       void this.runMembershipPolicy();
       void this.dropStaleAdmins();
+    }
+    if (this.trust.index.provisional) {
+      this.trust.index.settleProvisional((id) => this.isRemoved(id));
     }
     if (this.ticks % 5 === 0 && this.kv.leader !== 0 && !this.opts.inMemory) {
       void this.voterFiles.sync(this.kv.confState.voters.includes(this.id));
@@ -533,7 +543,10 @@ export class StoreMember implements PeerHandler {
         clusterId: this.clusterId(),
         nodeId: id,
         role: asClient ? "client" : "learner",
-        members: b.members.all().map((m) => ({ ...m })),
+        members: b.members.all().map((m) => ({
+          ...m,
+          credentialHash: this.trust.index.memberHash(m.id),
+        })),
       },
       credential,
       certPem,
@@ -587,7 +600,13 @@ export class StoreMember implements PeerHandler {
     const b = this.kv;
     if (b.currentRole !== "leader") {
       if (b.leader === 0) throw new StoreError("unavailable", ETCD_MESSAGES.noLeader);
-      return await this.callLeader(b.leader, "/raft/remove-node", { name }, who);
+      const fwd = await this.callLeader<{ removed: RemoveNodeResult }>(
+        b.leader,
+        "/raft/remove-node",
+        { name },
+        who,
+      );
+      return fwd.removed;
     }
     const m = b.members.all().find((x) => x.name === name);
     if (!m && this.trust.index.ofNode(name).length === 0 && !this.trust.leasesOf(name).length) {

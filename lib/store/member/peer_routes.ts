@@ -46,7 +46,9 @@ export interface JoinResponse {
   /** 0 when the node is to be a plain client. */
   nodeId: NodeId;
   role: "learner" | "client";
-  members: { id: NodeId; address: string; name: string }[];
+  /** credentialHash: the sha256 of each member's credential, so a new member can accept its
+   *  peers before their records reach it through the log. */
+  members: { id: NodeId; address: string; name: string; credentialHash?: string }[];
   /** The node's new credential (kind "member" for a learner, "node" for a client). */
   credential: string;
   /** The cluster CA certificate, PEM. */
@@ -160,7 +162,11 @@ function errorResponse(c: Context, e: unknown) {
   return c.json({ error: (e as Error).message ?? String(e), code: "internal" }, 500);
 }
 
+/** Routes only one kind of credential (or an admin) may use. */
 const NOT_FOR: Record<string, "member" | "admin"> = {
+  "/msg": "member",
+  "/snapshot": "member",
+  "/stream": "member",
   "/lease/keepalive": "member",
   "/lease/timetolive": "member",
   "/sign": "member",
