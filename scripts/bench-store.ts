@@ -1,7 +1,7 @@
 // Store benchmark: a 3-member twill store against a 3-member etcd 3.4, driven by the same client
 // code over the same etcd v3 JSON API, on loopback only, both over TLS: twill as it always runs
-// (its own CA, a credential per request), etcd with a server certificate from a CA this script
-// makes with lib/pki (client and peer URLs https, no client certificates, no auth).
+// (its own CA, a credential per request), etcd with a certificate from a CA this script makes
+// with openssl (client and peer URLs https, no client certificates on the client URLs, no auth).
 //
 //   deno run -A scripts/bench-store.ts [--only twill|etcd] [--quick] [--json] [--keep]
 //                                      [--phases seq,tp,range,fan,failover]
@@ -18,8 +18,6 @@ import { join } from "node:path";
 import { DurableStorage } from "../lib/store/wal/durable_storage.ts";
 import { EtcdClient } from "../lib/etcd/client.ts";
 import { HttpClient, type TlsClientOptions } from "../lib/http/client.ts";
-import { createClusterCa } from "../lib/pki/ca.ts";
-import { issueMemberCertificate } from "../lib/pki/member_cert.ts";
 
 // ---------------------------------------------------------------- processes and clusters
 
@@ -110,19 +108,30 @@ function etcdStatus(url: string, tls: TlsClientOptions) {
   return new EtcdClient({ endpoints: [url], requestTimeoutMs: 500, tls }).status();
 }
 
-/** A CA and one server certificate for 127.0.0.1 (ECDSA P-256, as twill's), as files etcd reads. */
+/** A CA and one certificate for 127.0.0.1 (ECDSA P-256, as twill's), made with openssl. Its
+ *  extended key usage has clientAuth besides serverAuth: etcd's peers present their certificate
+ *  as clients when the peer CA is set (no --client-cert-auth on the client URLs). */
 async function etcdCertificates(base: string) {
-  const ca = await createClusterCa({ clusterName: "bench-etcd" });
-  const leaf = await issueMemberCertificate(ca, { advertiseHost: "127.0.0.1", name: "etcd" });
-  const files = {
-    ca: join(base, "etcd-ca.crt"),
-    cert: join(base, "etcd.crt"),
-    key: join(base, "etcd.key"),
-  };
-  await Deno.writeTextFile(files.ca, ca.certPem);
-  await Deno.writeTextFile(files.cert, leaf.certPem);
-  await Deno.writeTextFile(files.key, leaf.keyPem, { mode: 0o600 });
-  return { files, caPem: ca.certPem };
+  const f = (n: string) => join(base, n);
+  const files = { ca: f("etcd-ca.crt"), cert: f("etcd.crt"), key: f("etcd.key") };
+  await Deno.writeTextFile(
+    f("etcd-ext.cnf"),
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  const steps = [
+    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("etcd-ca.key")],
+    ["req", "-x509", "-new", "-key", f("etcd-ca.key"), "-subj", "/CN=bench etcd CA", "-days", "2"]
+      .concat(["-out", files.ca]),
+    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", files.key],
+    ["req", "-new", "-key", files.key, "-subj", "/CN=etcd", "-out", f("etcd.csr")],
+    ["x509", "-req", "-in", f("etcd.csr"), "-CA", files.ca, "-CAkey", f("etcd-ca.key")]
+      .concat(["-CAcreateserial", "-days", "2", "-extfile", f("etcd-ext.cnf"), "-out", files.cert]),
+  ];
+  for (const args of steps) {
+    const o = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
+    if (!o.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(o.stderr)}`);
+  }
+  return { files, caPem: await Deno.readTextFile(files.ca) };
 }
 
 async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
