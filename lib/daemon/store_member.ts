@@ -251,6 +251,8 @@ function startMember(
     listen: cfg.listen,
     identity,
     trust,
+    // The member's authorizer confines node credentials to this network's keys.
+    etcdPrefix: cfg.etcdPrefix,
     tls: pki,
     voters: cfg.voters,
     deadVoterTimeoutMs: cfg.deadVoterTimeoutMs,
