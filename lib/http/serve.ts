@@ -1,9 +1,9 @@
 // The server side of the store's HTTP: one function that listens and serves a fetch handler,
 // used by every store member. Deno.serve sets TCP_NODELAY on accepted connections, which the
-// peer streams' small frames need. With `tls` the server speaks TLS only (lib/pki/tls_server.ts:
+// peer streams' small frames need. With `tls` the server speaks TLS only (lib/http/tls_server.ts:
 // a plain-HTTP request gets no HTTP answer) and its certificate can be replaced without a restart.
 import type { Logger } from "../log.ts";
-import { serveTls } from "../pki/tls_server.ts";
+import { serveTls } from "./tls_server.ts";
 
 export interface ServeOptions {
   hostname: string;

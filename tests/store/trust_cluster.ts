@@ -64,6 +64,13 @@ export class TrustCluster {
     return this.members[i].opts.identity.advertise;
   }
 
+  /** The index of a member that is not the leader (requests there are forwarded). */
+  follower(): number {
+    const i = this.members.findIndex((m) => m.kv.currentRole !== "leader");
+    if (i < 0) throw new Error("no follower");
+    return i;
+  }
+
   leader(): StoreMember {
     const l = this.members.find((m) => m.kv.currentRole === "leader");
     if (!l) throw new Error("no leader");

@@ -34,7 +34,8 @@ async function valueOf(h: HttpClient, addr: string, key: string): Promise<string
 Deno.test("trust: node credentials are confined to their own leases; peers to their own id", async (t) => {
   const c = await TrustCluster.start();
   try {
-    const addr = c.address(1); // a follower or the leader: either must enforce the same rules
+    // A follower: what it forwards to the leader must keep the caller's identity.
+    const addr = c.address(c.follower());
     const admin = c.client(c.adminCredential);
     const a = await c.join("node-a", false, "127.0.0.1:1");
     const b = await c.join("node-b", false, "127.0.0.1:2");
@@ -124,7 +125,7 @@ Deno.test("trust: node credentials are confined to their own leases; peers to th
 Deno.test("trust: joins need the secret, one live credential per name; remove-node locks out", async (t) => {
   const c = await TrustCluster.start();
   try {
-    const addr = c.address(2);
+    const addr = c.address(c.follower());
     const admin = c.client(c.adminCredential);
     const joiner = c.client();
     const { csrPem } = await createCertificateRequest("x");

@@ -75,7 +75,7 @@ Deno.test("trust: serving certificates are renewed in place; clients keep workin
           if (r.status === 200) ok++;
           else failed++;
         } catch {
-          failed++; // a connect reset while a listener is replaced (lib/pki/tls_server.ts)
+          failed++; // a connect reset while a listener is replaced (lib/http/tls_server.ts)
         }
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -140,3 +140,22 @@ function hostPort(c: TrustCluster, i: number): [string, number] {
   const [h, p] = c.address(i).split(":");
   return [h, Number(p)];
 }
+
+Deno.test("trust: a member that has just joined serves its own credential and its peers at once", async () => {
+  const c = await TrustCluster.start({ voters: 1 });
+  try {
+    const m = await c.addMember("learner-1");
+    const own = c.credentials[c.credentials.length - 1];
+    const r = await post(c.client(own), m.opts.identity.advertise, "/raft/status", {});
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // The learner catches up through the leader's messages, which it accepts from the start.
+    await waitFor(() => m.kv.appliedIndex >= c.leader().kv.appliedIndex, 10_000, "catch-up");
+    await waitFor(() => !m.trust.index.provisional, 5000, "the log to confirm the peers");
+    assert.equal(
+      (await post(c.client(own), m.opts.identity.advertise, "/raft/status", {})).status,
+      200,
+    );
+  } finally {
+    await c.stop();
+  }
+});

@@ -36,6 +36,7 @@ import type { Renewal } from "../../pki/cert_renewal.ts";
 import { createApiApp } from "../api/app.ts";
 import { credentialAuth } from "../api/auth.ts";
 import type { Caller } from "../trust.ts";
+import { hashCredential } from "../../pki/credential.ts";
 import { decideMembership } from "./membership.ts";
 import type { MemberIdentity } from "./identity.ts";
 import type { Logger } from "../../log.ts";
@@ -112,19 +113,35 @@ export class StoreMember implements PeerHandler {
       timeoutMs: 5000,
     });
     this.trust = new TrustState(kv, opts.tls, opts.logger);
-    this.trust.index.trustProvisionally(
-      (opts.initialMembers ?? []).flatMap((m) =>
-        m.credentialHash
-          ? [{ hash: m.credentialHash, entry: { node: m.name, kind: "member", memberId: m.id } }]
-          : []
-      ),
-    );
+    this.trustJoinAnswer(opts);
     this.voterFiles = new VoterFiles({
       dataDir: opts.dataDir,
       caKeyPem: () => this.trust.caKeyPem(),
       registerAdmin: (hash) => this.registerAdminHash(hash),
       log: opts.logger,
     });
+  }
+
+  /** A member that has just joined knows its peers' and its own credential from the join
+   *  answer before their records reach it through the log: it accepts them until then, so its
+   *  peers can replicate to it and the agent beside it is served at once. */
+  private trustJoinAnswer(opts: StoreMemberOptions): void {
+    const joined = opts.initialMembers ?? [];
+    if (joined.length === 0) return;
+    const { identity } = opts;
+    const entries = joined.flatMap((m) =>
+      m.credentialHash
+        ? [{
+          hash: m.credentialHash,
+          entry: { node: m.name, kind: "member" as const, memberId: m.id },
+        }]
+        : []
+    );
+    entries.push({
+      hash: hashCredential(opts.trust.credential),
+      entry: { node: identity.name, kind: "member", memberId: identity.nodeId },
+    });
+    this.trust.index.trustProvisionally(entries);
   }
 
   /** The port the store API listens on (useful with port 0). */

@@ -190,7 +190,14 @@ export function createPeerApp(h: PeerHandler): Hono {
     callers.set(c.req.raw, who);
     await next();
   });
+  addMessageRoutes(app, h, caller);
+  addStreamRoute(app, h, caller);
+  addTrustRoutes(app, h, caller);
+  addInfoRoutes(app, h);
+  return app;
+}
 
+function addMessageRoutes(app: Hono, h: PeerHandler, caller: (c: Context) => Caller): void {
   const receive = async (c: Context) => {
     const cluster = c.req.header(CLUSTER_HEADER);
     if (cluster !== h.clusterId()) {
@@ -221,7 +228,9 @@ export function createPeerApp(h: PeerHandler): Hono {
   };
   app.post("/msg", receive);
   app.post("/snapshot", receive);
+}
 
+function addStreamRoute(app: Hono, h: PeerHandler, caller: (c: Context) => Caller): void {
   // A peer's long-lived message stream (see transport.ts): one JSON frame per batch, no answer
   // unless the stream must end (a StreamNotice, then close).
   app.get("/stream", (c) => {
@@ -277,7 +286,9 @@ export function createPeerApp(h: PeerHandler): Hono {
     h.streamOpened?.(socket);
     return response;
   });
+}
 
+function addTrustRoutes(app: Hono, h: PeerHandler, caller: (c: Context) => Caller): void {
   app.post("/join", async (c) => {
     let req: JoinRequest;
     try {
@@ -326,7 +337,9 @@ export function createPeerApp(h: PeerHandler): Hono {
       return errorResponse(c, e);
     }
   });
+}
 
+function addInfoRoutes(app: Hono, h: PeerHandler): void {
   app.post("/status", (c) => c.json(h.status()));
 
   app.post("/members", async (c) => {
@@ -354,7 +367,6 @@ export function createPeerApp(h: PeerHandler): Hono {
       return errorResponse(c, e);
     }
   });
-  return app;
 }
 
 /** A join request as it arrives, checked field by field. */
