@@ -2,7 +2,15 @@
 // caught-up learners one at a time up to --voters, and replaces a voter that stays unreachable
 // longer than --dead-voter-timeout with a caught-up learner (then removes the dead voter).
 import assert from "node:assert/strict";
-import { b64, MAIN, post, ProcessCluster, TOKEN, withCluster } from "./process_cluster.ts";
+import {
+  b64,
+  clusterTrust,
+  MAIN,
+  post,
+  ProcessCluster,
+  TOKEN,
+  withCluster,
+} from "./process_cluster.ts";
 
 /** Runs `twill agent` with these flags to its end (for the ones that must refuse to start). */
 function runAgent(...flags: string[]): Promise<Deno.CommandOutput> {
@@ -146,20 +154,27 @@ Deno.test({
       assert.equal(check.status, 200);
       assert.equal(check.body.kvs, undefined, "the rejected put changed nothing");
 
-      const out = await runAgent(
-        "--store-only",
-        "--join",
-        m.address,
-        "--token",
-        "wrong",
-        "--listen",
-        c.members[1].address,
-        "--data-dir",
-        c.members[1].dataDir,
-      );
+      // The right CA hash with a wrong secret is refused by the member; a bare secret never
+      // leaves the joiner.
+      const pinned = clusterTrust().joinToken.split("::")[0];
+      const join = (token: string) =>
+        runAgent(
+          "--store-only",
+          "--join",
+          m.address,
+          "--token",
+          token,
+          "--listen",
+          c.members[1].address,
+          "--data-dir",
+          c.members[1].dataDir,
+        );
+      const out = await join(`${pinned}::wrong-secret`);
       assert.equal(out.code, 1);
-      const err = new TextDecoder().decode(out.stderr);
-      assert.match(err, /refused the cluster token \(401\)/);
+      assert.match(new TextDecoder().decode(out.stderr), /join refused: wrong join secret/);
+      const bare = await join("wrong");
+      assert.equal(bare.code, 1);
+      assert.match(new TextDecoder().decode(bare.stderr), /run `twill ctl join-token` on a member/);
 
       // --init on a data dir that holds a cluster is refused, never a second cluster.
       const again = await runAgent(
