@@ -81,6 +81,21 @@ export function post(
   });
 }
 
+let tlsClient: { caPem: string; client: Deno.HttpClient } | undefined;
+
+/** fetch() against the cluster under test: https verified by its CA, with its admin credential
+ *  unless `init` sets an authorization header. `address` is host:port. */
+export function storeFetch(address: string, path: string, init: RequestInit = {}) {
+  const t = clusterTrust();
+  if (tlsClient?.caPem !== t.caPem) {
+    tlsClient?.client.close();
+    tlsClient = { caPem: t.caPem, client: Deno.createHttpClient({ caCerts: [t.caPem] }) };
+  }
+  const headers = new Headers(init.headers);
+  if (!headers.has("authorization")) headers.set("authorization", `Bearer ${t.admin}`);
+  return fetch(`https://${address}${path}`, { ...init, headers, client: tlsClient.client });
+}
+
 export const b64 = (s: string) => Buffer.from(s).toString("base64");
 export const unb64 = (
   s: unknown,
