@@ -105,14 +105,16 @@ Deno.test({
         });
         assert.equal(w.status, 200);
 
-        // The remaining learner loses its data dir and joins again from the same address: the
-        // stale learner is replaced by a new member with a never-used id.
+        // The remaining learner loses its data dir and joins again from the same address once an
+        // admin has removed it (its name's credential was live): a new member, a never-used id.
         const learnerId = learners()[0];
         const learnerAddr = view.members.find((m) => m.id === learnerId)!.address;
         const lm = c.members.find((m) => m.address === learnerAddr)!;
         await c.kill(lm);
         await Deno.remove(lm.dataDir, { recursive: true });
         const seed = c.members.find((m) => !m.stopped)!;
+        const removed = await post(seed.address, "/raft/remove-node", { name: `m${lm.index + 1}` });
+        assert.equal(removed.status, 200, JSON.stringify(removed.body));
         c.spawn(lm, ["--join", seed.address, "--token", TOKEN]);
         await c.waitFor(
           async () => {
