@@ -260,8 +260,17 @@ Deno.test({
         25_000,
         "the reinstalled node to be a voter under a new id",
       );
-      const back = await post(victim.address, "/v3/kv/range", { key: b64("/r/x") });
-      assert.equal(atob((back.body.kvs as { value: string }[])[0].value), "1");
+      // It serves the old write once it has caught up (until then it may not yet know the
+      // admin credential this request carries).
+      await c.waitFor(
+        async () => {
+          const back = await post(victim.address, "/v3/kv/range", { key: b64("/r/x") });
+          const kvs = back.body.kvs as { value: string }[] | undefined;
+          return kvs !== undefined && atob(kvs[0].value) === "1";
+        },
+        10_000,
+        "the reinstalled node to serve the old write",
+      );
     });
   },
 });
