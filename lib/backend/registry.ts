@@ -4,11 +4,13 @@ import type { BackendConfig, BackendConfigParser } from "../subnet/config.ts";
 import type { Backend, BackendContext, BackendType } from "./backend.ts";
 import { HOST_GW } from "./hostgw.ts";
 import { VXLAN } from "./vxlan.ts";
+import { WIREGUARD } from "./wireguard.ts";
 
 // deno-lint-ignore no-explicit-any
 const BACKENDS: ReadonlyMap<string, BackendType<any>> = new Map<string, BackendType<any>>([
   [VXLAN.type, VXLAN],
   [HOST_GW.type, HOST_GW],
+  [WIREGUARD.type, WIREGUARD],
 ]);
 
 /** For lib/subnet/config.ts: the parser of each registered type's Backend fields. */
