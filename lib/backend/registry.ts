@@ -2,7 +2,10 @@
 // Adding a backend is one module implementing BackendType plus one line here.
 import type { BackendConfig, BackendConfigParser } from "../subnet/config.ts";
 import type { Backend, BackendContext, BackendType } from "./backend.ts";
+import { ALLOC } from "./alloc.ts";
+import { EXTENSION } from "./extension.ts";
 import { HOST_GW } from "./hostgw.ts";
+import { IPIP } from "./ipip.ts";
 import { VXLAN } from "./vxlan.ts";
 import { WIREGUARD } from "./wireguard.ts";
 
@@ -11,6 +14,9 @@ const BACKENDS: ReadonlyMap<string, BackendType<any>> = new Map<string, BackendT
   [VXLAN.type, VXLAN],
   [HOST_GW.type, HOST_GW],
   [WIREGUARD.type, WIREGUARD],
+  [IPIP.type, IPIP],
+  [ALLOC.type, ALLOC],
+  [EXTENSION.type, EXTENSION],
 ]);
 
 /** For lib/subnet/config.ts: the parser of each registered type's Backend fields. */
