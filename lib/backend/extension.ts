@@ -245,10 +245,11 @@ export class ExtensionBackend implements Backend {
   }
 
   async applyEvents(events: PeerEvent[]): Promise<string> {
-    const { add, replaced, remove } = splitPeerEvents(events);
+    // a replaced lease (same subnet, new attributes) is added again, as Flannel on EventAdded
+    const { add, remove } = splitPeerEvents(events);
     const errors: string[] = [];
     for (const l of this.ours(remove)) errors.push(await this.remove(l));
-    for (const l of this.ours([...replaced, ...add])) errors.push(await this.add(l));
+    for (const l of this.ours(add)) errors.push(await this.add(l));
     return errors.filter((e) => e).join("; ");
   }
 

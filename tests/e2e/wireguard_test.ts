@@ -8,7 +8,7 @@ import { keyFromBase64, keyToBase64, publicKeyOf } from "../../lib/net/wireguard
 import { UapiClient } from "../../lib/net/wireguard/uapi.ts";
 import { uapiSocketPath } from "../../lib/net/wireguard/userspace.ts";
 import { requireTools } from "../support/tools.ts";
-import { type BackendCluster, backendScenario } from "./backend_scenario.ts";
+import { BackendCluster, backendScenario } from "./backend_scenario.ts";
 import { inNs, sh, waitFor } from "./topology.ts";
 
 const client = (c: BackendCluster, n: number) =>
@@ -124,5 +124,28 @@ Deno.test({
       await t.step("reconcile re-adds a removed peer and route", () => reconcileRepairs(c));
       await t.step("a node leaving removes its peer everywhere", () => leavingNodeLosesItsPeer(c));
     });
+  },
+});
+
+Deno.test({
+  name: "e2e wireguard: an unknown Mode stops the agent at start with one line, nothing set up",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const c = await BackendCluster.create({
+      prefix: "twbw",
+      backend: { Type: "wireguard", Mode: "tunnel" },
+      nodes: 1,
+    });
+    try {
+      const r = await c.startExpectingExit(1);
+      assert.equal(r.code, 1, r.log);
+      const lines = r.log.split("\n").filter((l) => /Mode "tunnel" is not a valid Mode/.test(l));
+      assert.equal(lines.length, 1, r.log);
+      const links = await sh(["ip", "-n", c.topo.node(1), "-o", "link", "show"]);
+      assert.doesNotMatch(links.out, /flannel-wg/);
+    } finally {
+      await c.close();
+    }
   },
 });
