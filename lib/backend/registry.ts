@@ -6,6 +6,7 @@ import { ALLOC } from "./alloc.ts";
 import { EXTENSION } from "./extension.ts";
 import { HOST_GW } from "./hostgw.ts";
 import { IPIP } from "./ipip.ts";
+import { IPSEC } from "./ipsec.ts";
 import { VXLAN } from "./vxlan.ts";
 import { WIREGUARD } from "./wireguard.ts";
 
@@ -14,6 +15,7 @@ const BACKENDS: ReadonlyMap<string, BackendType<any>> = new Map<string, BackendT
   [VXLAN.type, VXLAN],
   [HOST_GW.type, HOST_GW],
   [WIREGUARD.type, WIREGUARD],
+  [IPSEC.type, IPSEC],
   [IPIP.type, IPIP],
   [ALLOC.type, ALLOC],
   [EXTENSION.type, EXTENSION],

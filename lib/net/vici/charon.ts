@@ -232,3 +232,28 @@ export async function stopCharon(dataDir: string): Promise<boolean> {
     return false;
   }
 }
+
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops the charon with this pid and waits until it is gone: SIGTERM (it removes its SAs, routes
+ * and TUN device), then SIGKILL after `graceMs`. For a start-up that fails after charon started,
+ * so nothing half-configured stays behind.
+ */
+export async function stopCharonProcess(pid: number, graceMs = 5000): Promise<void> {
+  try {
+    Deno.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && alive(pid)) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) Deno.kill(pid, "SIGKILL");
+}
