@@ -167,7 +167,7 @@ async function until(what: string, ms: number, fn: () => Promise<boolean>): Prom
   throw new Error(`timed out waiting for ${what}`);
 }
 
-Deno.test("ipsec backend: SAs between two nodes, rekeyed and restarted without loss, unloaded", async () => {
+Deno.test("ipsec backend: SAs between two nodes, rekeyed and restarted without loss, charon restarted when it dies, unloaded", async () => {
   requireTools(["ip", "ping"]);
   const dirs = await Promise.all(NODES.map(() => Deno.makeTempDir({ prefix: "twill-ipsec-" })));
   const logs: string[][] = [[], []];
@@ -228,6 +228,19 @@ Deno.test("ipsec backend: SAs between two nodes, rekeyed and restarted without l
     const r = await during;
     assert.deepEqual(r.lost, [], "no ping lost across a backend restart");
     assert.equal((await sasOf(socket(0))).length, 1, "the restart did not add an SA");
+
+    // charon dies under the agent: the next reconcile starts a new one and keys the peer again.
+    const dead = (await charonPid(dirs[0]))!;
+    Deno.kill(dead, "SIGKILL");
+    await until("charon to die", 5000, () => Promise.resolve(!alive(dead)));
+    const back = await again.reconcile([lease(NODES[1])]);
+    assert.equal(back.deviceReason, "charon restarted");
+    assert.notEqual(await charonPid(dirs[0]), dead);
+    await until("the SA again", 20_000, async () => {
+      await again.reconcile([lease(NODES[1])]);
+      return !!(await childSa(socket(0)));
+    });
+    await until("pings again", 10_000, async () => (await pingFor(1)).lost.length === 0);
 
     // B leaves: A unloads it, and the SA goes on both sides.
     const gone = await again.applyEvents([{ type: "removed", lease: lease(NODES[1]) }]);

@@ -8,8 +8,10 @@ import { writeTextFileAtomic } from "../../fs_atomic.ts";
 import { findExecutable, MissingBinaryError, runDirOf, startDetached } from "../detached.ts";
 import { ViciClient } from "./client.ts";
 
-export const CHARON_PACKAGES = "install the Debian packages strongswan-charon and " +
-  "libcharon-extra-plugins";
+// libstrongswan-standard-plugins brings gcm and openssl, which Flannel's default ESP proposal
+// needs; without them charon starts but no CHILD_SA is ever agreed.
+export const CHARON_PACKAGES = "install the Debian packages strongswan-charon, " +
+  "libcharon-extra-plugins and libstrongswan-standard-plugins";
 
 /** Where Debian and other distributions keep charon (it is not on PATH). */
 const CHARON_PLACES = [
