@@ -284,6 +284,8 @@ export interface ScenarioOptions extends ClusterOptions {
    * (with why) or null. Default: no packet with a pod address in clear.
    */
   checkCapture?: (lines: string[], c: BackendCluster) => string | null;
+  /** A pcap filter for that capture (default: everything). */
+  captureFilter?: string[];
 }
 
 /** No line of a capture names an address of the pod network (a /16 like 10.50.0.0/16). */
@@ -307,7 +309,11 @@ export async function backendScenario(
   more?: (c: BackendCluster) => Promise<void>,
 ): Promise<void> {
   await withCluster(o, async (c) => {
-    await t.step("every agent becomes ready with a distinct lease and the MTU", async () => {
+    // a failed step stops the scenario: later steps build on it
+    const step = async (name: string, fn: () => Promise<void>) => {
+      if (!(await t.step(name, fn))) throw new Error(`step failed: ${name}`);
+    };
+    await step("every agent becomes ready with a distinct lease and the MTU", async () => {
       await c.startAll();
       const leases = await c.leases();
       assert.equal(leases.size, c.n, "a lease per node");
@@ -321,12 +327,12 @@ export async function backendScenario(
     });
     await c.addPods();
     if (o.pings === false) {
-      await t.step("pods do not reach each other (nothing programmed)", async () => {
+      await step("pods do not reach each other (nothing programmed)", async () => {
         assert.ok(!(await ping(c.topo.pod(1), c.podIp.get(2)!)), "pod 1 → pod 2 must fail");
       });
     } else {
-      await t.step("pods ping across all pairs; the underlay shows no pod packet", async () => {
-        const cap = c.captureUnderlay();
+      await step("pods ping across all pairs; the underlay shows no pod packet", async () => {
+        const cap = c.captureUnderlay(o.captureFilter);
         await new Promise((r) => setTimeout(r, 300));
         await c.pingAllPairs();
         const lines = await cap.stop();
@@ -334,7 +340,7 @@ export async function backendScenario(
         const bad = (o.checkCapture ?? noPodAddressInClear(o.network))(lines, c);
         assert.equal(bad, null);
       });
-      await t.step("a DF ping at FLANNEL_MTU passes, one byte more is refused", async () => {
+      await step("a DF ping at FLANNEL_MTU passes, one byte more is refused", async () => {
         const mtu = c.mtu(1);
         assert.ok(await c.dfPing(1, 2, mtu), `DF ping of ${mtu} bytes`);
         assert.ok(!(await c.dfPing(1, 2, mtu + 1)), `DF ping of ${mtu + 1} bytes refused`);
