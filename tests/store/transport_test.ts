@@ -26,7 +26,10 @@ function startPeer(): Promise<Peer> {
   const handler: PeerHandler = {
     clusterId: () => "c1",
     token: () => TOKEN,
-    receive: (_from, msgs) => received.push(...msgs),
+    receive: (_from, msgs) => {
+      received.push(...msgs);
+      return undefined;
+    },
     isRemoved: (from) => removed.has(from),
     streamOpened: (s) => streams.push(s),
     join: () => Promise.reject(new Error("not in this test")),

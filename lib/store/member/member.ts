@@ -28,7 +28,7 @@ import type { MemberIdentity } from "./identity.ts";
 import type { Logger } from "../../log.ts";
 import { splitHostPort } from "../../net/address.ts";
 import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
-import { serve } from "../../http/serve.ts";
+import { serve, type Server } from "../../http/serve.ts";
 
 export interface StoreMemberOptions {
   dataDir: string;
@@ -66,7 +66,7 @@ export class StoreMember implements PeerHandler {
   readonly kv: RaftKv;
   readonly transport: HttpTransport;
   readonly storage: LogStore;
-  private server: Deno.HttpServer | undefined;
+  private server: Server | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly lastContact = new Map<NodeId, number>();
   private leaderSince = 0;
@@ -361,10 +361,12 @@ export class StoreMember implements PeerHandler {
     socket.addEventListener("close", () => this.streams.delete(socket));
   }
 
-  receive(from: NodeId, msgs: Message[]): void {
+  receive(from: NodeId, msgs: Message[]): string | undefined {
     if (from) this.lastContact.set(from, Date.now());
     HEARTBEAT_RTT.received(from, msgs);
-    this.kv.step(msgs);
+    const refused = this.kv.stepChecked(msgs);
+    if (refused) this.log("warn", "peer_message_refused", { from, reason: refused });
+    return refused;
   }
 
   status(): SelfStatus {

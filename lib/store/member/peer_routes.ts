@@ -15,6 +15,7 @@ import { decodeMessage, type WireMessage } from "./message_codec.ts";
 import { CLUSTER_HEADER, FROM_HEADER, type StreamNotice } from "./transport.ts";
 import { StoreError } from "../errors.ts";
 import { bearerMatches } from "../../http/bearer.ts";
+import { joinFieldsProblem, limitPeerBodies } from "./peer_limits.ts";
 
 export interface JoinRequest {
   /** The address the new node serves the store API on (its --advertise). */
@@ -73,7 +74,8 @@ export interface MembersResponse {
 export interface PeerHandler {
   clusterId(): string;
   token(): string;
-  receive(from: NodeId, msgs: Message[]): void;
+  /** Steps a batch; returns why it was refused (the rest of the batch is dropped), if it was. */
+  receive(from: NodeId, msgs: Message[]): string | undefined;
   /** A peer opened a message stream (to close it when this member stops). */
   streamOpened?(socket: WebSocket): void;
   /** True when `from` was a member once and has been removed (ids are never reused). */
@@ -104,7 +106,66 @@ export function createPeerApp(h: PeerHandler): Hono {
     }
     await next();
   });
+  app.use("*", limitPeerBodies());
 
+  addMessageRoutes(app, h);
+  addStreamRoute(app, h);
+  app.post("/join", async (c) => {
+    let req: JoinRequest;
+    try {
+      const b = await c.req.json();
+      if (typeof b?.address !== "string" || typeof b?.joinId !== "string") {
+        throw new Error("address and joinId are required");
+      }
+      req = {
+        address: b.address,
+        name: String(b.name ?? ""),
+        wantMember: b.wantMember !== false,
+        joinId: b.joinId,
+      };
+      const problem = joinFieldsProblem(req.address, req.name);
+      if (problem) throw new Error(problem);
+    } catch (e) {
+      return c.json({ error: `bad join request: ${(e as Error).message}` }, 400);
+    }
+    try {
+      return c.json(await h.join(req));
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+
+  app.post("/status", (c) => c.json(h.status()));
+
+  app.post("/members", async (c) => {
+    try {
+      return c.json(await h.members());
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+
+  app.post("/lease/keepalive", async (c) => {
+    try {
+      const { id } = await c.req.json();
+      return c.json(await h.keepAlive(String(id)));
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+
+  app.post("/lease/timetolive", async (c) => {
+    try {
+      const { id } = await c.req.json();
+      return c.json({ lease: await h.timeToLive(String(id)) });
+    } catch (e) {
+      return errorResponse(c, e);
+    }
+  });
+  return app;
+}
+
+function addMessageRoutes(app: Hono, h: PeerHandler): void {
   const receive = async (c: Context) => {
     const cluster = c.req.header(CLUSTER_HEADER);
     if (cluster !== h.clusterId()) {
@@ -127,12 +188,15 @@ export function createPeerApp(h: PeerHandler): Hono {
         410,
       );
     }
-    h.receive(from, msgs);
+    const refused = h.receive(from, msgs);
+    if (refused) return c.json({ error: `refused Raft message: ${refused}` }, 400);
     return c.body(null, 204);
   };
   app.post("/msg", receive);
   app.post("/snapshot", receive);
+}
 
+function addStreamRoute(app: Hono, h: PeerHandler): void {
   // A peer's long-lived message stream (see transport.ts): one JSON frame per batch, no answer
   // unless the stream must end (a StreamNotice, then close).
   app.get("/stream", (c) => {
@@ -173,61 +237,10 @@ export function createPeerApp(h: PeerHandler): Hono {
         end({ removed: true, error: `member ${from} was removed from this cluster` });
         return;
       }
-      h.receive(from, msgs);
+      const refused = h.receive(from, msgs);
+      if (refused) end({ error: `refused Raft message: ${refused}` });
     };
     h.streamOpened?.(socket);
     return response;
   });
-
-  app.post("/join", async (c) => {
-    let req: JoinRequest;
-    try {
-      const b = await c.req.json();
-      if (typeof b?.address !== "string" || typeof b?.joinId !== "string") {
-        throw new Error("address and joinId are required");
-      }
-      req = {
-        address: b.address,
-        name: String(b.name ?? ""),
-        wantMember: b.wantMember !== false,
-        joinId: b.joinId,
-      };
-    } catch (e) {
-      return c.json({ error: `bad join request: ${(e as Error).message}` }, 400);
-    }
-    try {
-      return c.json(await h.join(req));
-    } catch (e) {
-      return errorResponse(c, e);
-    }
-  });
-
-  app.post("/status", (c) => c.json(h.status()));
-
-  app.post("/members", async (c) => {
-    try {
-      return c.json(await h.members());
-    } catch (e) {
-      return errorResponse(c, e);
-    }
-  });
-
-  app.post("/lease/keepalive", async (c) => {
-    try {
-      const { id } = await c.req.json();
-      return c.json(await h.keepAlive(String(id)));
-    } catch (e) {
-      return errorResponse(c, e);
-    }
-  });
-
-  app.post("/lease/timetolive", async (c) => {
-    try {
-      const { id } = await c.req.json();
-      return c.json({ lease: await h.timeToLive(String(id)) });
-    } catch (e) {
-      return errorResponse(c, e);
-    }
-  });
-  return app;
 }
