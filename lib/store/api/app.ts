@@ -43,7 +43,7 @@ import {
   type JsonObject,
   parseRequestObject,
 } from "./json_codec.ts";
-import { jsonTexts } from "./json_stream.ts";
+import { jsonTexts, SlowConsumerGuard } from "./json_stream.ts";
 import { WatchSession } from "./watch_session.ts";
 import { bearerMatches } from "../../http/bearer.ts";
 
@@ -346,9 +346,11 @@ function streamResponse(
   let closed = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let drained: () => void = () => {};
+  let guard: SlowConsumerGuard | undefined;
   const finish = () => {
     if (closed) return;
     closed = true;
+    guard?.stop();
     cleanup();
     try {
       controller.close();
@@ -361,6 +363,7 @@ function streamResponse(
     controller.enqueue(
       msg instanceof Uint8Array ? msg : encoder.encode(JSON.stringify(msg) + "\n"),
     );
+    guard?.sent();
   };
   const flow: StreamFlow = {
     canSend: () => !closed && (controller.desiredSize ?? 0) > 0,
@@ -370,6 +373,10 @@ function streamResponse(
     {
       start(c) {
         controller = c;
+        guard = new SlowConsumerGuard(c, STREAM_HIGH_WATER_BYTES, (why) => {
+          c.error(new Error(why)); // drops what is queued; the connection ends
+          finish();
+        });
         run(send, flow).then(
           (end) => end && finish(),
           (e) => {
@@ -379,6 +386,7 @@ function streamResponse(
         );
       },
       pull() {
+        guard?.drained();
         if (!closed) drained();
       },
       cancel() {
