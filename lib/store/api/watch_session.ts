@@ -212,7 +212,7 @@ export class WatchSession {
 
   /** Sends everything from history the watcher has not seen, or cancels it if compacted. */
   #catchUp(w: Watcher): void {
-    if (w.next > this.#sm.revision) return;
+    if (w.next > this.#sm.revision || !this.#canSend()) return; // resume() comes back to it
     let batches: RevisionEvents[];
     try {
       batches = this.#sm.eventsSince(w.next);
