@@ -34,10 +34,13 @@ export interface AcceptGuard {
 
 const BLANK_LINE = [13, 10, 13, 10];
 
-/** Listens on hostname:port and forwards every connection to the unix socket `target`. */
+/** Where the real server listens: a unix socket, or a loopback port (a TLS server). */
+export type GuardTarget = { path: string } | { hostname: string; port: number };
+
+/** Listens on hostname:port and forwards every connection to `target`. */
 export function guardAccept(
   listenOn: { hostname: string; port: number },
-  target: string,
+  target: GuardTarget,
   limits: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
 ): AcceptGuard {
   const listener = Deno.listen({ ...listenOn, transport: "tcp" });
@@ -53,14 +56,23 @@ export function guardAccept(
     },
   };
   (async () => {
-    for await (const conn of listener) {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
+        // Out of descriptors or a connection reset while queued: keep accepting.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
       conns.add(conn);
       forward(conn, target, limits).finally(() => {
         conns.delete(conn);
         closeQuietly(conn);
       });
     }
-  })().catch(() => {/* listener closed */});
+  })();
   return guard;
 }
 
@@ -84,7 +96,7 @@ class Deadline {
   }
 }
 
-async function forward(client: Deno.TcpConn, target: string, l: AcceptLimits): Promise<void> {
+async function forward(client: Deno.TcpConn, target: GuardTarget, l: AcceptLimits): Promise<void> {
   const accepted = performance.now();
   const head = new Deadline(() => closeQuietly(client));
   head.set(l.firstByteMs);
@@ -92,25 +104,34 @@ async function forward(client: Deno.TcpConn, target: string, l: AcceptLimits): P
   if (!got) return head.clear();
   if (!got.tls) head.clear();
   client.setNoDelay(true);
-  let server: Deno.UnixConn;
+  let server: Deno.Conn;
   try {
-    server = await Deno.connect({ transport: "unix", path: target });
+    server = "path" in target
+      ? await Deno.connect({ transport: "unix", path: target.path })
+      : await Deno.connect({ ...target, transport: "tcp" });
+    if (!("path" in target)) (server as Deno.TcpConn).setNoDelay(true);
   } catch {
     return head.clear();
   }
   let lastMove = performance.now();
   const moved = () => lastMove = performance.now();
   const idle = setInterval(() => {
-    if (performance.now() - lastMove > l.idleMs) closeQuietly(client);
+    if (performance.now() - lastMove <= l.idleMs) return;
+    closeQuietly(client);
+    closeQuietly(server);
   }, Math.min(l.idleMs, 1000));
   try {
+    // The client's end of input is passed on (the server decides what a half-close means); the
+    // server's end closes the client.
     const up = (async () => {
       for (const part of got.parts) await writeAll(server, part);
       await pump(client, server, moved);
+      await server.closeWrite();
     })().catch(() => {});
     // TLS: the server answering the handshake is as far as the front can see.
-    const down = pump(server, client, moved, got.tls ? () => head.clear() : undefined);
-    await Promise.race([up, down]);
+    const down = pump(server, client, moved, got.tls ? () => head.clear() : undefined)
+      .finally(() => closeQuietly(client));
+    await Promise.all([up, down]);
   } finally {
     head.clear();
     clearInterval(idle);

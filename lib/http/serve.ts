@@ -42,7 +42,7 @@ export async function serve(o: ServeOptions): Promise<Server> {
   try {
     front = guardAccept(
       { hostname: o.hostname, port: o.port },
-      path,
+      { path },
       o.limits ?? DEFAULT_ACCEPT_LIMITS,
     );
   } catch (e) {
