@@ -16,6 +16,10 @@ export interface AcceptLimits {
   idleMs: number;
   /** Largest first-request header block (plain HTTP) before the connection is closed. */
   maxHeadBytes: number;
+  /** Connections still in their first-byte/head phase; a new one beyond it closes the oldest
+   *  (a client that completes its head in time is rarely the oldest). Every open connection
+   *  costs the runtime memory it does not give back, so this bounds what a flood leaves. */
+  maxPendingHeads: number;
 }
 
 export const DEFAULT_ACCEPT_LIMITS: AcceptLimits = {
@@ -23,6 +27,7 @@ export const DEFAULT_ACCEPT_LIMITS: AcceptLimits = {
   headMs: 10_000,
   idleMs: 15 * 60_000,
   maxHeadBytes: 64 * 1024,
+  maxPendingHeads: 512,
 };
 
 export interface AcceptGuard {
@@ -45,6 +50,8 @@ export function guardAccept(
 ): AcceptGuard {
   const listener = Deno.listen({ ...listenOn, transport: "tcp" });
   const conns = new Set<Deno.Conn>();
+  /** In accept order: the first is the oldest. */
+  const heads = new Set<Deno.Conn>();
   const guard = {
     addr: listener.addr as Deno.NetAddr,
     get open() {
@@ -67,7 +74,14 @@ export function guardAccept(
         continue;
       }
       conns.add(conn);
-      forward(conn, target, limits).finally(() => {
+      if (heads.size >= limits.maxPendingHeads) {
+        const oldest = heads.values().next().value!;
+        heads.delete(oldest);
+        closeQuietly(oldest);
+      }
+      heads.add(conn);
+      forward(conn, target, limits, () => heads.delete(conn)).finally(() => {
+        heads.delete(conn);
         conns.delete(conn);
         closeQuietly(conn);
       });
@@ -96,12 +110,18 @@ class Deadline {
   }
 }
 
-async function forward(client: Deno.TcpConn, target: GuardTarget, l: AcceptLimits): Promise<void> {
+async function forward(
+  client: Deno.TcpConn,
+  target: GuardTarget,
+  l: AcceptLimits,
+  headRead: () => void,
+): Promise<void> {
   const accepted = performance.now();
   const head = new Deadline(() => closeQuietly(client));
   head.set(l.firstByteMs);
   const got = await readHead(client, l, () => head.set(l.headMs - (performance.now() - accepted)));
   if (!got) return head.clear();
+  headRead();
   if (!got.tls) head.clear();
   client.setNoDelay(true);
   let server: Deno.Conn;
@@ -148,7 +168,7 @@ async function readHead(
 ): Promise<{ tls: boolean; parts: Uint8Array[] } | undefined> {
   const parts: Uint8Array[] = [];
   const scanner = new HeadScanner(l.maxHeadBytes);
-  const small = new Uint8Array(2048);
+  const small = new Uint8Array(512);
   for (;;) {
     const n = await client.read(small).catch(() => null);
     if (n === null) return undefined;

@@ -5,7 +5,13 @@ import assert from "node:assert/strict";
 import { serve } from "../../lib/http/serve.ts";
 import { silentLogger } from "../../lib/log.ts";
 
-const LIMITS = { firstByteMs: 300, headMs: 600, idleMs: 1500, maxHeadBytes: 4096 };
+const LIMITS = {
+  firstByteMs: 300,
+  headMs: 600,
+  idleMs: 1500,
+  maxHeadBytes: 4096,
+  maxPendingHeads: 10_000,
+};
 
 async function closedWithin(conn: Deno.Conn, ms: number): Promise<boolean> {
   const buf = new Uint8Array(64);
@@ -78,6 +84,33 @@ Deno.test("a completed request is answered, and a connection idle past the limit
     try {
       c.close();
     } catch { /* closed */ }
+    await server.shutdown();
+  }
+});
+
+Deno.test("a flood of connections stuck before their head closes the oldest, not new clients", async () => {
+  const server = await serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: () => new Response("ok"),
+    logger: silentLogger,
+    limits: { ...LIMITS, firstByteMs: 10_000, headMs: 20_000, maxPendingHeads: 50 },
+  });
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }));
+    }
+    const closed = await Promise.all(conns.map((c) => closedWithin(c, 1000)));
+    assert.equal(closed.slice(0, 150).filter((x) => x).length, 150, "the oldest were closed");
+    assert.equal(closed.slice(150).filter((x) => x).length, 0, "the newest 50 wait their turn");
+    assert.equal(await (await fetch(`http://127.0.0.1:${server.addr.port}/`)).text(), "ok");
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
     await server.shutdown();
   }
 });
