@@ -73,10 +73,10 @@ export const MAX_WATCHERS_PER_STREAM = 4096;
 const CATCH_UP_CHUNK_BYTES = 256 * 1024;
 
 /** Roughly what an event costs on the stream (base64 grows the bytes by a third). */
-function eventBytes(e: WatchEvent): number {
+function eventBytes(e: WatchEvent, prevKv: boolean): number {
   const kv = (x: WatchEvent["kv"] | undefined) =>
     x ? (x.key.length + x.value.length) * 1.34 + 120 : 0;
-  return kv(e.kv) + kv(e.prevKv);
+  return kv(e.kv) + (prevKv ? kv(e.prevKv) : 0);
 }
 
 export class WatchSession {
@@ -235,7 +235,7 @@ export class WatchSession {
     for (const b of batches) {
       for (const e of this.#filter(w, b.events)) {
         events.push(e);
-        bytes += eventBytes(e);
+        bytes += eventBytes(e, w.prevKv);
       }
       w.next = b.revision + 1;
       if (bytes < CATCH_UP_CHUNK_BYTES) continue;
