@@ -5,15 +5,7 @@
 import assert from "node:assert/strict";
 import https from "node:https";
 import type { KvInput, KvOutput, Operation } from "../../lib/linearizability/mod.ts";
-import {
-  b64,
-  clusterTrust,
-  NotSent,
-  post,
-  prefixEnd,
-  type ProcessCluster,
-  unb64,
-} from "./process_cluster.ts";
+import { b64, clusterTrust, NotSent, post, type ProcessCluster, unb64 } from "./process_cluster.ts";
 
 export const LIN_KEYS = ["/t/lin/a", "/t/lin/b", "/t/lin/c"];
 
