@@ -120,6 +120,39 @@ async function openWatch(node: Node, from: number): Promise<void> {
   })();
 }
 
+/** Lists, grants and creates the node's key, retried a second apart as the agent retries its
+ *  lease acquisition; a key already holding our value is ours (an earlier attempt whose answer
+ *  was lost), as the agent adopts the lease that holds its PublicIP. */
+async function acquire(client: EtcdClient, index: number): Promise<{ lease: string; rev: number }> {
+  const c = cfg!;
+  const key = subnetKey(c.prefix, index);
+  const value = leaseValue(index);
+  for (let attempt = 1;; attempt++) {
+    try {
+      const listed = await client.range(c.prefix, { prefix: true });
+      const mine = listed.kvs.find((kv) => text(kv.key) === key);
+      if (mine && text(mine.value) === value) {
+        return { lease: mine.lease, rev: Number(listed.header.revision) };
+      }
+      if (mine) throw new Error(`node ${index}: ${key} is taken by another value`);
+      const grant = await client.leaseGrant(c.ttlSeconds);
+      const r = await client.txn({
+        compare: [{ key, target: "VERSION", result: "EQUAL", version: "0" }],
+        success: [{ put: { key, value, lease: grant.id } }],
+      });
+      if (!r.succeeded) throw new Error(`node ${index}: ${key} was created meanwhile`);
+      return { lease: grant.id, rev: Number(listed.header.revision) };
+    } catch (e) {
+      if (attempt >= JOIN_ATTEMPTS || stop.signal.aborted) throw e;
+      joinRetries++;
+      await sleep(1000);
+    }
+  }
+}
+
+const JOIN_ATTEMPTS = 5;
+let joinRetries = 0;
+
 async function joinNode(index: number): Promise<void> {
   const c = cfg!;
   const n = c.endpoints.length;
@@ -130,31 +163,33 @@ async function joinNode(index: number): Promise<void> {
     tls: c.tls,
     requestTimeoutMs: 30_000,
   });
-  const listed = await client.range(c.prefix, { prefix: true });
-  const grant = await client.leaseGrant(c.ttlSeconds);
-  const key = subnetKey(c.prefix, index);
-  const r = await client.txn({
-    compare: [{ key, target: "VERSION", result: "EQUAL", version: "0" }],
-    success: [{ put: { key, value: leaseValue(index), lease: grant.id } }],
-  });
-  if (!r.succeeded) throw new Error(`node ${index}: ${key} already taken`);
-  const listRev = Number(listed.header.revision);
+  const { lease, rev } = await acquire(client, index);
   const node: Node = {
     index,
     client,
-    lease: grant.id,
+    lease,
     revs: [],
-    startRev: listRev + 1,
-    lastRev: listRev,
+    startRev: rev + 1,
+    lastRev: rev,
     opens: 0,
     lastOpenAt: 0,
   };
-  await openWatch(node, listRev + 1);
+  for (let attempt = 1;; attempt++) {
+    try {
+      await openWatch(node, rev + 1);
+      break;
+    } catch (e) {
+      if (attempt >= JOIN_ATTEMPTS || stop.signal.aborted) throw e;
+      joinRetries++;
+      await sleep(1000);
+    }
+  }
   nodes.push(node);
 }
 
 async function join(from: number, count: number, concurrency: number) {
   const t0 = now();
+  const retries0 = joinRetries;
   let next = from;
   const errors: string[] = [];
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
@@ -168,7 +203,12 @@ async function join(from: number, count: number, concurrency: number) {
       }
     }
   }));
-  return { ms: now() - t0, failed: errors.length, errors: errors.filter(Boolean) };
+  return {
+    ms: now() - t0,
+    failed: errors.length,
+    errors: errors.filter(Boolean),
+    retries: joinRetries - retries0,
+  };
 }
 
 /** Keeps every node's lease alive, spread evenly over the interval. */

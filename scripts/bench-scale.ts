@@ -354,7 +354,7 @@ async function joinNodes(workers: Worker[], from: number, count: number, concurr
   const rs = await Promise.all(workers.map((w, k) => {
     const start = from + k * per;
     const n = Math.max(0, Math.min(per, from + count - start));
-    return w.call<{ ms: number; failed: number; errors: string[] }>("join", {
+    return w.call<{ ms: number; failed: number; errors: string[]; retries: number }>("join", {
       from: start,
       count: n,
       concurrency,
@@ -364,6 +364,7 @@ async function joinNodes(workers: Worker[], from: number, count: number, concurr
   if (failed > 0) {
     throw new Error(`bench-scale: ${failed} joins failed, e.g. ${rs.flatMap((r) => r.errors)[0]}`);
   }
+  return rs.reduce((s, r) => s + r.retries, 0);
 }
 
 // ---------------------------------------------------------------- phases
@@ -533,14 +534,25 @@ interface Plan {
   keepaliveS: number;
 }
 
-async function idle(c: Cluster, workers: Worker[], plan: Plan, r: Results) {
+async function idle(
+  c: Cluster,
+  workers: Worker[],
+  plan: Plan,
+  workerRss0: number,
+  r: Results,
+) {
   await sleep(3000);
   const s = await sampled(c, () => sleep(10_000));
   r["idle: member CPU, sum of 3 (% of a core)"] = s.cpuPct;
   r["idle: member RSS, sum of 3 (MiB)"] = membersRss(c);
   r["idle: largest member RSS (MiB)"] = Math.max(...c.members.map((m) => rssMiB(m.pid())));
+  r["emulating processes: RSS per node (KiB)"] = ((await workersRssKiB(workers)) - workerRss0) /
+    plan.nodes;
+}
+
+async function workersRssKiB(workers: Worker[]): Promise<number> {
   const wr = await Promise.all(workers.map((w) => w.call<{ rssKiB: number }>("rss")));
-  r["emulating process RSS per node (KiB)"] = wr.reduce((s, x) => s + x.rssKiB, 0) / plan.nodes;
+  return wr.reduce((s, x) => s + x.rssKiB, 0);
 }
 
 async function burst(c: Cluster, workers: Worker[], plan: Plan, r: Results) {
@@ -548,10 +560,12 @@ async function burst(c: Cluster, workers: Worker[], plan: Plan, r: Results) {
     const i = plan.nodes + k;
     return `${PREFIX}10.${(i >> 8) & 255}.${i & 255}.0-24`;
   });
+  let retries = 0;
   const s = await sampled(c, async () => {
-    await joinNodes(workers, plan.nodes, plan.burst, plan.burst);
+    retries = await joinNodes(workers, plan.nodes, plan.burst, plan.burst);
     return await awaitSeen(workers, keys, 120_000);
   });
+  r[`burst of ${plan.burst} joins: attempts retried`] = retries;
   r[`burst of ${plan.burst} joins: member CPU, sum of 3 (% of a core)`] = s.cpuPct;
   r[`burst of ${plan.burst} joins: peak member RSS, sum of 3 (MiB)`] = s.peakMiB;
   r[`burst of ${plan.burst} joins → every watcher has all (ms)`] = s.ms;
@@ -579,14 +593,16 @@ async function benchCluster(c: Cluster, workers: Worker[], plan: Plan, log: (s: 
     })
   ));
   log(`${c.kind}: joining ${plan.nodes} nodes (load ${loadavg()})`);
+  const workerRss0 = await workersRssKiB(workers);
   const joined = await sampled(c, () => joinNodes(workers, 0, plan.nodes, 32));
   r[`join of ${plan.nodes} nodes, 32 at a time per worker (s)`] = joined.ms / 1000;
+  r["join attempts retried (store errors)"] = joined.result;
   const floor = Number(
     (await client.range(PREFIX, { prefix: true, countOnly: true })).header
       .revision,
   );
   log(`${c.kind}: idle with ${plan.nodes} nodes (load ${loadavg()})`);
-  await idle(c, workers, plan, r);
+  await idle(c, workers, plan, workerRss0, r);
   r["member RSS per node: (idle - before) / N (KiB)"] =
     ((r["idle: member RSS, sum of 3 (MiB)"] - rss0) * 1024) / plan.nodes;
   r["watch event on the wire, body bytes"] = await wireBytesPerEvent(c);
