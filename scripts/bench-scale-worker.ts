@@ -77,7 +77,11 @@ function leaseValue(i: number): string {
 function record(node: Node, key: string, rev: number): void {
   node.revs.push(rev);
   node.lastRev = rev;
-  const at = now();
+  know(key, now());
+}
+
+/** One more node knows `key` (from its watch, or from the listing it joined with). */
+function know(key: string, at: number): void {
   const s = seen.get(key);
   if (s) {
     s.count++;
@@ -130,8 +134,14 @@ async function acquire(client: EtcdClient, index: number): Promise<{ lease: stri
   for (let attempt = 1;; attempt++) {
     try {
       const listed = await client.range(c.prefix, { prefix: true });
+      const listedAt = now();
+      // Counted once per node: only the attempt that succeeds gets here without throwing.
+      const known = () => {
+        for (const kv of listed.kvs) know(text(kv.key), listedAt);
+      };
       const mine = listed.kvs.find((kv) => text(kv.key) === key);
       if (mine && text(mine.value) === value) {
+        known();
         return { lease: mine.lease, rev: Number(listed.header.revision) };
       }
       if (mine) throw new Error(`node ${index}: ${key} is taken by another value`);
@@ -141,6 +151,7 @@ async function acquire(client: EtcdClient, index: number): Promise<{ lease: stri
         success: [{ put: { key, value, lease: grant.id } }],
       });
       if (!r.succeeded) throw new Error(`node ${index}: ${key} was created meanwhile`);
+      known();
       return { lease: grant.id, rev: Number(listed.header.revision) };
     } catch (e) {
       if (attempt >= JOIN_ATTEMPTS || stop.signal.aborted) throw e;

@@ -15,7 +15,8 @@
 // - SIGKILL of the leader: time until every node's watch has resumed on another member and
 //   delivered the first write after the kill; then every node's delivered revisions are checked
 //   against one reference watch (nothing lost, duplicated, reordered or invented).
-// Ports: etcd 127.0.0.1:33379-33384, twill 127.0.0.1:38573-38575 (health 39201-39203). Every
+// Ports: etcd 127.0.0.1:24379-24384, twill 127.0.0.1:28573-28575 (health 29201-29203), below
+// the ephemeral range, which thousands of client connections would otherwise collide with. Every
 // process is killed and the temporary directory removed at the end.
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -95,8 +96,8 @@ async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Pr
 
 async function startEtcd(base: string, spawned: Proc[]): Promise<Cluster> {
   const names = ["e1", "e2", "e3"];
-  const client = (i: number) => `http://127.0.0.1:${33379 + 2 * i}`;
-  const peer = (i: number) => `http://127.0.0.1:${33380 + 2 * i}`;
+  const client = (i: number) => `http://127.0.0.1:${24379 + 2 * i}`;
+  const peer = (i: number) => `http://127.0.0.1:${24380 + 2 * i}`;
   const initial = names.map((n, i) => `${n}=${peer(i)}`).join(",");
   const members = names.map((name, i) =>
     new Proc(name, client(i), "etcd", () => [
@@ -139,7 +140,7 @@ async function startEtcd(base: string, spawned: Proc[]): Promise<Cluster> {
 
 async function startTwill(base: string, spawned: Proc[]): Promise<Cluster> {
   const token = "bench-scale-token-0123456789abcdef";
-  const listen = (i: number) => `127.0.0.1:${38573 + i}`;
+  const listen = (i: number) => `127.0.0.1:${28573 + i}`;
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
   const members = [0, 1, 2].map((i) => {
     const name = `t${i + 1}`;
@@ -150,7 +151,7 @@ async function startTwill(base: string, spawned: Proc[]): Promise<Cluster> {
       () => [
         ...["run", "-A", mainTs, "agent", "--store-only", "--name", name],
         ...["--data-dir", join(base, name), "--listen", listen(i), "--advertise", listen(i)],
-        ...["--token", token, "--healthz-ip", "127.0.0.1", "--healthz-port", String(39201 + i)],
+        ...["--token", token, "--healthz-ip", "127.0.0.1", "--healthz-port", String(29201 + i)],
         ...(i === 0 ? ["--init"] : ["--join", listen(0)]),
       ],
       join(base, `${name}.log`),
