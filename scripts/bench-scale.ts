@@ -598,6 +598,9 @@ async function benchCluster(c: Cluster, workers: Worker[], plan: Plan, log: (s: 
   const joined = await sampled(c, () => joinNodes(workers, 0, plan.nodes, 32));
   r[`join of ${plan.nodes} nodes, 32 at a time per worker (s)`] = joined.ms / 1000;
   r["join attempts retried (store errors)"] = joined.result;
+  r[`join of ${plan.nodes}: member CPU, sum of 3 (% of a core)`] = joined.cpuPct;
+  // A join lists every key before it, so this grows with N (N/2 keys per join on average).
+  r["join: member CPU per join (ms)"] = (joined.cpuPct * joined.ms / 100) / plan.nodes;
   const floor = Number(
     (await client.range(PREFIX, { prefix: true, countOnly: true })).header
       .revision,
