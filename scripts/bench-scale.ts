@@ -706,6 +706,8 @@ async function main(): Promise<number> {
       if (store !== "both" && store !== kind) continue;
       try {
         results[kind] = await runOne(kind, base, plan, log);
+        // Kept at once: a later failure or an interrupted run still leaves this store's figures.
+        log(`${kind} results: ${JSON.stringify(results[kind])}`);
       } catch (e) {
         log(`${kind} failed: ${(e as Error).message}`);
       }
