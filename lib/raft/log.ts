@@ -13,6 +13,11 @@ export class RaftLog {
   committed: number;
   /** Highest index the application has applied (reported through advance). */
   applied: number;
+  /**
+   * Highest index handed to the application for applying (>= applied). Only asynchronous
+   * writes hand out a Ready before the previous one was advanced, so only they move it ahead.
+   */
+  applying: number;
   /** Max bytes of committed entries handed out in one Ready. */
   readonly maxNextEntsSize: number;
 
@@ -24,6 +29,7 @@ export class RaftLog {
     this.unstable = new Unstable(last + 1);
     this.committed = first - 1;
     this.applied = first - 1;
+    this.applying = first - 1;
   }
 
   /**
@@ -102,6 +108,43 @@ export class RaftLog {
     return this.committed + 1 > off;
   }
 
+  /**
+   * The last index known durable here: every entry up to it is in the stable Storage (entries
+   * in a write still in progress are not). An incoming snapshot counts once it is stable.
+   */
+  stableLastIndex(): number {
+    if (this.unstable.snapshot) return this.unstable.snapshot.metadata.index - 1;
+    return this.unstable.offset - 1;
+  }
+
+  /**
+   * Asynchronous writes: committed entries not yet handed out for applying, limited to those
+   * durable here (so an application never applies, or reports applied, what a restart could
+   * lose locally) and to none while a snapshot is pending.
+   */
+  nextCommittedEnts(): Entry[] {
+    const [lo, hi] = this.committedRange();
+    return lo < hi ? this.slice(lo, hi, this.maxNextEntsSize) : [];
+  }
+
+  hasNextCommittedEnts(): boolean {
+    const [lo, hi] = this.committedRange();
+    return lo < hi;
+  }
+
+  private committedRange(): [number, number] {
+    if (this.unstable.snapshot) return [0, 0];
+    const lo = Math.max(this.applying + 1, this.firstIndex());
+    const hi = Math.min(this.committed, this.stableLastIndex()) + 1;
+    return [lo, hi];
+  }
+
+  /** Entries up to i were handed out for applying. */
+  applyingTo(i: number): void {
+    invariant(i <= this.committed, `applying ${i} beyond committed ${this.committed}`);
+    if (i > this.applying) this.applying = i;
+  }
+
   hasPendingSnapshot(): boolean {
     return this.unstable.snapshot !== undefined;
   }
@@ -135,6 +178,7 @@ export class RaftLog {
       `applied ${i} is out of range [prev applied ${this.applied}, committed ${this.committed}]`,
     );
     this.applied = i;
+    if (i > this.applying) this.applying = i;
   }
 
   stableTo(i: number, t: number): void {

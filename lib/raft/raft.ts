@@ -74,6 +74,13 @@ export class Raft {
   heartbeatElapsed = 0;
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
+  /** Config.asyncStorageWrites: self-acknowledgements wait for the application's report. */
+  readonly asyncWrites: boolean;
+  /**
+   * Asynchronous writes: messages to this node itself (its vote for itself) that take effect
+   * only once the write of the Ready that carries them is durable (RawNode.persisted).
+   */
+  selfAfterPersist: Message[] = [];
   readonly heartbeatTimeout: number;
   readonly electionTimeout: number;
   /** Randomized in [electionTimeout, 2*electionTimeout) at every reset. */
@@ -100,6 +107,7 @@ export class Raft {
     this.prs = new ProgressTracker(c.maxInflightMsgs ?? DEFAULT_MAX_INFLIGHT);
     this.checkQuorum = c.checkQuorum ?? true;
     this.preVote = c.preVote ?? true;
+    this.asyncWrites = c.asyncStorageWrites ?? false;
     this.heartbeatTimeout = c.heartbeatTick;
     this.electionTimeout = c.electionTick;
 
@@ -297,6 +305,34 @@ export class Raft {
     if (snapshot) this.raftLog.stableSnapTo(snapshot.metadata.index);
   }
 
+  /** Asynchronous writes: the application applied `committedEntries` of a Ready. */
+  appliedEntries(committedEntries: Entry[]): void {
+    this.reduceUncommittedSize(committedEntries);
+    if (committedEntries.length === 0) return;
+    this.raftLog.appliedTo(committedEntries[committedEntries.length - 1].index);
+  }
+
+  /**
+   * Asynchronous writes: a Ready's write is durable (its snapshot already applied by the
+   * application). The leader's own log now counts toward the commit quorum up to `last`, if that
+   * entry is still in its log: this self-acknowledgement is the only way its own entries count.
+   */
+  persisted(last: Entry | undefined, snapshot: Snapshot | undefined): void {
+    if (snapshot) {
+      this.raftLog.stableSnapTo(snapshot.metadata.index);
+      this.raftLog.appliedTo(snapshot.metadata.index);
+    }
+    if (!last) return;
+    this.raftLog.stableTo(last.index, last.term);
+    if (this.state !== "leader" || !this.raftLog.matchTerm(last.index, last.term)) return;
+    const self = this.prs.progress.get(this.id);
+    if (!self?.maybeUpdate(last.index)) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
+  }
+
   /** Commit whatever a quorum has replicated. Returns whether the commit index moved. */
   maybeCommit(): boolean {
     return this.raftLog.maybeCommit(this.prs.committed(), this.term);
@@ -314,6 +350,8 @@ export class Raft {
     this.abortLeaderTransfer();
     this.prs.resetVotes();
     const last = this.raftLog.lastIndex();
+    // With asynchronous writes a node's own log counts only as far as it is durable.
+    const ownMatch = this.asyncWrites ? Math.min(last, this.raftLog.stableLastIndex()) : last;
     this.prs.visit((id, pr) => {
       pr.match = 0;
       pr.next = last + 1;
@@ -322,7 +360,7 @@ export class Raft {
       pr.probeSent = false;
       pr.recentActive = false;
       pr.inflights.reset();
-      if (id === this.id) pr.match = last;
+      if (id === this.id) pr.match = ownMatch;
     });
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
@@ -351,6 +389,9 @@ export class Raft {
       return false;
     }
     li = this.raftLog.append(es);
+    // With asynchronous writes the leader acknowledges its own entries when their write is
+    // reported durable (persisted), not now.
+    if (this.asyncWrites) return true;
     this.prs.progress.get(this.id)?.maybeUpdate(li);
     this.maybeCommit();
     return true;
@@ -444,7 +485,7 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.state = "leader";
-    this.prs.progress.get(this.id)!.becomeReplicate();
+    this.prs.progress.get(this.id)?.becomeReplicate();
     // Paper §8: a new leader commits an empty entry of its term first.
     const ok = this.appendEntry([{ term: 0, index: 0, type: "normal", data: new Uint8Array() }]);
     invariant(ok, "empty entry was dropped");
@@ -474,8 +515,15 @@ export class Raft {
 
   /** Whether this node can become leader: a voter with no pending snapshot. */
   promotable(): boolean {
+    if (this.raftLog.hasPendingSnapshot()) return false;
     const pr = this.prs.progress.get(this.id);
-    return pr !== undefined && !pr.isLearner && !this.raftLog.hasPendingSnapshot();
+    if (pr !== undefined) return !pr.isLearner;
+    // Asynchronous writes: a leader's entries reach followers before its own disk, so a member
+    // removed by a configuration change may hold entries that the remaining voters lost in a
+    // crash; a remaining voter that has not applied the removal still needs this member's
+    // vote, which it refuses to a shorter log. So a removed member (of a non-empty
+    // configuration) campaigns too; as leader it hands off at once (handOffLeadership).
+    return this.asyncWrites && this.prs.voters.size > 0;
   }
 
   campaign(t: CampaignType): void {
@@ -492,6 +540,14 @@ export class Raft {
       voteMsg = "MsgVote";
       term = this.term;
     }
+    if (t !== "preElection" && this.asyncWrites) {
+      // Our own vote counts only once the term and vote carrying it are durable.
+      this.selfAfterPersist.push(
+        newMessage({ type: "MsgVoteResp", to: this.id, from: this.id, term }),
+      );
+      this.sendVoteRequests(voteMsg, term, t);
+      return;
+    }
     const { result } = this.poll(this.id, voteRespType(voteMsg), true);
     if (result === "won") {
       // Single-voter cluster: won immediately.
@@ -499,6 +555,10 @@ export class Raft {
       else this.becomeLeader();
       return;
     }
+    this.sendVoteRequests(voteMsg, term, t);
+  }
+
+  private sendVoteRequests(voteMsg: "MsgVote" | "MsgPreVote", term: number, t: CampaignType) {
     for (const id of this.prs.voterIds()) {
       if (id === this.id) continue;
       this.send(newMessage({
@@ -668,13 +728,9 @@ export class Raft {
         return;
       }
       case "MsgReadIndex": {
-        if (this.prs.isSingleton() && this.prs.voters.has(this.id)) {
-          // The only voter is this node: no one else can be leader.
-          this.respondToReadIndex(m, this.raftLog.committed);
-          return;
-        }
         // Serve reads only once an entry of this term is committed: before that, the commit
-        // index may lag behind what a previous leader acknowledged.
+        // index may lag behind what a previous leader acknowledged (or, under asynchronous
+        // writes, what this very node committed before a restart).
         if (!this.committedEntryInCurrentTerm()) {
           this.pendingReadIndexMessages.push(m);
           return;
@@ -948,6 +1004,11 @@ export class Raft {
   }
 
   private startReadIndex(m: Message): void {
+    if (this.prs.isSingleton() && this.prs.voters.has(this.id)) {
+      // The only voter is this node: no one else can be leader.
+      this.respondToReadIndex(m, this.raftLog.committed);
+      return;
+    }
     const ctx = m.entries[0].data;
     this.readOnly.addRequest(this.raftLog.committed, m);
     this.readOnly.recvAck(this.id, ctx);

@@ -4,6 +4,11 @@
 //      rd.mustSync); then send rd.messages; apply rd.snapshot and rd.committedEntries (calling
 //      applyConfChange for confChange entries); serve rd.readStates once applied >= index;
 //   3. calls advance(rd) before the next ready().
+// With config.asyncStorageWrites the write of a Ready runs in the background instead:
+//   2'. rd = ready(); start writing rd.hardState, rd.entries, rd.snapshot (writes complete in
+//      the order of their Readies); send rd.messages now; apply rd.committedEntries now and call
+//      advance(rd); when the write is durable: send rd.messagesAfterPersist, apply rd.snapshot,
+//      then persisted(rd). The next ready() may come before that.
 import type {
   ConfChange,
   Config,
@@ -18,13 +23,35 @@ import type {
 import { NONE, RaftError } from "./types.ts";
 import { hardStateEqual, isEmptyHardState, Raft } from "./raft.ts";
 import { encodeConfChange } from "./confchange_codec.ts";
-import { isLocalMsg, isResponseMsg, newMessage } from "./util.ts";
+import { invariant, isLocalMsg, isResponseMsg, newMessage } from "./util.ts";
+
+/**
+ * Asynchronous writes: responses that promise durability (an acknowledged append, a granted
+ * vote) wait for the write; everything else may leave at once, unless a term or vote is not yet
+ * durable (then nothing of that term leaves before it is). A pre-vote response promises nothing
+ * (the responder changes no state), and holding it would only widen the window in which two
+ * pre-candidates both win and split the real vote.
+ */
+const AFTER_PERSIST: ReadonlySet<Message["type"]> = new Set<Message["type"]>([
+  "MsgAppResp",
+  "MsgVoteResp",
+]);
+
+/** A Ready handed out under asynchronous writes, and what waits for its write. */
+interface WriteInProgress {
+  rd: Ready;
+  self: Message[];
+}
 
 export class RawNode {
   /** The state machine itself: exposed for tests and diagnostics, not for applications. */
   readonly raft: Raft;
   private prevSoftSt: SoftState;
   private prevHardSt: HardState;
+  /** Asynchronous writes: the hard state last reported durable. */
+  private durableHardSt: HardState;
+  /** Asynchronous writes: Readies whose write is not yet reported durable, oldest first. */
+  private readonly writes: WriteInProgress[] = [];
 
   /**
    * Start (or restart) a node over `config.storage`. A restart is simply a new RawNode over the
@@ -34,6 +61,7 @@ export class RawNode {
     this.raft = new Raft(config);
     this.prevSoftSt = this.raft.softState();
     this.prevHardSt = this.raft.hardState();
+    this.durableHardSt = this.prevHardSt;
   }
 
   /** Advance the logical clock by one tick (election / heartbeat timeouts count ticks). */
@@ -129,6 +157,7 @@ export class RawNode {
   hasReady(): boolean {
     const r = this.raft;
     if (r.appendPending) return true;
+    if (r.asyncWrites) return this.hasReadyAsync();
     const ss = r.softState();
     if (ss.lead !== this.prevSoftSt.lead || ss.role !== this.prevSoftSt.role) return true;
     const hs = r.hardState();
@@ -140,15 +169,31 @@ export class RawNode {
     return r.readStates.length > 0;
   }
 
+  private hasReadyAsync(): boolean {
+    const r = this.raft;
+    const log = r.raftLog;
+    const ss = r.softState();
+    if (ss.lead !== this.prevSoftSt.lead || ss.role !== this.prevSoftSt.role) return true;
+    const hs = r.hardState();
+    if (!isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardSt)) return true;
+    if (log.unstable.nextSnapshot() !== undefined || log.unstable.hasNextEntries()) return true;
+    if (r.msgs.length > 0 || r.selfAfterPersist.length > 0 || log.hasNextCommittedEnts()) {
+      return true;
+    }
+    return r.readStates.length > 0;
+  }
+
   /** What the application must do next. Call advance(rd) when done, before the next ready(). */
   ready(): Ready {
     const r = this.raft;
     r.flushProposals();
+    if (r.asyncWrites) return this.readyAsync();
     const rd: Ready = {
       readStates: [],
       entries: r.raftLog.unstableEntries(),
       committedEntries: r.raftLog.nextEnts(),
       messages: r.msgs,
+      messagesAfterPersist: [],
       mustSync: false,
     };
     const ss = r.softState();
@@ -169,10 +214,81 @@ export class RawNode {
     return rd;
   }
 
-  /** The application has persisted, sent and applied everything in `rd`. */
+  /**
+   * Asynchronous writes: hand out what is new since the last ready() (entries and snapshot not
+   * yet being written, committed entries durable here and not yet handed out) and mark it in
+   * progress, so the next ready() can come before this one's write completes.
+   */
+  private readyAsync(): Ready {
+    const r = this.raft;
+    const log = r.raftLog;
+    const rd: Ready = {
+      readStates: r.readStates,
+      entries: log.unstable.nextEntries(),
+      snapshot: log.unstable.nextSnapshot(),
+      committedEntries: log.nextCommittedEnts(),
+      messages: [],
+      messagesAfterPersist: [],
+      mustSync: false,
+    };
+    if (rd.snapshot === undefined) delete rd.snapshot;
+    r.readStates = [];
+    const ss = r.softState();
+    if (ss.lead !== this.prevSoftSt.lead || ss.role !== this.prevSoftSt.role) {
+      rd.softState = ss;
+      this.prevSoftSt = ss;
+    }
+    const hs = r.hardState();
+    if (!hardStateEqual(hs, this.prevHardSt)) rd.hardState = hs;
+    rd.mustSync = rd.entries.length > 0 || hs.term !== this.prevHardSt.term ||
+      hs.vote !== this.prevHardSt.vote;
+    const volatile = hs.term !== this.durableHardSt.term || hs.vote !== this.durableHardSt.vote;
+    for (const m of r.msgs) {
+      invariant(m.to !== r.id, `message ${m.type} to self outside selfAfterPersist`);
+      if (volatile || AFTER_PERSIST.has(m.type)) rd.messagesAfterPersist.push(m);
+      else rd.messages.push(m);
+    }
+    r.msgs = [];
+    log.unstable.acceptInProgress();
+    const ce = rd.committedEntries;
+    if (ce.length > 0) log.applyingTo(ce[ce.length - 1].index);
+    if (rd.hardState && !isEmptyHardState(rd.hardState)) this.prevHardSt = rd.hardState;
+    this.writes.push({ rd, self: r.selfAfterPersist });
+    r.selfAfterPersist = [];
+    return rd;
+  }
+
+  /**
+   * The application has persisted, sent and applied everything in `rd`. With asynchronous
+   * writes: it has applied rd.committedEntries (the write may still be running).
+   */
   advance(rd: Ready): void {
+    if (this.raft.asyncWrites) {
+      this.raft.appliedEntries(rd.committedEntries);
+      return;
+    }
     if (rd.hardState && !isEmptyHardState(rd.hardState)) this.prevHardSt = rd.hardState;
     this.raft.advance(rd.committedEntries, rd.entries, rd.snapshot);
+  }
+
+  /**
+   * Asynchronous writes: the write of `rd` (the oldest not yet reported) is durable, and its
+   * snapshot, if any, applied. Counts the leader's own entries toward the quorum and lets this
+   * node's own vote count.
+   */
+  persisted(rd: Ready): void {
+    invariant(this.raft.asyncWrites, "persisted() without asyncStorageWrites");
+    const w = this.writes[0];
+    invariant(w !== undefined && w.rd === rd, "persisted() out of order: report writes in order");
+    this.writes.shift();
+    if (rd.hardState) this.durableHardSt = rd.hardState;
+    this.raft.persisted(rd.entries[rd.entries.length - 1], rd.snapshot);
+    for (const m of w.self) this.raft.step(m);
+  }
+
+  /** Asynchronous writes: how many Readies wait for persisted(). */
+  writesInProgress(): number {
+    return this.writes.length;
   }
 
   /** Full status; includes per-follower progress on the leader. */

@@ -108,6 +108,10 @@ export interface ReadState {
  * What the application must do next, in order: persist `hardState`, `entries` and `snapshot`
  * (fsync when `mustSync`), then send `messages`, apply `snapshot` and `committedEntries`, and call
  * `advance()`.
+ *
+ * With `Config.asyncStorageWrites` the write runs alongside everything else instead (see
+ * RawNode): `messages` may be sent at once, `committedEntries` applied at once (they are durable
+ * here already), and `messagesAfterPersist` go out only once this Ready's write is durable.
  */
 export interface Ready {
   softState?: SoftState;
@@ -117,6 +121,12 @@ export interface Ready {
   snapshot?: Snapshot;
   committedEntries: Entry[];
   messages: Message[];
+  /**
+   * Asynchronous writes only (empty otherwise): messages that must wait until this Ready's write
+   * (and every earlier one) is durable: acknowledgements of entries, votes, and anything sent
+   * while a new term or vote is not yet durable.
+   */
+  messagesAfterPersist: Message[];
   mustSync: boolean;
 }
 
@@ -187,6 +197,13 @@ export interface Config {
   checkQuorum?: boolean;
   /** Default true. */
   preVote?: boolean;
+  /**
+   * Default false. When true, the application writes each Ready in the background and reports
+   * it durable with RawNode.persisted(rd): the leader replicates while its own write runs and
+   * counts itself toward a quorum only for entries reported durable; followers acknowledge
+   * (messagesAfterPersist) as soon as their write lands.
+   */
+  asyncStorageWrites?: boolean;
   /** Injected randomness for election timeouts. */
   rand: RandInt;
   /** Optional structured logger; the core logs only through it. */

@@ -7,6 +7,13 @@
 //     commit index only becomes durable with the next synced Ready or snapshot.
 // A restart is a new RawNode over the same storage with the durable hard state, applied = the
 // snapshot index, and the state machine rebuilt from the snapshot (the log is replayed by Raft).
+// With asynchronous storage writes (host.asyncWrites) the node never blocks: each Ready's write
+// is queued and completes after a random delay (writes complete in order, as in one WAL, but out
+// of order with respect to message delivery); its messages are sent and its committed entries
+// applied at once, its messagesAfterPersist when the write completes. A crash loses the writes
+// still queued, except a random prefix of them (written but not yet synced data may or may not
+// reach the disk). The chain hashes then describe the node's log as Raft sees it (including
+// entries still being written); the storage is the disk.
 import {
   type ConfChange,
   type ConfState,
@@ -52,6 +59,8 @@ export interface NodeHost {
    * machine safety, durability, linearizability).
    */
   readonly whiteBox: boolean;
+  /** Run the core with asyncStorageWrites (writes complete in the background). */
+  readonly asyncWrites: boolean;
   /** A deliberate application bug, to prove the checks catch it (tests only). */
   readonly appBug: AppBug | undefined;
   send(m: Message): void;
@@ -104,6 +113,12 @@ export class SimNode {
   clockStalledUntil = 0;
   /** A Ready waiting for its sync. */
   held: Ready | null = null;
+  /** Asynchronous writes: Readies whose write has not completed, oldest first. */
+  writes: Ready[] = [];
+  /** Asynchronous writes: queued writes a crash lost. */
+  writesLost = 0;
+  /** Highest index in `chain` (the end of the log as Raft sees it). */
+  chainLast = 0;
   sm = new KvStateMachine();
   applied = 0;
   confState: ConfState = EMPTY_CONF;
@@ -143,6 +158,7 @@ export class SimNode {
       maxInflightMsgs: h.tuning.maxInflightMsgs,
       checkQuorum: true,
       preVote: true,
+      asyncStorageWrites: h.asyncWrites,
       rand: (n) => h.prng.int(n),
     });
     const st = this.raw.basicStatus().hardState;
@@ -157,6 +173,7 @@ export class SimNode {
 
   /** Loses everything not synced: the held Ready, in-memory state, pending client requests. */
   crash(): void {
+    if (this.host.asyncWrites && this.raw !== null) this.#loseUnsyncedWrites();
     this.raw = null;
     this.held = null;
     this.incarnation++;
@@ -229,6 +246,10 @@ export class SimNode {
 
   /** Handles Readies until one must wait for a sync (or none is left). */
   pump(): void {
+    if (this.host.asyncWrites) {
+      this.#pumpAsync();
+      return;
+    }
     while (this.raw !== null && this.held === null && this.raw.hasReady()) {
       const rd = this.raw.ready();
       if (rd.softState !== undefined) this.#roleChanged(rd);
@@ -249,12 +270,89 @@ export class SimNode {
     }
   }
 
-  /** The held Ready's sync completed. */
+  /** Whether a write waits for its sync event. */
+  get writing(): boolean {
+    return this.held !== null || this.writes.length > 0;
+  }
+
+  /** The held Ready's sync completed (asynchronous writes: the oldest queued write). */
   synced(): void {
+    if (this.host.asyncWrites) {
+      this.#writeCompleted();
+      return;
+    }
     const rd = this.held!;
     this.held = null;
     this.#handle(rd, true);
     this.pump();
+  }
+
+  #pumpAsync(): void {
+    const h = this.host;
+    while (this.raw !== null && this.raw.hasReady()) {
+      const rd = this.raw.ready();
+      // Raft's log and hard state as handed out: checked now, written to storage later.
+      if (rd.snapshot !== undefined) this.#persistSnapshot(rd.snapshot, false);
+      if (rd.entries.length > 0) this.#persistEntries(rd.entries, false);
+      if (rd.softState !== undefined) this.#roleChanged(rd);
+      if (rd.hardState !== undefined) this.#persistHardState(rd.hardState, false, false);
+      for (const m of rd.messages) h.send(m);
+      if (h.appBug === "send-before-sync") {
+        for (const m of rd.messagesAfterPersist) h.send(m);
+        rd.messagesAfterPersist = [];
+      }
+      this.#applyAndServe(rd);
+      this.writes.push(rd);
+      const d = h.tuning.maxSyncDelay;
+      h.scheduleSync(this, h.prng.chance(0.05) ? d * 4 : h.prng.range(0, d));
+    }
+  }
+
+  /** The oldest queued write reached the disk (and was synced when it had to be). */
+  #writeCompleted(): void {
+    const rd = this.writes.shift()!;
+    this.#writeToStorage(rd, rd.mustSync || rd.snapshot !== undefined);
+    for (const m of rd.messagesAfterPersist) this.host.send(m);
+    const snap = rd.snapshot;
+    if (snap !== undefined) {
+      this.sm = KvStateMachine.restore(snap.data);
+      this.applied = snap.metadata.index;
+      this.confState = snap.metadata.confState;
+    }
+    this.raw!.persisted(rd);
+    this.#pumpAsync();
+  }
+
+  #writeToStorage(rd: Ready, synced: boolean): void {
+    if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
+    this.storage.append(rd.entries);
+    const hs = rd.hardState;
+    if (hs !== undefined) {
+      this.storage.setHardState(hs);
+      this.durable = synced
+        ? { ...hs }
+        : { term: hs.term, vote: hs.vote, commit: this.durable.commit };
+    } else if (synced) this.durable = { ...this.storage.initialState().hardState };
+  }
+
+  /**
+   * A crash under asynchronous writes: the queued writes were issued but not synced; a random
+   * prefix of them reaches the disk anyway, the rest is lost. The chain hashes are rebuilt from
+   * what the disk holds.
+   */
+  #loseUnsyncedWrites(): void {
+    const survive = this.host.prng.int(this.writes.length + 1);
+    for (let i = 0; i < survive; i++) this.#writeToStorage(this.writes[i], true);
+    this.writesLost += this.writes.length - survive;
+    this.writes = [];
+    const base = this.storage.snapshot().metadata.index;
+    const baseChain = this.chain.get(base) ?? this.host.monitor.committed.get(base);
+    this.chain.clear();
+    this.chainBase = base;
+    if (baseChain !== undefined) this.chain.set(base, baseChain);
+    this.chainLast = base;
+    const last = this.storage.lastIndex();
+    if (last > base) this.#extendChain(this.storage.entries(base + 1, last + 1, Infinity), false);
   }
 
   #roleChanged(rd: Ready): void {
@@ -268,7 +366,7 @@ export class SimNode {
       term,
       (i) => this.chain.get(i),
       this.chainBase,
-      this.storage.lastIndex(),
+      this.host.asyncWrites ? this.chainLast : this.storage.lastIndex(),
     );
     this.host.becameLeader(this, term);
   }
@@ -302,9 +400,9 @@ export class SimNode {
     const h = this.host;
     // 1. Persist snapshot, entries, hard state.
     const snap = rd.snapshot;
-    if (snap !== undefined) this.#persistSnapshot(snap);
-    if (rd.entries.length > 0) this.#persistEntries(rd.entries);
-    if (rd.hardState !== undefined) this.#persistHardState(rd.hardState, synced);
+    if (snap !== undefined) this.#persistSnapshot(snap, true);
+    if (rd.entries.length > 0) this.#persistEntries(rd.entries, true);
+    if (rd.hardState !== undefined) this.#persistHardState(rd.hardState, synced, true);
     // A sync makes everything written before it durable too (one sequential log, as a WAL).
     if (synced) this.durable = { ...this.hs };
     // 2. Send.
@@ -315,6 +413,12 @@ export class SimNode {
       this.applied = snap.metadata.index;
       this.confState = snap.metadata.confState;
     }
+    this.#applyAndServe(rd);
+  }
+
+  /** Applies a Ready's committed entries, records its read states, advances, serves reads. */
+  #applyAndServe(rd: Ready): void {
+    const h = this.host;
     for (const e of rd.committedEntries) this.#apply(e);
     this.#recordReadStates(rd.readStates);
     this.raw!.advance(rd);
@@ -334,14 +438,16 @@ export class SimNode {
       this.storage.createSnapshot(this.applied, this.confState, this.sm.snapshot());
       const to = this.applied - h.prng.int(3);
       if (to > this.storage.firstIndex() - 1) this.storage.compact(to);
-      this.durable = { ...this.hs }; // the snapshot write is a sync point
+      // The snapshot write is a sync point for everything written before it.
+      this.durable = { ...this.storage.initialState().hardState };
     }
   }
 
-  #persistSnapshot(snap: Snapshot): void {
+  /** Checks and records an incoming snapshot (and writes it to storage when `write`). */
+  #persistSnapshot(snap: Snapshot, write: boolean): void {
     const mon = this.host.monitor;
     const idx = snap.metadata.index;
-    this.storage.applySnapshot(snap);
+    if (write) this.storage.applySnapshot(snap);
     const c = mon.committed.get(idx);
     if (c === undefined) {
       throw new SimViolation(
@@ -352,14 +458,20 @@ export class SimNode {
     this.chain.clear();
     this.chain.set(idx, c);
     this.chainBase = idx;
+    this.chainLast = idx;
   }
 
-  #persistEntries(entries: Entry[]): void {
-    const mon = this.host.monitor;
+  /** Checks and records appended entries (and writes them to storage when `write`). */
+  #persistEntries(entries: Entry[], write: boolean): void {
     const first = entries[0].index;
-    const oldLast = this.storage.lastIndex();
-    this.storage.append(entries);
+    const oldLast = write ? this.storage.lastIndex() : this.chainLast;
+    if (write) this.storage.append(entries);
     for (let i = first; i <= oldLast; i++) this.chain.delete(i);
+    this.#extendChain(entries, true);
+  }
+
+  #extendChain(entries: Entry[], observe: boolean): void {
+    const mon = this.host.monitor;
     for (const e of entries) {
       const prev = this.chain.get(e.index - 1);
       if (prev === undefined) {
@@ -370,11 +482,13 @@ export class SimNode {
       }
       const c = chainHash(prev, e.index, e.term, e.type === "normal" ? 1 : 2, hashBytes(e.data));
       this.chain.set(e.index, c);
-      mon.observePersisted(this.id, e.index, e.term, c, this.hs.commit);
+      this.chainLast = e.index;
+      if (observe) mon.observePersisted(this.id, e.index, e.term, c, this.hs.commit);
     }
   }
 
-  #persistHardState(hs: HardState, synced: boolean): void {
+  /** Checks and records a new hard state (and writes it to storage when `write`). */
+  #persistHardState(hs: HardState, synced: boolean, write: boolean): void {
     const h = this.host;
     const mon = h.monitor;
     const old = this.hs;
@@ -390,11 +504,11 @@ export class SimNode {
         `node ${this.id} commit index went from ${old.commit} back to ${hs.commit}`,
       );
     }
-    this.storage.setHardState(hs);
+    if (write) this.storage.setHardState(hs);
     if (h.whiteBox && this.role === "leader" && hs.commit > old.commit) {
       // Figure 2's commit rule, observed from outside: a leader only ever advances its commit
       // index to an entry of its own term (older entries commit indirectly, §5.4.2).
-      const t = this.storage.term(hs.commit);
+      const t = write ? this.storage.term(hs.commit) : this.raw!.raft.raftLog.term(hs.commit);
       if (t !== hs.term) {
         throw new SimViolation(
           "leader commit rule",
@@ -411,7 +525,9 @@ export class SimNode {
       this.chainBase,
     );
     this.hs = { ...hs };
-    if (!synced) this.durable = { term: hs.term, vote: hs.vote, commit: this.durable.commit };
+    if (write && !synced) {
+      this.durable = { term: hs.term, vote: hs.vote, commit: this.durable.commit };
+    }
   }
 
   #apply(e: Entry): void {

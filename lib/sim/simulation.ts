@@ -33,6 +33,11 @@ export interface SimOptions {
   checks?: "all" | "end-to-end";
   /** Pin scenario parameters instead of drawing them from the seed (the draws still happen). */
   overrides?: Partial<SimOverrides>;
+  /**
+   * Run every node with asyncStorageWrites: writes complete in the background, in order, after
+   * a random delay, and a crash loses the ones not yet complete (but a random prefix of them).
+   */
+  asyncWrites?: boolean;
 }
 
 export interface SimOverrides {
@@ -67,6 +72,8 @@ export interface SimStats {
   operations: number;
   retries: number;
   finalCommit: number;
+  /** Asynchronous writes: writes issued but not yet synced that a crash lost. */
+  unsyncedWritesLost: number;
 }
 
 export interface SimResult {
@@ -115,6 +122,7 @@ class Simulation implements NodeHost, FaultTarget {
   readonly tuning: NodeTuning;
   readonly appBug: AppBug | undefined;
   readonly whiteBox: boolean;
+  readonly asyncWrites: boolean;
   readonly network: SimNetwork;
   readonly nodes = new Map<NodeId, SimNode>();
   readonly clients: SimClient[] = [];
@@ -146,6 +154,7 @@ class Simulation implements NodeHost, FaultTarget {
     this.trace = new Trace(options.verbose ?? false);
     this.appBug = options.appBug;
     this.whiteBox = (options.checks ?? "all") === "all";
+    this.asyncWrites = options.asyncWrites ?? false;
     this.network = new SimNetwork(this.prng);
     const p = this.prng;
     const o = options.overrides ?? {};
@@ -189,7 +198,8 @@ class Simulation implements NodeHost, FaultTarget {
       `heartbeatTick=${this.tuning.heartbeatTick} maxSizePerMsg=${this.tuning.maxSizePerMsg} ` +
       `maxInflight=${this.tuning.maxInflightMsgs} compactEvery=${this.tuning.compactEvery} ` +
       `maxSync=${this.tuning.maxSyncDelay}ms nemesis=[${weights.join(",")}] ` +
-      `leaderHazard=${this.leaderHazard} gets=${this.mix.get}/${this.mix.get + 7}`;
+      `leaderHazard=${this.leaderHazard} gets=${this.mix.get}/${this.mix.get + 7}` +
+      (this.asyncWrites ? " asyncWrites" : "");
     this.stats = zeroStats(voters, learners);
     this.#boot(initial, clients);
     this.#events.schedule(p.range(50, 200), { k: "nemesis" });
@@ -206,6 +216,7 @@ class Simulation implements NodeHost, FaultTarget {
       bootstrap(node.storage, initial);
       node.chain.set(1, BOOTSTRAP_CHAIN);
       node.chainBase = 1;
+      node.chainLast = 1;
       node.durable = { ...node.storage.initialState().hardState };
       this.nodes.set(id, node);
       node.start();
@@ -252,6 +263,7 @@ class Simulation implements NodeHost, FaultTarget {
       messagesDelayed: ns.delayed,
       leaderTerms: this.monitor.leaderOfTerm.size,
       finalCommit: this.monitor.maxCommitted,
+      unsyncedWritesLost: [...this.nodes.values()].reduce((n, x) => n + x.writesLost, 0),
     });
     return {
       seed: this.options.seed,
@@ -452,7 +464,7 @@ class Simulation implements NodeHost, FaultTarget {
   #onSync(ev: Extract<SimEvent, { k: "sync" }>): void {
     const t = this.trace;
     const node = this.nodes.get(ev.node)!;
-    if (node.incarnation !== ev.inc || node.held === null) return;
+    if (node.incarnation !== ev.inc || !node.writing) return;
     if (node.frozenUntil > this.now) {
       this.#queueUntilThaw(node, ev);
       return;
@@ -845,7 +857,7 @@ function describeMessage(m: Message): string {
 }
 
 function describeReady(node: SimNode): string {
-  const rd = node.held;
+  const rd = node.held ?? node.writes[0] ?? null;
   if (rd === null) return "";
   const hs = rd.hardState
     ? ` hs=${rd.hardState.term}/${rd.hardState.vote}/${rd.hardState.commit}`
@@ -877,5 +889,6 @@ function zeroStats(voters: number, learners: number): SimStats {
     operations: 0,
     retries: 0,
     finalCommit: 0,
+    unsyncedWritesLost: 0,
   };
 }

@@ -1,5 +1,10 @@
 // Kv over a Raft RawNode: the ready loop of one store member.
 //
+// With asynchronous Raft writes (RaftKvOptions.asyncStorageWrites, or TWILL_RAFT_ASYNC_WRITES=1)
+// a Ready's save runs alongside sending and applying (handleReadyAsync), and the leader commits
+// on followers' durable copies without waiting for its own fdatasync. It is not the default: on
+// scripts/bench-store.ts it costs more member CPU per put than the loop below (a Ready, an append
+// to each follower and a save per proposal, instead of one per fdatasync window). By default:
 // Each Ready is handled in order: persist (snapshot, entries, hard state; one sync) → send the
 // messages → apply the snapshot and the committed entries to the state machine (configuration
 // changes through applyConfChange) → advance. Two exceptions keep fsyncs off a write's critical
@@ -116,6 +121,20 @@ export interface RaftKvOptions {
   onFatal?: (e: Error) => void;
   /** Called when the leader changes (0: no leader known). */
   onLeaderChange?: (lead: NodeId, term: number) => void;
+  /**
+   * Write each Ready in the background (Raft's asyncStorageWrites): the leader replicates while
+   * its own fdatasync runs. Default false, or true when TWILL_RAFT_ASYNC_WRITES=1 is in the
+   * environment (a switch for comparisons; see the file comment for why it is off).
+   */
+  asyncStorageWrites?: boolean;
+}
+
+function asyncWritesFromEnv(): boolean {
+  try {
+    return Deno.env.get("TWILL_RAFT_ASYNC_WRITES") === "1";
+  } catch {
+    return false; // no permission to read the environment: the default
+  }
 }
 
 interface PendingWrite {
@@ -201,6 +220,8 @@ export class RaftKv implements Kv {
   private readonly appliedWaiters: AppliedWaiter[] = [];
   /** The hard state last handed to storage.save (term and vote must be durable before votes). */
   private savedHardState: HardState;
+  /** Raft's asyncStorageWrites (RaftKvOptions.asyncStorageWrites). */
+  private readonly asyncWrites: boolean;
 
   constructor(opts: RaftKvOptions) {
     this.opts = opts;
@@ -216,6 +237,7 @@ export class RaftKv implements Kv {
     this.conf = opts.storage.initialState().confState;
     this.savedHardState = opts.storage.initialState().hardState;
     this.readCtxSeed = readCtxSeed(opts.now());
+    this.asyncWrites = opts.asyncStorageWrites ?? asyncWritesFromEnv();
     this.node = new RawNode({
       id: opts.id,
       electionTick: opts.electionTick,
@@ -227,6 +249,7 @@ export class RaftKv implements Kv {
       preVote: true,
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
+      asyncStorageWrites: this.asyncWrites,
       logger: (event, fields) => {
         if (event === "confChangeRefused" || event === "confChangeIgnored") {
           this.refusedConfChange = String(fields.reason ?? event);
@@ -665,6 +688,14 @@ export class RaftKv implements Kv {
         const rd = this.node.ready();
         if (rd.softState) this.onSoftState(rd.softState);
         if (rd.hardState) this.term = rd.hardState.term;
+        if (this.asyncWrites) {
+          await this.handleReadyAsync(rd);
+          if (this.stopped) return;
+          this.settleReads();
+          this.notifyApplied();
+          await this.maybeSnapshot();
+          continue;
+        }
         const early = rd.messages.length > 0 && this.maySendBeforeSave(rd);
         if (early) this.transport.send(rd.messages);
         // Committed entries that were durable here before this Ready (all but those the Ready
@@ -702,6 +733,41 @@ export class RaftKv implements Kv {
     } finally {
       this.looping = false;
     }
+  }
+
+  /**
+   * Asynchronous writes (opt-in; etcd-raft's AsyncStorageWrites): the Ready's write starts
+   * and runs alongside everything else. Its messages (a leader's appends) leave at once, its
+   * committed entries (durable here already) are applied at once, and the leader commits what a
+   * quorum has durably acknowledged, itself counted once its own write lands. Saves complete in
+   * the order they are made (the WAL queues them; Raft requires it); when one does, the acknowledgements and votes waiting for it go out and Raft
+   * is told (onPersisted), which may commit more.
+   */
+  private async handleReadyAsync(rd: Ready): Promise<void> {
+    const confChange = rd.committedEntries.some((e) => e.type === "confChange");
+    const written = this.storage.save({
+      hardState: rd.hardState,
+      entries: rd.entries,
+      snapshot: rd.snapshot,
+      mustSync: rd.mustSync || confChange,
+    }).then(() => this.onPersisted(rd)).catch((e) => this.fail(e as Error));
+    if (rd.messages.length > 0) this.transport.send(rd.messages);
+    // A configuration change is applied only once the commit index covering it is durable, so
+    // a restart never runs an older configuration than it acted on.
+    if (confChange) await written;
+    if (this.stopped) return;
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
+    this.node.advance(rd);
+  }
+
+  private onPersisted(rd: Ready): void {
+    if (this.stopped) return;
+    if (rd.hardState) this.savedHardState = rd.hardState;
+    if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) this.applySnapshot(rd.snapshot);
+    this.node.persisted(rd);
+    this.kick();
   }
 
   /** Applies the Ready's committed entries that precede its own entries and any configuration

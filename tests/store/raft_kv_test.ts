@@ -2,7 +2,7 @@
 // everywhere, reads after a barrier see acknowledged writes, leader loss, snapshot catch-up and
 // membership changes — over an in-memory network, no sockets.
 import assert from "node:assert/strict";
-import { InprocCluster, put } from "./inproc_cluster.ts";
+import { InprocCluster, type InprocNode, put } from "./inproc_cluster.ts";
 import { MemoryLogStore } from "../../lib/store/member/log_store.ts";
 import { MemberTable } from "../../lib/store/member/members.ts";
 
@@ -139,52 +139,97 @@ Deno.test("a forwarded proposal lost on the way is forwarded again and applied o
   }
 });
 
-Deno.test("a leader replicates while its own save is in flight, but nothing commits on it until that save is done", async () => {
-  const c = InprocCluster.bootstrap([1, 2, 3]);
+/** A cluster built with asynchronous Raft writes (the environment switch), or the default. */
+function bootstrapWrites(ids: number[], sync: boolean): InprocCluster {
+  if (sync) return InprocCluster.bootstrap(ids);
+  Deno.env.set("TWILL_RAFT_ASYNC_WRITES", "1");
+  try {
+    return InprocCluster.bootstrap(ids); // RaftKv reads the switch when constructed
+  } finally {
+    Deno.env.delete("TWILL_RAFT_ASYNC_WRITES");
+  }
+}
+
+/** Holds the leader's next save of entries until `release()`; records what the leader sends. */
+function holdLeaderSave(c: InprocCluster, leader: InprocNode) {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const held = { from: 0, release, sent: [] as { type: string; commit: number; to: number }[] };
+  const save = leader.storage.save.bind(leader.storage);
+  leader.storage.save = (rd) => {
+    if (rd.entries.length > 0 && held.from === 0) held.from = rd.entries[0].index;
+    // Saves complete in order (as the WAL's do): later ones wait behind the held one.
+    return held.from > 0 ? gate.then(() => save(rd)) : save(rd);
+  };
+  c.drop = (from, m) => {
+    if (from === leader.id) held.sent.push({ type: m.type, commit: m.commit, to: m.to });
+    return false;
+  };
+  return held;
+}
+
+Deno.test("sync writes: a leader replicates while its own save is in flight, but nothing commits on it until that save is done", async () => {
+  const c = bootstrapWrites([1, 2, 3], true);
   try {
     const leader = await c.waitLeader();
     await leader.kv.write(put("warm", "up"));
-    // Hold the leader's next save of entries until we let it go.
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    let heldFrom = 0;
-    const save = leader.storage.save.bind(leader.storage);
-    leader.storage.save = (rd) => {
-      if (rd.entries.length > 0 && heldFrom === 0) {
-        heldFrom = rd.entries[0].index;
-        return gate.then(() => save(rd));
-      }
-      return save(rd);
-    };
-    const sent: { type: string; commit: number; index: number }[] = [];
-    c.drop = (from, m) => {
-      if (from === leader.id) sent.push({ type: m.type, commit: m.commit, index: m.index });
-      return false;
-    };
+    const held = holdLeaderSave(c, leader);
     let done = false;
     const write = leader.kv.write(put("k", "v")).then(() => (done = true));
     write.catch(() => {}); // reported by `await write` below, not as an unhandled rejection
     // The followers get the entry and make it durable although the leader has not yet.
     await c.waitFor(
       () =>
-        heldFrom > 0 &&
+        held.from > 0 &&
         [...c.nodes.values()].filter((n) => n !== leader)
-          .every((n) => n.storage.lastIndex() >= heldFrom),
+          .every((n) => n.storage.lastIndex() >= held.from),
       3000,
       "the followers to hold the entry",
     );
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(done, false, "a write was acknowledged before the leader's own save");
-    assert.ok(sent.some((m) => m.type === "MsgApp"), "no append went out during the save");
-    const early = sent.filter((m) => m.commit >= heldFrom);
+    assert.ok(held.sent.some((m) => m.type === "MsgApp"), "no append went out during the save");
+    const early = held.sent.filter((m) => m.commit >= held.from);
     assert.deepEqual(early, [], "a commit index covering unsaved entries went out");
-    release();
+    held.release();
     await write;
     await c.waitFor(
       () => [...c.nodes.values()].every((n) => n.sm.value("k") === "v"),
       3000,
       "replication",
     );
+  } finally {
+    c.stopAll();
+  }
+});
+
+Deno.test("async writes: followers' durable copies commit an entry while the leader's own save is held; the leader applies it once saved", async () => {
+  const c = bootstrapWrites([1, 2, 3], false);
+  try {
+    const leader = await c.waitLeader();
+    await leader.kv.write(put("warm", "up"));
+    const held = holdLeaderSave(c, leader);
+    let done = false;
+    const write = leader.kv.write(put("k", "v")).then(() => (done = true));
+    write.catch(() => {}); // reported by `await write` below, not as an unhandled rejection
+    // Two followers hold it durably: a quorum of 3, so it commits and they apply it, although
+    // the leader's own write of it has not even started.
+    await c.waitFor(
+      () =>
+        held.from > 0 &&
+        [...c.nodes.values()].filter((n) => n !== leader).every((n) => n.sm.value("k") === "v"),
+      3000,
+      "the followers to apply the entry",
+    );
+    assert.ok(
+      held.sent.some((m) => m.commit >= held.from),
+      "the leader never told the followers the entry is committed",
+    );
+    assert.equal(leader.sm.value("k"), undefined, "the leader applied an entry not on its disk");
+    assert.equal(done, false, "a write was acknowledged before it was durable on the leader");
+    held.release();
+    await write;
+    assert.equal(leader.sm.value("k"), "v");
   } finally {
     c.stopAll();
   }

@@ -45,12 +45,25 @@ export interface ReadyToPersist {
   mustSync?: boolean;
 }
 
+interface QueuedSave {
+  ready: ReadyToPersist;
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+function snapshotOf(ready: ReadyToPersist): Snapshot | undefined {
+  const s = ready.snapshot;
+  return s && s.metadata.index > 0 ? s : undefined;
+}
+
 /** The durable LogStore (a Raft Storage that can also persist). */
 export class DurableStorage implements LogStore {
   private tail: Promise<unknown> = Promise.resolve();
   private failure: Error | undefined;
   /** A commit-only hard state not yet written (see save). */
   private deferredHardState: HardState | undefined;
+  /** Saves waiting for the write in progress to finish (see save). */
+  private queued: QueuedSave[] = [];
 
   private constructor(
     readonly dir: string,
@@ -171,63 +184,110 @@ export class DurableStorage implements LogStore {
    * Persist what a Ready asks for in ONE write and at most one fdatasync (group commit): an
    * incoming snapshot (its file is written and fsynced first), the new entries (overwriting any
    * conflicting suffix) and the hard state. Resolves once durable (when mustSync) and visible to
-   * the Raft core through the Storage methods.
+   * the Raft core through the Storage methods. Saves complete in the order they were made; saves
+   * made while an earlier one is being written (asynchronous Raft writes hand out the next Ready
+   * before the previous one is durable) are written together, with one fdatasync.
    */
   save(ready: ReadyToPersist): Promise<void> {
-    const { hardState, entries, snapshot } = ready;
-    const snap = snapshot && snapshot.metadata.index > 0 ? snapshot : undefined;
-    if (!snap && entries.length === 0 && hardState && ready.mustSync === false) {
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ ready, resolve, reject });
+      if (this.queued.length > 1) return; // the flush already scheduled takes this one too
+      this.exclusive(() => this.flushQueued()).catch((e) => {
+        // The flush never ran (an earlier write failed): refuse what waits.
+        for (const q of this.queued.splice(0)) q.reject(e);
+      });
+    });
+  }
+
+  /** Writes every queued save, in order: runs of saves without a snapshot share one write. */
+  private async flushQueued(): Promise<void> {
+    const batch = this.queued.splice(0);
+    try {
+      for (let i = 0; i < batch.length;) {
+        let j = i + 1;
+        if (!snapshotOf(batch[i].ready)) {
+          while (j < batch.length && !snapshotOf(batch[j].ready)) j++;
+        }
+        await this.writeBatch(batch.slice(i, j).map((q) => q.ready));
+        i = j;
+      }
+    } catch (e) {
+      for (const q of batch) q.reject(e as Error);
+      throw e;
+    }
+    for (const q of batch) q.resolve();
+  }
+
+  /** One write (and at most one fdatasync) for `readies`; a snapshot only ever comes alone. */
+  private async writeBatch(readies: ReadyToPersist[]): Promise<void> {
+    const snap = snapshotOf(readies[0]);
+    const hardStates = readies.flatMap((r) => r.hardState ? [r.hardState] : []);
+    const mustSync = readies.some((r) => r.mustSync ?? true);
+    if (!snap && !mustSync && readies.every((r) => r.entries.length === 0)) {
       // Only the commit index moved: Raft needs no fsync for that, and it need not even be
       // written now. It is kept and written ahead of the next write, so it becomes durable with
       // the next synced one (or at close, or when a segment rolls). Saves a disk write and an
       // event-loop round trip on every commit of every member.
-      return this.exclusive(() => {
-        this.mem.setHardState(hardState);
-        this.deferredHardState = hardState;
-        return Promise.resolve();
-      });
-    }
-    return this.exclusive(async () => {
-      const current = this.mem.snapshot().metadata.index;
-      if (snap && snap.metadata.index <= current) {
-        throw new RaftError(
-          "SnapOutOfDate",
-          `snapshot at ${snap.metadata.index} is not newer than the current one at ${current}`,
-        );
+      const hs = hardStates[hardStates.length - 1];
+      if (hs) {
+        this.mem.setHardState(hs);
+        this.deferredHardState = hs;
       }
-      const lastBefore = snap ? snap.metadata.index : this.mem.lastIndex();
-      if (entries.length > 0 && entries[0].index > lastBefore + 1) {
+      return;
+    }
+    const current = this.mem.snapshot().metadata.index;
+    if (snap && snap.metadata.index <= current) {
+      throw new RaftError(
+        "SnapOutOfDate",
+        `snapshot at ${snap.metadata.index} is not newer than the current one at ${current}`,
+      );
+    }
+    const maxIndex = this.checkContiguous(readies, snap);
+    const parts: Uint8Array[] = [];
+    // A deferred commit index goes first: it describes the log as it was before this write
+    // (a commit index never covers entries that a later write could overwrite).
+    const deferred = this.deferredHardState;
+    if (deferred && hardStates.length === 0) {
+      parts.push(encodeRecord(RecordType.hardState, encodeHardState(deferred)));
+    }
+    if (snap) {
+      await this.io(() => this.snaps.write(snap));
+      parts.push(encodeRecord(RecordType.snapshotReset, encodeJson(snap.metadata)));
+    }
+    for (const r of readies) {
+      for (const e of r.entries) parts.push(encodeRecord(RecordType.entry, encodeEntry(e)));
+      if (r.hardState) {
+        parts.push(encodeRecord(RecordType.hardState, encodeHardState(r.hardState)));
+      }
+    }
+    await this.io(() => this.log.append(concatBytes(parts), mustSync || !!snap, maxIndex));
+    if (this.deferredHardState === deferred) this.deferredHardState = undefined;
+
+    if (snap) this.mem.applySnapshot(snap);
+    for (const r of readies) {
+      this.mem.append(r.entries);
+      if (r.hardState) this.mem.setHardState(r.hardState);
+    }
+    if (snap) await this.pruneSnapshotsAndSegments();
+    await this.rollIfFull();
+  }
+
+  /** Refuses a gap before any entry; returns the highest index written. */
+  private checkContiguous(readies: ReadyToPersist[], snap: Snapshot | undefined): number {
+    let last = snap ? snap.metadata.index : this.mem.lastIndex();
+    let maxIndex = snap ? snap.metadata.index : 0;
+    for (const { entries } of readies) {
+      if (entries.length === 0) continue;
+      if (entries[0].index > last + 1) {
         throw new Error(
-          `wal: entries start at ${entries[0].index} but the log ends at ${lastBefore}; ` +
+          `wal: entries start at ${entries[0].index} but the log ends at ${last}; ` +
             "nothing was written (Raft handed over a gap)",
         );
       }
-      const parts: Uint8Array[] = [];
-      let maxIndex = 0;
-      // A deferred commit index goes first: it describes the log as it was before this write
-      // (a commit index never covers entries that a later write could overwrite).
-      const deferred = this.deferredHardState;
-      if (deferred && !hardState) {
-        parts.push(encodeRecord(RecordType.hardState, encodeHardState(deferred)));
-      }
-      if (snap) {
-        await this.io(() => this.snaps.write(snap));
-        parts.push(encodeRecord(RecordType.snapshotReset, encodeJson(snap.metadata)));
-        maxIndex = snap.metadata.index;
-      }
-      for (const e of entries) parts.push(encodeRecord(RecordType.entry, encodeEntry(e)));
-      if (entries.length > 0) maxIndex = Math.max(maxIndex, entries[entries.length - 1].index);
-      if (hardState) parts.push(encodeRecord(RecordType.hardState, encodeHardState(hardState)));
-      const sync = (ready.mustSync ?? true) || !!snap;
-      await this.io(() => this.log.append(concatBytes(parts), sync, maxIndex));
-      if (this.deferredHardState === deferred) this.deferredHardState = undefined;
-
-      if (snap) this.mem.applySnapshot(snap);
-      this.mem.append(entries);
-      if (hardState) this.mem.setHardState(hardState);
-      if (snap) await this.pruneSnapshotsAndSegments();
-      await this.rollIfFull();
-    });
+      last = entries[entries.length - 1].index;
+      maxIndex = Math.max(maxIndex, last);
+    }
+    return maxIndex;
   }
 
   /**

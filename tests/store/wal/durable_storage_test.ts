@@ -296,3 +296,35 @@ Deno.test("a commit-only hard state costs no disk write; it is written ahead of 
     await cleanup();
   }
 });
+
+Deno.test("saves made while a write runs complete in order and share one write and one fsync", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const a = await DurableStorage.open(dir);
+    await a.save({ entries: ents(1, 5, 1), hardState: { term: 1, vote: 1, commit: 0 } });
+    const s0 = a.stats();
+    const done: number[] = [];
+    // What asynchronous Raft writes do: the next Ready is saved before the previous one is durable.
+    const first = a.save({ entries: ents(6, 8, 1) }).then(() => done.push(1));
+    const queued = [
+      a.save({ entries: ents(9, 10, 1), hardState: { term: 1, vote: 1, commit: 6 } }),
+      a.save({ entries: [], hardState: { term: 1, vote: 1, commit: 8 }, mustSync: false }),
+      // A new leader's entries replace 10 while the saves before are still queued.
+      a.save({ entries: [ent(10, 2)], hardState: { term: 2, vote: 0, commit: 9 } }),
+    ].map((p, i) => p.then(() => done.push(i + 2)));
+    await Promise.all([first, ...queued]);
+    assert.deepEqual(done, [1, 2, 3, 4]);
+    const s1 = a.stats();
+    // The first save's write may already be running when the others arrive, or not yet.
+    assert.ok(s1.writes - s0.writes <= 2, `${s1.writes - s0.writes} writes for 4 saves`);
+    assert.ok(s1.syncs - s0.syncs <= 2, `${s1.syncs - s0.syncs} fsyncs for 4 saves`);
+    assert.deepEqual(a.hardState(), { term: 2, vote: 0, commit: 9 });
+    await a.close();
+    const b = await DurableStorage.open(dir);
+    assert.deepEqual(b.hardState(), { term: 2, vote: 0, commit: 9 });
+    assert.deepEqual(allEntries(b), [...ents(1, 9, 1), ent(10, 2)]);
+    await b.close();
+  } finally {
+    await cleanup();
+  }
+});
