@@ -21,7 +21,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { EtcdClient } from "../lib/etcd/client.ts";
-import { HttpClient } from "../lib/http/client.ts";
+import { HttpClient, type TlsClientOptions } from "../lib/http/client.ts";
 
 // ---------------------------------------------------------------- processes and clusters
 
@@ -77,6 +77,8 @@ interface Cluster {
   kind: "twill" | "etcd";
   members: Proc[];
   token?: string;
+  /** How clients verify the members: both systems serve TLS. */
+  tls: TlsClientOptions;
   leader(): Promise<number>;
 }
 
@@ -94,10 +96,37 @@ async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Pr
   throw new Error(`bench-scale: timed out after ${ms} ms waiting for ${what}`);
 }
 
+/** A CA and one certificate for 127.0.0.1, made with openssl, as scripts/bench-store.ts makes
+ *  them: etcd serves TLS with a server certificate only (no client certificates, no auth). */
+async function etcdCertificates(base: string) {
+  const f = (n: string) => join(base, n);
+  const files = { ca: f("etcd-ca.crt"), cert: f("etcd.crt"), key: f("etcd.key") };
+  await Deno.writeTextFile(
+    f("etcd-ext.cnf"),
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  const steps = [
+    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("etcd-ca.key")],
+    ["req", "-x509", "-new", "-key", f("etcd-ca.key"), "-subj", "/CN=bench etcd CA", "-days", "2"]
+      .concat(["-out", files.ca]),
+    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", files.key],
+    ["req", "-new", "-key", files.key, "-subj", "/CN=etcd", "-out", f("etcd.csr")],
+    ["x509", "-req", "-in", f("etcd.csr"), "-CA", files.ca, "-CAkey", f("etcd-ca.key")]
+      .concat(["-CAcreateserial", "-days", "2", "-extfile", f("etcd-ext.cnf"), "-out", files.cert]),
+  ];
+  for (const args of steps) {
+    const o = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
+    if (!o.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(o.stderr)}`);
+  }
+  return { files, caPem: await Deno.readTextFile(files.ca) };
+}
+
 async function startEtcd(base: string, spawned: Proc[]): Promise<Cluster> {
   const names = ["e1", "e2", "e3"];
-  const client = (i: number) => `http://127.0.0.1:${24379 + 2 * i}`;
-  const peer = (i: number) => `http://127.0.0.1:${24380 + 2 * i}`;
+  const client = (i: number) => `https://127.0.0.1:${24379 + 2 * i}`;
+  const peer = (i: number) => `https://127.0.0.1:${24380 + 2 * i}`;
+  const { files, caPem } = await etcdCertificates(base);
+  const tls: TlsClientOptions = { caCerts: [caPem] };
   const initial = names.map((n, i) => `${n}=${peer(i)}`).join(",");
   const members = names.map((name, i) =>
     new Proc(name, client(i), "etcd", () => [
@@ -106,15 +135,19 @@ async function startEtcd(base: string, spawned: Proc[]): Promise<Cluster> {
       ...["--listen-peer-urls", peer(i), "--initial-advertise-peer-urls", peer(i)],
       ...["--initial-cluster", initial, "--initial-cluster-state", "new"],
       ...["--initial-cluster-token", "twill-bench-scale", "--log-level", "warn"],
+      ...["--cert-file", files.cert, "--key-file", files.key],
+      ...["--peer-cert-file", files.cert, "--peer-key-file", files.key],
+      ...["--peer-trusted-ca-file", files.ca],
     ], join(base, `${name}.log`))
   );
   spawned.push(...members);
   for (const m of members) m.start();
   const status = (url: string) =>
-    new EtcdClient({ endpoints: [url], requestTimeoutMs: 500 }).status();
+    new EtcdClient({ endpoints: [url], requestTimeoutMs: 500, tls }).status();
   const cluster: Cluster = {
     kind: "etcd",
     members,
+    tls,
     async leader() {
       const ids: (string | undefined)[] = [];
       let leader = "0";
@@ -138,8 +171,13 @@ async function startEtcd(base: string, spawned: Proc[]): Promise<Cluster> {
   return cluster;
 }
 
+/** Three twill members over TLS, as they always run: t1 --init makes the CA, the others join
+ *  with its join token. The bench and the emulated nodes use t1's admin credential (see the
+ *  README's Scale paragraph for why nodes do not each join for a node credential). */
 async function startTwill(base: string, spawned: Proc[]): Promise<Cluster> {
-  const token = "bench-scale-token-0123456789abcdef";
+  const secret = "bench-scale-secret-0123456789abcdef";
+  const firstDir = join(base, "t1");
+  const readFirst = (file: string) => Deno.readTextFileSync(join(firstDir, file)).trim();
   const listen = (i: number) => `127.0.0.1:${28573 + i}`;
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
   const members = [0, 1, 2].map((i) => {
@@ -151,8 +189,10 @@ async function startTwill(base: string, spawned: Proc[]): Promise<Cluster> {
       () => [
         ...["run", "-A", mainTs, "agent", "--store-only", "--name", name],
         ...["--data-dir", join(base, name), "--listen", listen(i), "--advertise", listen(i)],
-        ...["--token", token, "--healthz-ip", "127.0.0.1", "--healthz-port", String(29201 + i)],
-        ...(i === 0 ? ["--init"] : ["--join", listen(0)]),
+        ...["--healthz-ip", "127.0.0.1", "--healthz-port", String(29201 + i)],
+        ...(i === 0
+          ? ["--init", "--token", secret]
+          : ["--join", listen(0), "--token", readFirst("join-token")]),
       ],
       join(base, `${name}.log`),
       new URL("..", import.meta.url).pathname,
@@ -162,23 +202,40 @@ async function startTwill(base: string, spawned: Proc[]): Promise<Cluster> {
   const cluster: Cluster = {
     kind: "twill",
     members,
-    token,
+    token: "",
+    tls: { caCerts: [] },
     async leader() {
-      const http = new HttpClient({ token, timeoutMs: 500 });
-      for (const m of members) {
-        if (m.pid() === undefined) continue;
-        try {
-          const s = await http.postJson(m.url, "/raft/status", {});
-          if (s.ok && JSON.parse(s.text).role === "leader") return members.indexOf(m);
-        } catch { /* the next member */ }
+      const http = new HttpClient({ token: cluster.token, tls: cluster.tls, timeoutMs: 500 });
+      try {
+        for (const m of members) {
+          if (m.pid() === undefined) continue;
+          try {
+            const s = await http.postJson(m.url, "/raft/status", {});
+            if (s.ok && JSON.parse(s.text).role === "leader") return members.indexOf(m);
+          } catch { /* the next member */ }
+        }
+        return -1;
+      } finally {
+        http.close();
       }
-      return -1;
     },
   };
   for (const m of members) {
     m.start();
+    if (m === members[0]) {
+      await waitFor("t1's CA and admin credential", 60_000, () => {
+        cluster.token = readFirst("admin-credential");
+        cluster.tls = { caCerts: [readFirst("pki/ca.crt")] };
+        return Promise.resolve(readFirst("join-token") !== "");
+      });
+    }
     await waitFor(`${m.name} to serve`, 60_000, async () => {
-      await new EtcdClient({ endpoints: [m.url], token, requestTimeoutMs: 1000 }).range("probe");
+      await new EtcdClient({
+        endpoints: [m.url],
+        token: cluster.token,
+        tls: cluster.tls,
+        requestTimeoutMs: 1000,
+      }).range("probe");
       return true;
     });
   }
@@ -349,6 +406,10 @@ async function awaitSeen(workers: Worker[], keys: string[], ms: number) {
   }
 }
 
+/** A bound on joining: every join lists every key, so the time grows with N (5,000 joins took
+ *  over 10 minutes on this machine under a load average of 13). */
+const JOIN_MS_PER_NODE = 300;
+
 /** Joins nodes [from, from + count) spread over the workers, all at once. */
 async function joinNodes(workers: Worker[], from: number, count: number, concurrency: number) {
   const per = Math.ceil(count / workers.length);
@@ -359,7 +420,7 @@ async function joinNodes(workers: Worker[], from: number, count: number, concurr
       from: start,
       count: n,
       concurrency,
-    });
+    }, JOIN_MS_PER_NODE * count + 60_000);
   }));
   const failed = rs.reduce((s, r) => s + r.failed, 0);
   if (failed > 0) {
@@ -381,7 +442,11 @@ function percentile(sorted: number[], p: number): number {
 
 /** A new node's lease (grant + put with it) until every watcher has it, `rounds` times. */
 async function probes(c: Cluster, workers: Worker[], rounds: number, r: Results) {
-  const client = new EtcdClient({ endpoints: c.members.map((m) => m.url), token: c.token });
+  const client = new EtcdClient({
+    endpoints: c.members.map((m) => m.url),
+    token: c.token,
+    tls: c.tls,
+  });
   const lat: number[] = [];
   let missing = 0;
   for (let i = 0; i < rounds; i++) {
@@ -405,7 +470,7 @@ async function probes(c: Cluster, workers: Worker[], rounds: number, r: Results)
 
 /** Body bytes of one watch response carrying one agent-sized put, read straight off the wire. */
 async function wireBytesPerEvent(c: Cluster): Promise<number> {
-  const http = new HttpClient({ token: c.token });
+  const http = new HttpClient({ token: c.token, tls: c.tls });
   const ac = new AbortController();
   const key = `${PREFIX}wire-probe`;
   const body = JSON.stringify({ create_request: { key: btoa(key) } });
@@ -431,7 +496,7 @@ async function wireBytesPerEvent(c: Cluster): Promise<number> {
   };
   try {
     await readLine(); // created
-    const client = new EtcdClient({ endpoints: [c.members[0].url], token: c.token });
+    const client = new EtcdClient({ endpoints: [c.members[0].url], token: c.token, tls: c.tls });
     await client.put(
       key,
       JSON.stringify({
@@ -450,7 +515,7 @@ async function wireBytesPerEvent(c: Cluster): Promise<number> {
 
 /** The revisions of every change under the prefix after `floor`, from one fresh watch. */
 async function referenceRevisions(c: Cluster, floor: number, alive: Proc[]): Promise<number[]> {
-  const client = new EtcdClient({ endpoints: alive.map((m) => m.url), token: c.token });
+  const client = new EtcdClient({ endpoints: alive.map((m) => m.url), token: c.token, tls: c.tls });
   const head = Number(
     (await client.range(PREFIX, { prefix: true, countOnly: true })).header
       .revision,
@@ -486,6 +551,7 @@ async function failover(c: Cluster, workers: Worker[], r: Results): Promise<Proc
     const client = new EtcdClient({
       endpoints: [alive[attempt % 2].url],
       token: c.token,
+      tls: c.tls,
       requestTimeoutMs: 1000,
     });
     try {
@@ -578,7 +644,11 @@ async function burst(c: Cluster, workers: Worker[], plan: Plan, r: Results) {
 
 async function benchCluster(c: Cluster, workers: Worker[], plan: Plan, log: (s: string) => void) {
   const r: Results = {};
-  const client = new EtcdClient({ endpoints: c.members.map((m) => m.url), token: c.token });
+  const client = new EtcdClient({
+    endpoints: c.members.map((m) => m.url),
+    token: c.token,
+    tls: c.tls,
+  });
   await sleep(2000);
   const rss0 = membersRss(c);
   r["member RSS before any node, sum of 3 (MiB)"] = rss0;
@@ -587,6 +657,7 @@ async function benchCluster(c: Cluster, workers: Worker[], plan: Plan, log: (s: 
       config: {
         endpoints: c.members.map((m) => m.url),
         token: c.token,
+        tls: c.tls,
         prefix: PREFIX,
         ttlSeconds: plan.keepaliveS * 3,
         keepaliveMs: plan.keepaliveS * 1000,
