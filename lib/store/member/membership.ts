@@ -4,7 +4,15 @@
 //      promoted (the dead voter still counts, so the healthy majority only grows), then, once
 //      there are more voters than wanted, the dead voter is removed;
 //   2. while there are fewer voters than wanted, a caught-up learner is promoted;
-//   3. a learner unreachable longer than deadVoterTimeout is removed (it holds no vote).
+//   3. a learner unreachable longer than deadVoterTimeout is removed (it holds no vote);
+//   4. while there are more voters than wanted (--voters lowered), one voter is demoted to a
+//      learner. The Raft core has no single-step demotion (lib/raft/confchange.ts refuses to
+//      make a voter a learner), so a demotion is two changes: the voter is removed with a
+//      context that keeps its entry in the member table (so no member tells it it was removed),
+//      then it is added back as a learner. Finishing a started demotion comes before anything
+//      else, on whichever member leads by then. Only a voter that is not the leader is demoted,
+//      the most lagging first, and only while the healthy voters left are still a quorum of the
+//      smaller voter set.
 // Nothing is done unless the healthy voters form a quorum of the current voters (otherwise no
 // change could commit anyway), so a change never leaves fewer healthy voters than a quorum.
 import type { NodeId } from "../../raft/types.ts";
@@ -29,6 +37,8 @@ export interface MembershipView {
   /** ...and its match index is at most this far behind the commit index. */
   catchUpSlack: number;
   pendingConfChange: boolean;
+  /** Members removed as voters to be added back as learners (a demotion under way). */
+  demoting?: NodeId[];
 }
 
 export type MembershipAction =
@@ -39,7 +49,9 @@ export type MembershipAction =
     replacing?: NodeId;
   }
   | { type: "removeVoter"; id: NodeId; reason: "dead" }
-  | { type: "removeLearner"; id: NodeId; reason: "dead" };
+  | { type: "removeLearner"; id: NodeId; reason: "dead" }
+  | { type: "demote"; id: NodeId; reason: "over_voters" }
+  | { type: "readdLearner"; id: NodeId; reason: "demoted" };
 
 export function quorum(n: number): number {
   return Math.floor(n / 2) + 1;
@@ -47,6 +59,10 @@ export function quorum(n: number): number {
 
 export function decideMembership(v: MembershipView): MembershipAction | null {
   if (v.pendingConfChange) return null;
+  const demoting = (v.demoting ?? []).filter((id) =>
+    !v.voters.includes(id) && !v.learners.includes(id)
+  );
+  if (demoting.length > 0) return { type: "readdLearner", id: demoting[0], reason: "demoted" };
   const since = (id: NodeId) =>
     id === v.self ? 0 : v.now - Math.max(v.lastContact.get(id) ?? 0, v.leaderSince);
   const dead = (id: NodeId) => since(id) > v.deadVoterTimeoutMs;
@@ -79,5 +95,17 @@ export function decideMembership(v: MembershipView): MembershipAction | null {
   }
   const deadLearner = v.learners.find(dead);
   if (deadLearner !== undefined) return { type: "removeLearner", id: deadLearner, reason: "dead" };
-  return null;
+  return decideDemotion(v, healthyVoters);
+}
+
+/** One voter to demote while there are more than wanted (never the leader; the most lagging,
+ *  then the highest id), when the healthy voters left still form a quorum. */
+function decideDemotion(v: MembershipView, healthyVoters: number): MembershipAction | null {
+  if (v.voters.length <= Math.max(1, v.desiredVoters)) return null;
+  // A dead voter is removed by the rule above; only a healthy one is demoted here, which costs
+  // one healthy voter.
+  if (healthyVoters - 1 < quorum(v.voters.length - 1)) return null;
+  const pick = v.voters.filter((id) => id !== v.self)
+    .sort((a, b) => (v.match.get(a) ?? 0) - (v.match.get(b) ?? 0) || b - a)[0];
+  return pick === undefined ? null : { type: "demote", id: pick, reason: "over_voters" };
 }
