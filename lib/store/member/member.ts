@@ -29,6 +29,7 @@ import type { Logger } from "../../log.ts";
 import { splitHostPort } from "../../net/address.ts";
 import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
 import { serve } from "../../http/serve.ts";
+import { VERSION } from "../../version.ts";
 
 export interface StoreMemberOptions {
   dataDir: string;
@@ -392,6 +393,7 @@ export class StoreMember implements PeerHandler {
       revision: b.sm.revision,
       voters: st.config.voters,
       learners: st.config.learners,
+      version: VERSION,
     };
   }
 
