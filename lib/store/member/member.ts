@@ -30,6 +30,7 @@ import { splitHostPort } from "../../net/address.ts";
 import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
 import { serve } from "../../http/serve.ts";
 import { VERSION } from "../../version.ts";
+import { writeTextFileAtomic } from "../../fs_atomic.ts";
 
 export interface StoreMemberOptions {
   dataDir: string;
@@ -624,15 +625,22 @@ export async function readPeers(dataDir: string): Promise<MemberInfo[]> {
   }
 }
 
-export async function writePeers(
+/** peers.json writes, one after another (each replaces the file atomically through the same
+ *  temporary file, so two at once must not interleave). */
+let peersWrites: Promise<void> = Promise.resolve();
+
+export function writePeers(
   dataDir: string,
   members: MemberInfo[],
   inMemory?: boolean,
 ): Promise<void> {
-  if (inMemory) return;
-  try {
-    await Deno.writeTextFile(join(dataDir, PEERS_FILE), JSON.stringify(members) + "\n");
-  } catch {
-    // only a cache of addresses; the log has them too
-  }
+  if (inMemory) return Promise.resolve();
+  const text = JSON.stringify(members) + "\n";
+  peersWrites = peersWrites.then(() =>
+    writeTextFileAtomic(join(dataDir, PEERS_FILE), text).catch(() => {
+      // a member's copy is only a cache of addresses (the log has them too); a client's is
+      // rewritten at the next refresh
+    })
+  );
+  return peersWrites;
 }
