@@ -130,3 +130,25 @@ Deno.test("a dead voter over the wanted count is removed before any healthy one 
     { type: "removeVoter", id: 2, reason: "dead" },
   );
 });
+
+Deno.test("a silent voter is demoted first; none while too few voters answer", () => {
+  // Voter 2 restarting (heard from 5 s ago): demoting it leaves 1 and 3, both answering.
+  const restarting = new Map([[2, 95_000], [3, 99_900]]);
+  assert.deepEqual(decideMembership(view({ desiredVoters: 1, lastContact: restarting })), {
+    type: "demote",
+    id: 2,
+    reason: "over_voters",
+  });
+  // Two voters, the other one silent: removing it could not commit.
+  const other = new Map([[2, 95_000]]);
+  assert.equal(
+    decideMembership(view({ voters: [1, 2], desiredVoters: 1, lastContact: other })),
+    null,
+  );
+  // Five voters, two silent: 3 of 5 answer, and removing a silent one leaves 3 of 4.
+  const twoSilent = new Map([[2, 95_000], [3, 95_000], [4, 99_900], [5, 99_900]]);
+  assert.deepEqual(
+    decideMembership(view({ voters: [1, 2, 3, 4, 5], desiredVoters: 3, lastContact: twoSilent })),
+    { type: "demote", id: 3, reason: "over_voters" },
+  );
+});

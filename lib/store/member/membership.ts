@@ -11,8 +11,8 @@
 //      context that keeps its entry in the member table (so no member tells it it was removed),
 //      then it is added back as a learner. Finishing a started demotion comes before anything
 //      else, on whichever member leads by then. Only a voter that is not the leader is demoted,
-//      the most lagging first, and only while the healthy voters left are still a quorum of the
-//      smaller voter set.
+//      one that is silent (restarting) first, and only while the voters heard from lately are a
+//      quorum both now and of the smaller voter set.
 // Nothing is done unless the healthy voters form a quorum of the current voters (otherwise no
 // change could commit anyway), so a change never leaves fewer healthy voters than a quorum.
 import type { NodeId } from "../../raft/types.ts";
@@ -95,17 +95,24 @@ export function decideMembership(v: MembershipView): MembershipAction | null {
   }
   const deadLearner = v.learners.find(dead);
   if (deadLearner !== undefined) return { type: "removeLearner", id: deadLearner, reason: "dead" };
-  return decideDemotion(v, healthyVoters);
+  return decideDemotion(v, since);
 }
 
-/** One voter to demote while there are more than wanted (never the leader; the most lagging,
- *  then the highest id), when the healthy voters left still form a quorum. */
-function decideDemotion(v: MembershipView, healthyVoters: number): MembershipAction | null {
+/** One voter to demote while there are more than wanted: never the leader; one not heard from
+ *  lately first (a member restarting), then the most lagging, then the highest id. Only when the
+ *  voters heard from within freshContactMs are a quorum now (the change must commit) and a
+ *  quorum of the voters left (the cluster must go on taking writes). */
+function decideDemotion(v: MembershipView, since: (id: NodeId) => number): MembershipAction | null {
   if (v.voters.length <= Math.max(1, v.desiredVoters)) return null;
-  // A dead voter is removed by the rule above; only a healthy one is demoted here, which costs
-  // one healthy voter.
-  if (healthyVoters - 1 < quorum(v.voters.length - 1)) return null;
-  const pick = v.voters.filter((id) => id !== v.self)
-    .sort((a, b) => (v.match.get(a) ?? 0) - (v.match.get(b) ?? 0) || b - a)[0];
-  return pick === undefined ? null : { type: "demote", id: pick, reason: "over_voters" };
+  const fresh = (id: NodeId) => since(id) <= v.freshContactMs;
+  const pick =
+    v.voters.filter((id) => id !== v.self).sort((a, b) =>
+      Number(fresh(a)) - Number(fresh(b)) ||
+      (v.match.get(a) ?? 0) - (v.match.get(b) ?? 0) || b - a
+    )[0];
+  if (pick === undefined) return null;
+  const freshNow = v.voters.filter(fresh).length;
+  const freshLeft = v.voters.filter((id) => id !== pick && fresh(id)).length;
+  if (freshNow < quorum(v.voters.length) || freshLeft < quorum(v.voters.length - 1)) return null;
+  return { type: "demote", id: pick, reason: "over_voters" };
 }
