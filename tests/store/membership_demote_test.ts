@@ -1,0 +1,89 @@
+// Lowering --voters on a rolling restart: 3 voters, each member restarted with --voters 1 in
+// turn; the leader demotes voters to learners one change at a time until 1 voter and 2 learners
+// remain, and writes keep succeeding throughout.
+import assert from "node:assert/strict";
+import { b64, post, type ProcessCluster, withCluster } from "./process_cluster.ts";
+
+/** Puts a key every 100 ms through whichever member answers; records the longest time without
+ *  a successful write. */
+function writer(c: ProcessCluster) {
+  let stop = false;
+  let last = Date.now();
+  let worstGapMs = 0;
+  let ok = 0;
+  const done = (async () => {
+    for (let i = 0; !stop; i++) {
+      for (const m of c.members.filter((x) => !x.stopped)) {
+        try {
+          const r = await post(m.address, "/v3/kv/put", { key: b64(`/d/${i}`), value: b64("v") });
+          if (r.status === 200) {
+            worstGapMs = Math.max(worstGapMs, Date.now() - last);
+            last = Date.now();
+            ok++;
+            break;
+          }
+        } catch { /* next member */ }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    async finish() {
+      stop = true;
+      await done;
+      return { ok, worstGapMs: Math.max(worstGapMs, Date.now() - last) };
+    },
+  };
+}
+
+Deno.test({
+  name: "a rolling restart with a lower --voters demotes voters to learners, one at a time",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withCluster({ base: 100, size: 3 }, async (c) => {
+      await c.start(3);
+      const w = writer(c);
+      // Followers first, the leader last (it hands its leadership off when it stops).
+      const leader = await c.waitLeader();
+      for (const m of [...c.members.filter((x) => x !== leader), leader]) {
+        await c.kill(m, "SIGTERM");
+        c.restart(m, ["--voters", "1"]);
+        await c.waitReady(m);
+      }
+      let view = (await c.membersView())!;
+      const kinds = () => view.members.map((m) => m.kind).sort();
+      await c.waitFor(
+        async () => {
+          view = (await c.membersView()) ?? view;
+          return JSON.stringify(kinds()) === JSON.stringify(["learner", "learner", "voter"]);
+        },
+        30_000,
+        "1 voter and 2 learners",
+      );
+      const { ok, worstGapMs } = await w.finish();
+      console.log(`${ok} writes, longest gap ${worstGapMs} ms`);
+      assert.ok(worstGapMs < 5000, `writes stalled for ${worstGapMs} ms`);
+      const logs = c.members.map((m) => m.log.join("\n")).join("\n");
+      assert.equal((logs.match(/event=voter_demoted /g) ?? []).length, 2, "two demotions");
+      assert.doesNotMatch(logs, /event=removed_from_cluster/);
+      // The learners are caught up: every member serves the last write.
+      await c.waitFor(
+        async () => {
+          for (const m of c.members) {
+            const s = await c.status(m);
+            if (
+              !s || s.role !== (view.members.find((x) => x.address === m.address)!.kind ===
+                    "voter"
+                  ? "leader"
+                  : "learner")
+            ) return false;
+          }
+          return true;
+        },
+        10_000,
+        "the voter to lead and the others to be learners",
+      );
+    });
+  },
+});
