@@ -4,6 +4,8 @@
 // leader's member table (POST /raft/members), and when the addresses changed it hands the new
 // list to its store client and rewrites peers.json, so a restart starts from it too.
 import type { MemberInfo } from "../store/member/members.ts";
+import { writePeers } from "../store/member/member.ts";
+import type { HttpClient } from "../http/client.ts";
 import type { Logger } from "../log.ts";
 
 /** How often a client asks for the member table. */
@@ -88,4 +90,36 @@ export function startEndpointRefresh(o: EndpointRefreshOptions, signal: AbortSig
     ).finally(() => running = false);
   }, every);
   signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+}
+
+export interface ClientEndpointsOptions {
+  dataDir: string;
+  /** The members the client starts with (host:port). */
+  endpoints: string[];
+  /** Carries the client's credential (and the cluster's TLS). */
+  http: HttpClient;
+  /** The store client whose endpoints follow the member table. */
+  client: { setEndpoints(endpoints: string[]): void };
+  logger: Logger;
+  intervalMs?: number;
+}
+
+/** A plain client's refresh loop: /raft/members into the store client and peers.json. */
+export function keepClientEndpoints(o: ClientEndpointsOptions, signal: AbortSignal): void {
+  let current = [...o.endpoints];
+  startEndpointRefresh({
+    current: () => current,
+    fetchMembers: async (address) => {
+      const res = await o.http.postJson(address, "/raft/members", {}, { signal });
+      if (!res.ok) throw new Error(`answered ${res.status}`);
+      return JSON.parse(res.text);
+    },
+    apply: async (members) => {
+      current = members.map((m) => m.address);
+      o.client.setEndpoints(current);
+      await writePeers(o.dataDir, members);
+    },
+    logger: o.logger,
+    intervalMs: o.intervalMs,
+  }, signal);
 }

@@ -4,10 +4,8 @@ import type { StoreMember } from "../store/member/member.ts";
 import type { Logger } from "../log.ts";
 import type { DaemonConfig } from "./config.ts";
 import { readExternalEtcdAccess } from "./external_etcd.ts";
-import { startEndpointRefresh } from "./client_endpoints.ts";
-import { writePeers } from "../store/member/member.ts";
+import { keepClientEndpoints } from "./client_endpoints.ts";
 import { HttpClient } from "../http/client.ts";
-import type { EtcdClient as StoreClient } from "../etcd/client.ts";
 
 /** Runs the network agent until `signal` aborts; rejects with one line on a fatal error. */
 export async function runNetwork(
@@ -32,7 +30,13 @@ export async function runNetwork(
     : {};
   const kv = new EtcdClient({ endpoints: urls, token, ...access });
   if (!member && cfg.etcdEndpoints.length === 0) {
-    refreshClientEndpoints(cfg, endpoints, token, kv, signal, logger);
+    keepClientEndpoints({
+      dataDir: cfg.dataDir,
+      endpoints,
+      http: new HttpClient({ token, timeoutMs: 3000 }),
+      client: kv,
+      logger,
+    }, signal);
   }
   const opts = withDefaults({
     prefix: cfg.etcdPrefix,
@@ -55,31 +59,4 @@ export async function runNetwork(
   });
   logger("info", "network_agent_starting", { endpoints: urls.join(",") });
   await runNetworkAgent(opts, kv, signal);
-}
-
-/** A plain client keeps its member list current from /raft/members (client_endpoints.ts). */
-function refreshClientEndpoints(
-  cfg: DaemonConfig,
-  endpoints: string[],
-  token: string | undefined,
-  kv: StoreClient,
-  signal: AbortSignal,
-  logger: Logger,
-): void {
-  const http = new HttpClient({ token, timeoutMs: 3000 });
-  let current = [...endpoints];
-  startEndpointRefresh({
-    current: () => current,
-    fetchMembers: async (address) => {
-      const res = await http.postJson(address, "/raft/members", {});
-      if (!res.ok) throw new Error(`answered ${res.status}`);
-      return JSON.parse(res.text);
-    },
-    apply: async (members) => {
-      current = members.map((m) => m.address);
-      kv.setEndpoints(current);
-      await writePeers(cfg.dataDir, members);
-    },
-    logger,
-  }, signal);
 }
