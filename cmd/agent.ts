@@ -24,8 +24,13 @@ interface FlagSpec {
 export const AGENT_FLAGS: FlagSpec[] = [
   { name: "init", kind: "boolean", help: "create a new cluster with this node as its only voter" },
   { name: "join", kind: "list", help: "HOST:PORT[,HOST:PORT...] of members to join through" },
-  { name: "token", kind: "string", help: "the cluster token (Bearer) for the store API" },
-  { name: "token-file", kind: "string", help: "read the cluster token from this file" },
+  {
+    name: "token",
+    kind: "string",
+    help:
+      "--init: the join secret (else generated); --join: the join token K10…::… from `twill ctl join-token`",
+  },
+  { name: "token-file", kind: "string", help: "read --token's value from this file" },
   {
     name: "net-config-path",
     kind: "string",
@@ -128,8 +133,8 @@ export const AGENT_FLAGS: FlagSpec[] = [
 export function agentUsage(): string {
   const lines = [
     "usage:",
-    "  twill agent --init [--net-config-path F] [--token T | --token-file F] [flags]   first node, once",
-    "  twill agent --join HOST:PORT[,HOST:PORT...] --token T [flags]                  every other node",
+    "  twill agent --init [--net-config-path F] [--token SECRET | --token-file F] [flags]  first node, once",
+    "  twill agent --join HOST:PORT[,HOST:PORT...] --token K10... [flags]                every other node",
     "  twill agent [flags]                                      restart: the data dir says who it is",
     "",
     "flags (each may also come from FLANNELD_<FLAG>, e.g. FLANNELD_IP_MASQ=true; the command line wins):",

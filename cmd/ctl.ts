@@ -1,8 +1,8 @@
 // `twill ctl`: inspect and administer a running cluster through any member's store API.
 import { parseArgs } from "node:util";
-import { join } from "node:path";
 
-const USAGE = `usage: twill ctl [--server HOST:PORT] [--token T] [--json] <command>
+const USAGE =
+  `usage: twill ctl [--server HOST:PORT] [--data-dir D | --token CRED] [--json] <command>
 
 commands:
   status           members (address, role, term, applied index, last contact) and this node's readiness
@@ -12,11 +12,16 @@ commands:
   config set F     write the network config from a Flannel net-conf.json file
   get K | put K V | del K | watch PREFIX
   check [F]        this node vs the store and subnet.env F: one line per problem with its fix
+  join-token       the join token for new nodes (admin credential)
+  rotate-join-token  a new join secret; prints the new join token (the old one is refused)
+  remove-node NAME revoke a node's credential, delete its leases, drop it from the store
 
 flags:
-  --server HOST:PORT   a member's store API (default 127.0.0.1:8473, or TWILL_SERVER)
-  --token T            the cluster token (default TWILL_TOKEN, else <data-dir>/token)
-  --data-dir D         where to find the token (default /var/lib/twill)
+  --server HOST:PORT   a member's store API (default TWILL_SERVER, else a member recorded in D)
+  --token CRED         a credential (default TWILL_TOKEN, else D/admin-credential, else D/credential)
+  --data-dir D         a node's data dir: its pki/ca.crt verifies the server (default /var/lib/twill)
+
+exit codes: 0 done, 1 failed or not found, 2 usage, 3 refused by the cluster (401/403)
   --prefix P           the network's key prefix (default /coreos.com/network)
   --healthz HOST:PORT  this node's health server, for readiness (default <server host>:9099)
   --json               machine-readable output`;
@@ -47,15 +52,20 @@ export async function runCtl(args: string[], env: Record<string, string>): Promi
     console.log(USAGE);
     return 0;
   }
-  const server = v.server ?? env.TWILL_SERVER ?? "127.0.0.1:8473";
-  let token: string | undefined = v.token ?? env.TWILL_TOKEN;
-  if (token === undefined) {
-    try {
-      token = (await Deno.readTextFile(join(v["data-dir"] ?? "/var/lib/twill", "token"))).trim();
-    } catch {
-      token = undefined;
-    }
+  const dataDir = v["data-dir"] ?? "/var/lib/twill";
+  const { ctlAccess } = await import("../lib/ctl/access.ts");
+  let access;
+  try {
+    access = await ctlAccess({
+      dataDir,
+      server: v.server ?? env.TWILL_SERVER,
+      token: v.token ?? env.TWILL_TOKEN,
+    });
+  } catch (e) {
+    console.error(`twill ctl: ${(e as Error).message}`);
+    return 2;
   }
+  const { server, credential: token, caPem } = access;
   const host = server.replace(/^https?:\/\//, "").replace(/:\d+$/, "");
   const abort = new AbortController();
   const onSignal = () => abort.abort();
@@ -70,6 +80,7 @@ export async function runCtl(args: string[], env: Record<string, string>): Promi
     return await runCommand({
       server,
       token,
+      caPem,
       json: v.json ?? false,
       prefix: v.prefix ?? env.FLANNELD_ETCD_PREFIX ?? "/coreos.com/network",
       healthz: v.healthz ?? `${host}:9099`,
@@ -79,8 +90,9 @@ export async function runCtl(args: string[], env: Record<string, string>): Promi
     }, parsed.positionals);
   } catch (e) {
     if (e instanceof CtlError) {
-      console.error(`twill ctl: ${e.message}`);
-      return 1;
+      // A refusal prints etcd's text as it came, so scripts can match it.
+      console.error(e.exitCode === 3 ? e.message : `twill ctl: ${e.message}`);
+      return e.exitCode;
     }
     console.error(`twill ctl: ${(e as Error).message ?? e}`);
     return 1;

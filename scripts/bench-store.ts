@@ -1,5 +1,7 @@
 // Store benchmark: a 3-member twill store against a 3-member etcd 3.4, driven by the same client
-// code over the same etcd v3 JSON API, on loopback only.
+// code over the same etcd v3 JSON API, on loopback only, both over TLS: twill as it always runs
+// (its own CA, a credential per request), etcd with a certificate from a CA this script makes
+// with openssl (client and peer URLs https, no client certificates on the client URLs, no auth).
 //
 //   deno run -A scripts/bench-store.ts [--only twill|etcd] [--quick] [--json] [--keep]
 //                                      [--phases seq,tp,range,fan,failover]
@@ -15,7 +17,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { DurableStorage } from "../lib/store/wal/durable_storage.ts";
 import { EtcdClient } from "../lib/etcd/client.ts";
-import { HttpClient } from "../lib/http/client.ts";
+import { HttpClient, type TlsClientOptions } from "../lib/http/client.ts";
 
 // ---------------------------------------------------------------- processes and clusters
 
@@ -32,6 +34,8 @@ interface Cluster {
   kind: "twill" | "etcd";
   members: Member[];
   token?: string;
+  /** How clients verify the members (both systems run TLS). */
+  tls: TlsClientOptions;
   /** Index into members of the current leader, or -1 if none is known. */
   leader(): Promise<number>;
   stop(): Promise<void>;
@@ -100,14 +104,42 @@ async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Pr
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** etcd's own status of one member (its id and the leader's), with a short timeout. */
-function etcdStatus(url: string) {
-  return new EtcdClient({ endpoints: [url], requestTimeoutMs: 500 }).status();
+function etcdStatus(url: string, tls: TlsClientOptions) {
+  return new EtcdClient({ endpoints: [url], requestTimeoutMs: 500, tls }).status();
+}
+
+/** A CA and one certificate for 127.0.0.1 (ECDSA P-256, as twill's), made with openssl. Its
+ *  extended key usage has clientAuth besides serverAuth: etcd's peers present their certificate
+ *  as clients when the peer CA is set (no --client-cert-auth on the client URLs). */
+async function etcdCertificates(base: string) {
+  const f = (n: string) => join(base, n);
+  const files = { ca: f("etcd-ca.crt"), cert: f("etcd.crt"), key: f("etcd.key") };
+  await Deno.writeTextFile(
+    f("etcd-ext.cnf"),
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  const steps = [
+    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("etcd-ca.key")],
+    ["req", "-x509", "-new", "-key", f("etcd-ca.key"), "-subj", "/CN=bench etcd CA", "-days", "2"]
+      .concat(["-out", files.ca]),
+    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", files.key],
+    ["req", "-new", "-key", files.key, "-subj", "/CN=etcd", "-out", f("etcd.csr")],
+    ["x509", "-req", "-in", f("etcd.csr"), "-CA", files.ca, "-CAkey", f("etcd-ca.key")]
+      .concat(["-CAcreateserial", "-days", "2", "-extfile", f("etcd-ext.cnf"), "-out", files.cert]),
+  ];
+  for (const args of steps) {
+    const o = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
+    if (!o.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(o.stderr)}`);
+  }
+  return { files, caPem: await Deno.readTextFile(files.ca) };
 }
 
 async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
   const names = ["e1", "e2", "e3"];
-  const client = (i: number) => `http://127.0.0.1:${32379 + 2 * i}`;
-  const peer = (i: number) => `http://127.0.0.1:${32380 + 2 * i}`;
+  const client = (i: number) => `https://127.0.0.1:${32379 + 2 * i}`;
+  const peer = (i: number) => `https://127.0.0.1:${32380 + 2 * i}`;
+  const { files, caPem } = await etcdCertificates(base);
+  const tls: TlsClientOptions = { caCerts: [caPem] };
   const initial = names.map((n, i) => `${n}=${peer(i)}`).join(",");
   const members = names.map((name, i) =>
     new Proc(name, client(i), "etcd", () => [
@@ -129,6 +161,16 @@ async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
       "new",
       "--initial-cluster-token",
       "twill-bench",
+      "--cert-file",
+      files.cert,
+      "--key-file",
+      files.key,
+      "--peer-cert-file",
+      files.cert,
+      "--peer-key-file",
+      files.key,
+      "--peer-trusted-ca-file",
+      files.ca,
       "--log-level",
       "warn",
     ], join(base, `${name}.log`))
@@ -138,15 +180,16 @@ async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
   const cluster: Cluster = {
     kind: "etcd",
     members,
+    tls,
     async leader() {
       for (const m of members) {
         if (m.pid() === undefined) continue;
         try {
-          const s = await etcdStatus(m.url);
+          const s = await etcdStatus(m.url, tls);
           if (s.leader === "0") continue;
           for (const n of members) {
             if (n.pid() === undefined) continue;
-            const t = await etcdStatus(n.url);
+            const t = await etcdStatus(n.url, tls);
             if (t.header.memberId === s.leader) return members.indexOf(n);
           }
         } catch { /* try the next member */ }
@@ -162,7 +205,8 @@ async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
 }
 
 async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
-  const token = "bench-token-0123456789abcdef";
+  const secret = "bench-secret-0123456789abcdef";
+  const firstDir = join(base, "t1");
   const listen = (i: number) => `127.0.0.1:${38473 + i}`;
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
   const v8Flags = Deno.env.get("TWILL_BENCH_V8_FLAGS");
@@ -191,8 +235,6 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
           listen(i),
           "--advertise",
           listen(i),
-          "--token",
-          token,
           "--healthz-ip",
           "127.0.0.1",
           "--healthz-port",
@@ -204,21 +246,36 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
         try {
           exists = Deno.statSync(dataDir).isDirectory;
         } catch { /* fresh */ }
-        if (!exists) args.push(...(i === 0 ? ["--init"] : ["--join", listen(0)]));
+        if (!exists) {
+          args.push(
+            ...(i === 0
+              ? ["--init", "--token", secret]
+              : ["--join", listen(0), "--token", readFirst("join-token")]),
+          );
+        }
         return args;
       },
       join(base, `${name}.log`),
       new URL("..", import.meta.url).pathname,
     );
   });
+  const readFirst = (file: string) => Deno.readTextFileSync(join(firstDir, file)).trim();
+  // The bench writes keys of its own outside the network prefix: it acts as t1's admin.
+  let token = "";
+  let tls: TlsClientOptions = { caCerts: [] };
   const cluster: Cluster = {
     kind: "twill",
     members,
-    token,
+    get token() {
+      return token;
+    },
+    get tls() {
+      return tls;
+    },
     // /v3/maintenance/status's leader field is not the leader's id on twill (yet), so ask each
     // member for its Raft role on the peer API.
     async leader() {
-      const http = new HttpClient({ token, timeoutMs: 500 });
+      const http = new HttpClient({ token, tls, timeoutMs: 500 });
       for (const m of members) {
         if (m.pid() === undefined) continue;
         try {
@@ -236,8 +293,15 @@ async function startTwill(base: string, spawned: Member[]): Promise<Cluster> {
   // Start one at a time so that each joiner finds a working cluster.
   for (const m of members) {
     await m.start();
+    if (m === members[0]) {
+      await waitFor("t1's CA and admin credential", 60_000, () => {
+        token = readFirst("admin-credential");
+        tls = { caCerts: [readFirst("pki/ca.crt")] };
+        return Promise.resolve(readFirst("join-token") !== "");
+      });
+    }
     await waitFor(`${m.name} to serve`, 60_000, async () => {
-      const c = makeClient([m.url], token);
+      const c = makeClient([m.url], token, tls);
       try {
         await c.range(new TextEncoder().encode("bench-probe"));
         return true;
@@ -266,8 +330,13 @@ interface BenchClient {
 }
 
 /** The project's etcd v3 JSON client (lib/etcd/client.ts), the same for twill and etcd. */
-function makeClient(endpoints: string[], token?: string, timeoutMs = 10_000): BenchClient {
-  const client = new EtcdClient({ endpoints, token, requestTimeoutMs: timeoutMs });
+function makeClient(
+  endpoints: string[],
+  token: string | undefined,
+  tls: TlsClientOptions,
+  timeoutMs = 10_000,
+): BenchClient {
+  const client = new EtcdClient({ endpoints, token, tls, requestTimeoutMs: timeoutMs });
   const aborts = new Set<AbortController>();
   return {
     async put(key, value) {
@@ -348,7 +417,7 @@ interface Results {
 }
 
 async function sequentialPuts(c: Cluster, n: number): Promise<{ p50: number; p99: number }> {
-  const client = makeClient([c.members[0].url], c.token);
+  const client = makeClient([c.members[0].url], c.token, c.tls);
   try {
     const lat: number[] = [];
     for (let i = 0; i < n; i++) {
@@ -363,7 +432,7 @@ async function sequentialPuts(c: Cluster, n: number): Promise<{ p50: number; p99
 }
 
 async function throughput(c: Cluster, concurrency: number, total: number): Promise<number> {
-  const clients = c.members.map((m) => makeClient([m.url], c.token));
+  const clients = c.members.map((m) => makeClient([m.url], c.token, c.tls));
   try {
     let next = 0;
     const t0 = performance.now();
@@ -382,7 +451,7 @@ async function throughput(c: Cluster, concurrency: number, total: number): Promi
 }
 
 async function linearizableRanges(c: Cluster, n: number): Promise<{ p50: number; p99: number }> {
-  const client = makeClient([c.members[1].url], c.token); // a follower most of the time
+  const client = makeClient([c.members[1].url], c.token, c.tls); // a follower most of the time
   try {
     await client.put(key8("r", 1), value256("range"));
     const lat: number[] = [];
@@ -405,7 +474,7 @@ async function watchFanout(
   { p50: number; p99: number; delivered: number; rssMiB: number; idleMiB: number; openMiB: number }
 > {
   const idleMiB = c.members.reduce((s, m) => s + rssMiB(m.pid()), 0);
-  const clients = c.members.map((m) => makeClient([m.url], c.token));
+  const clients = c.members.map((m) => makeClient([m.url], c.token, c.tls));
   const prefix = enc.encode("/fan/");
   const lat: number[] = [];
   let delivered = 0;
@@ -427,7 +496,7 @@ async function watchFanout(
     await new Promise((r) => setTimeout(r, 200));
     const openMiB = c.members.reduce((s, m) => s + rssMiB(m.pid()), 0);
     sampleRss();
-    const writer = makeClient([c.members[0].url], c.token);
+    const writer = makeClient([c.members[0].url], c.token, c.tls);
     try {
       for (let i = 0; i < puts; i++) {
         const now = performance.timeOrigin + performance.now();
@@ -459,7 +528,7 @@ async function failover(c: Cluster, rounds: number): Promise<{ median: number; m
     let attempt = 0;
     while (true) {
       const m = others[attempt++ % others.length];
-      const client = makeClient([m.url], c.token, 1000);
+      const client = makeClient([m.url], c.token, c.tls, 1000);
       try {
         await client.put(enc.encode("failover"), value256(`round${r}`));
         break;
@@ -473,7 +542,7 @@ async function failover(c: Cluster, rounds: number): Promise<{ median: number; m
     times.push(performance.now() - t0);
     await victim.start();
     await waitFor(`${victim.name} back`, 60_000, async () => {
-      const client = makeClient([victim.url], c.token, 1000);
+      const client = makeClient([victim.url], c.token, c.tls, 1000);
       try {
         await client.range(enc.encode("failover"));
         return true;

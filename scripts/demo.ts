@@ -267,7 +267,7 @@ export function renderMatrix(report: DemoReport): string {
 }
 
 /** What to type to look around a cluster left up by --keep. */
-export function keepHints(plan: DemoPlan, report: DemoReport, token: string): string {
+export function keepHints(plan: DemoPlan, report: DemoReport): string {
   const n1 = plan.nodes[0];
   const n2 = plan.nodes[1] ?? n1;
   const from = report.pods[0];
@@ -279,8 +279,9 @@ export function keepHints(plan: DemoPlan, report: DemoReport, token: string): st
     `  ip netns exec ${n1.ns} ip route`,
     `  ip netns exec ${n1.ns} bridge fdb show dev flannel.1`,
     `  cat ${n1.subnetFile}`,
-    `  ip netns exec ${n1.ns} ${plan.launcher} ctl --server ${n1.address}:${STORE_PORT} --token ${token} status`,
-    `  ip netns exec ${n2.ns} ${plan.launcher} ctl --server ${n2.address}:${STORE_PORT} --token ${token} leases`,
+    // ctl finds the CA, a credential and a member in a node's data dir: nothing secret to type.
+    `  ip netns exec ${n1.ns} ${plan.launcher} ctl --data-dir ${n1.dataDir} status`,
+    `  ip netns exec ${n2.ns} ${plan.launcher} ctl --data-dir ${n2.dataDir} leases`,
     ...(from && to ? [`  ip netns exec ${from.ns} ping -c 3 ${to.ip}`] : []),
     `  tail ${n1.log}`,
     "remove it all with: npx -y deno@2.9.6 task demo -- --down",
@@ -368,7 +369,6 @@ function sleep(ms: number): Promise<void> {
 interface DemoState {
   namespaces: string[];
   agents: { node: string; pid: number; dataDir: string }[];
-  token?: string;
 }
 
 async function readState(plan: DemoPlan): Promise<DemoState> {
@@ -731,7 +731,7 @@ function votersIn(plan: DemoPlan, roles: Map<string, string>): number {
   }).length;
 }
 
-async function storeRoles(plan: DemoPlan, token: string): Promise<Map<string, string>> {
+async function storeRoles(plan: DemoPlan): Promise<Map<string, string>> {
   const first = plan.nodes[0];
   const r = await run("ip", [
     "netns",
@@ -741,8 +741,8 @@ async function storeRoles(plan: DemoPlan, token: string): Promise<Map<string, st
     "ctl",
     "--server",
     `${first.address}:${STORE_PORT}`,
-    "--token",
-    token,
+    "--data-dir",
+    first.dataDir,
     "--json",
     "status",
   ]);
@@ -772,6 +772,11 @@ const USAGE = `usage: deno task demo [-- --keep | --down] [--state-dir D] [--rep
   --nodes N      how many nodes (default 3, 1..9); --pods N: pods per node (default 2)
   --agent-args A more flags for every \`twill agent\`, e.g. --agent-args="--ip-masq"
   --prefix P     namespace prefix, "${PREFIX}" or "${PREFIX}<letters/digits>-" (default ${PREFIX})`;
+
+/** The join token the --init node wrote to <data-dir>/join-token (0600). */
+async function readJoinToken(node: NodePlan): Promise<string> {
+  return (await Deno.readTextFile(`${node.dataDir}/join-token`)).trim();
+}
 
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -875,8 +880,10 @@ export async function demo(argv: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
 
-  const token = randomToken();
-  const state: DemoState = { namespaces: [], agents: [], token };
+  // The join secret the first node starts with; joiners get its join token (K10<ca hash>::secret)
+  // from its data dir once it has made the cluster CA.
+  const secret = randomToken();
+  const state: DemoState = { namespaces: [], agents: [] };
   let code = 1;
   try {
     await step("check packages", ensurePackages);
@@ -889,13 +896,14 @@ export async function demo(argv: string[]): Promise<number> {
     await step("build underlay and nodes", () => buildUnderlay(plan, state));
     await step(`start agent ${plan.nodes[0].name} (--init)`, async () => {
       await Deno.writeTextFile(plan.netConfFile, netConf());
-      await startAgent(plan, state, plan.nodes[0], token, true, extraArgs);
+      await startAgent(plan, state, plan.nodes[0], secret, true, extraArgs);
       return await waitReady(state, plan.nodes[0], 30_000);
     });
     if (plan.nodes.length > 1) {
       await step(`join ${plan.nodes.slice(1).map((x) => x.name).join(", ")} (--join)`, async () => {
+        const joinToken = await readJoinToken(plan.nodes[0]);
         for (const node of plan.nodes.slice(1)) {
-          await startAgent(plan, state, node, token, false, extraArgs);
+          await startAgent(plan, state, node, joinToken, false, extraArgs);
         }
         const lines = await Promise.all(
           plan.nodes.slice(1).map((node) => waitReady(state, node, 45_000)),
@@ -933,11 +941,11 @@ export async function demo(argv: string[]): Promise<number> {
       // Learners are promoted one at a time once caught up: give that a moment, so the table
       // shows the settled store (up to 3 voters, the default --voters) rather than a snapshot.
       const wanted = Math.min(plan.nodes.length, 3);
-      let roles = await storeRoles(plan, token);
+      let roles = await storeRoles(plan);
       for (let i = 0; i < 25 && votersIn(plan, roles) < wanted; i++) {
         checkInterrupted();
         await sleep(200);
-        roles = await storeRoles(plan, token);
+        roles = await storeRoles(plan);
       }
       for (const node of plan.nodes) {
         const env = parseSubnetEnvSubnets(await Deno.readTextFile(node.subnetFile));
@@ -979,7 +987,7 @@ export async function demo(argv: string[]): Promise<number> {
   if (interrupted && code === 0) code = 130; // interrupted after the last step: still clean up
   if (flags.keep && code === 0) {
     for (const c of children.values()) c.unref();
-    console.log("\n" + keepHints(plan, report, token));
+    console.log("\n" + keepHints(plan, report));
   } else {
     if (flags.keep) console.log("demo: not keeping a cluster that failed");
     const t0 = performance.now();

@@ -38,6 +38,11 @@ export const PACKAGES: readonly DebianPackage[] = [
   { name: "strongswan-swanctl", tools: ["swanctl"] },
   // charon's extra plugins (EAP, kernel-libipsec, ...): files, no command of their own.
   { name: "libcharon-extra-plugins", tools: [] },
+  // gcm and openssl for Flannel's default ESP proposal aes128gcm16-sha256-prfsha256-ecp256.
+  {
+    name: "libstrongswan-standard-plugins",
+    tools: ["/usr/lib/ipsec/plugins/libstrongswan-gcm.so"],
+  },
   { name: "openssl", tools: ["openssl"] },
 ];
 

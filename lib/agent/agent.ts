@@ -13,7 +13,7 @@ import {
   renderMasqRuleset6,
   ruleCount,
 } from "../net/nftables.ts";
-import type { Backend } from "../backend/backend.ts";
+import { type Backend, backendSwitches, backendSwitchMessage } from "../backend/backend.ts";
 import { backendConfigParser, initBackend } from "../backend/registry.ts";
 import { type NetConfig, NetConfigError } from "../subnet/config.ts";
 import {
@@ -117,6 +117,7 @@ export class NetworkAgent {
     if (!cfg) return;
     const network = this.checkFamilies(cfg);
     const backend = await this.startBackend(cfg, network);
+    await this.reportBackendSwitch(backend.type);
     const own = await this.acquireLease(cfg, backend);
     if (!own) return;
     this.r = { cfg, network, backend, own, watcher: new LeaseWatcher(own) };
@@ -193,6 +194,15 @@ export class NetworkAgent {
       mtu: backend.mtu,
     });
     return backend;
+  }
+
+  /** Says so when leases in the store were written by another backend type (best effort). */
+  private async reportBackendSwitch(type: string): Promise<void> {
+    try {
+      const { leases } = await this.manager.listLeases();
+      const text = backendSwitchMessage(backendSwitches(leases, type, this.publicIP), type);
+      if (text) this.log("warn", "backend_type_mismatch", { message: text });
+    } catch { /* the lease loop reports store trouble */ }
   }
 
   /** The first lease: retried while the store fails; no free subnet is fatal. */

@@ -102,3 +102,38 @@ export interface Backend {
   /** Makes the kernel match: device (if any), then per-peer entries. Idempotent. */
   reconcile(peers: Lease[]): Promise<ReconcileResult>;
 }
+
+/**
+ * Leases written by a different backend type than the config's: the cluster is switching backends
+ * (or a node runs an old config). As in Flannel that needs a reset: every node's lease deleted and
+ * the old backend's devices removed, then the agents restarted. `own` is the lease holding our
+ * public IP, if it is one of them.
+ */
+export function backendSwitches(
+  leases: Lease[],
+  type: string,
+  publicIP: string,
+): { own: Lease | null; peers: Lease[] } {
+  const other = leases.filter((l) => l.attrs.backendType && l.attrs.backendType !== type);
+  return {
+    own: other.find((l) => l.attrs.publicIP === publicIP) ?? null,
+    peers: other.filter((l) => l.attrs.publicIP !== publicIP),
+  };
+}
+
+/** The one line said about a backend switch (null when there is none). */
+export function backendSwitchMessage(
+  s: { own: Lease | null; peers: Lease[] },
+  type: string,
+): string | null {
+  if (!s.own && !s.peers.length) return null;
+  const types = [...new Set([s.own, ...s.peers].filter((l) => l).map((l) => l!.attrs.backendType))];
+  const who = [
+    s.own ? "this node's lease" : "",
+    s.peers.length ? `${s.peers.length} peer lease(s)` : "",
+  ]
+    .filter((x) => x).join(" and ");
+  return `${who} carry backend type ${types.join(", ")} but the config says ${type}: switching a ` +
+    "cluster's backend needs a reset as in Flannel (delete every node's lease and the old " +
+    "backend's devices, then restart the agents); peers of another type are not programmed";
+}

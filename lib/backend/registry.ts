@@ -8,13 +8,23 @@ import type {
   ExpectContext,
   ExpectedState,
 } from "./backend.ts";
+import { ALLOC } from "./alloc.ts";
+import { EXTENSION } from "./extension.ts";
 import { HOST_GW } from "./hostgw.ts";
+import { IPIP } from "./ipip.ts";
+import { IPSEC } from "./ipsec.ts";
 import { VXLAN } from "./vxlan.ts";
+import { WIREGUARD } from "./wireguard.ts";
 
 // deno-lint-ignore no-explicit-any
 const BACKENDS: ReadonlyMap<string, BackendType<any>> = new Map<string, BackendType<any>>([
   [VXLAN.type, VXLAN],
   [HOST_GW.type, HOST_GW],
+  [WIREGUARD.type, WIREGUARD],
+  [IPSEC.type, IPSEC],
+  [IPIP.type, IPIP],
+  [ALLOC.type, ALLOC],
+  [EXTENSION.type, EXTENSION],
 ]);
 
 /** For lib/subnet/config.ts: the parser of each registered type's Backend fields. */

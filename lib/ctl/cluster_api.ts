@@ -8,10 +8,19 @@ import {
   text,
   type WatchEvent,
 } from "../etcd/client.ts";
-import { HttpClient } from "../http/client.ts";
+import { HttpClient, type TlsClientOptions } from "../http/client.ts";
 import type { MembersResponse, SelfStatus } from "../store/member/peer_routes.ts";
 
-export class CtlError extends Error {}
+/** A failure ctl reports in one line, with its exit code: 1 failed or not found, 2 usage,
+ *  3 refused by the cluster (401/403; the message is then etcd's text). */
+export class CtlError extends Error {
+  constructor(message: string, readonly exitCode: 1 | 2 | 3 = 1) {
+    super(message);
+  }
+}
+
+/** Where the join secret lives (admin only). */
+export const JOIN_SECRET_KEY = "/twill/join-secret";
 
 /** A key-value pair as ctl prints it (--json): key and value as UTF-8 text. */
 export interface TextKv {
@@ -40,9 +49,29 @@ export class ClusterApi {
   readonly #etcd: EtcdClient;
   readonly #http: HttpClient;
 
-  constructor(readonly server: string, readonly token: string | undefined) {
-    this.#etcd = new EtcdClient({ endpoints: [server], token, requestTimeoutMs: TIMEOUT_MS });
-    this.#http = new HttpClient({ token, timeoutMs: TIMEOUT_MS });
+  constructor(
+    readonly server: string,
+    readonly token: string | undefined,
+    tls?: TlsClientOptions,
+  ) {
+    this.#etcd = new EtcdClient({
+      endpoints: [server],
+      token,
+      tls,
+      requestTimeoutMs: TIMEOUT_MS,
+    });
+    this.#http = new HttpClient({ token, tls, timeoutMs: TIMEOUT_MS });
+  }
+
+  /** Revokes a node's credentials, deletes its leases and, for a member, removes it from the
+   *  store. False when the cluster knows no node by that name. */
+  async removeNode(name: string): Promise<{ credentials: number; leases: number; member: number }> {
+    return (await this.#raft<{ removed: { credentials: number; leases: number; member: number } }>(
+      this.server,
+      "/raft/remove-node",
+      TIMEOUT_MS,
+      { name },
+    )).removed;
   }
 
   /** This member's (or, given `address`, another member's) own view of itself. */
@@ -112,7 +141,8 @@ export class ClusterApi {
   #ctlError(path: string, e: unknown): CtlError {
     if (!(e instanceof EtcdClientError)) return new CtlError((e as Error).message ?? String(e));
     if (e.cause !== undefined) return this.#unreachable(this.server, e.cause);
-    if (e.httpStatus === 401) return this.#refused(this.server);
+    if (e.httpStatus === 401 || e.httpStatus === 403) return new CtlError(e.message, 3);
+    if (e.httpStatus === 404) return new CtlError(e.message, 1);
     return new CtlError(`${path} on ${this.server} failed (${e.httpStatus}): ${e.message}`);
   }
 
@@ -120,26 +150,21 @@ export class ClusterApi {
     return new CtlError(`cannot reach ${address}: ${(e as Error).message ?? e}`);
   }
 
-  #refused(address: string): CtlError {
-    return new CtlError(
-      `${address} refused the token (401); give the cluster token with --token or TWILL_TOKEN`,
-    );
-  }
-
-  async #raft<T>(address: string, path: string, timeoutMs: number): Promise<T> {
+  async #raft<T>(address: string, path: string, timeoutMs: number, body = {}): Promise<T> {
     let res: { status: number; ok: boolean; text: string };
     try {
-      res = await this.#http.postJson(address, path, {}, { timeoutMs });
+      res = await this.#http.postJson(address, path, body, { timeoutMs });
     } catch (e) {
       throw this.#unreachable(address, e);
     }
-    if (res.status === 401) throw this.#refused(address);
     if (!res.ok) {
       let msg = res.text.slice(0, 300);
       try {
         const v = JSON.parse(res.text);
-        msg = v.message ?? v.error ?? msg;
+        msg = v.error ?? v.message ?? msg;
       } catch { /* not JSON */ }
+      if (res.status === 401 || res.status === 403) throw new CtlError(msg, 3);
+      if (res.status === 404) throw new CtlError(msg, 1);
       throw new CtlError(`${path} on ${address} failed (${res.status}): ${msg}`);
     }
     return JSON.parse(res.text) as T;

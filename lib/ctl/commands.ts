@@ -1,12 +1,17 @@
 // `twill ctl` commands. Each returns an exit code and writes to the given output functions, so
 // tests can call them without a process.
 import type { MembersResponse, SelfStatus } from "../store/member/peer_routes.ts";
-import { ClusterApi, CtlError } from "./cluster_api.ts";
+import { ClusterApi, CtlError, JOIN_SECRET_KEY } from "./cluster_api.ts";
 import { ago, inDuration, table } from "./table.ts";
+import { certificateSha256, parseCertificatePem } from "../pki/ca.ts";
+import { formatJoinToken, generateJoinSecret } from "../pki/join_token.ts";
 
 export interface CtlOptions {
   server: string;
+  /** The credential sent as Bearer (never printed). */
   token?: string;
+  /** The cluster CA (PEM) the server's certificate is verified against; the join token pins it. */
+  caPem?: string;
   json: boolean;
   prefix: string;
   /** host:port of this node's health server (for readiness in `status`). */
@@ -17,7 +22,50 @@ export interface CtlOptions {
 }
 
 export const CTL_COMMANDS =
-  "status|members|leases|config get|config set F|get K|put K V|del K|watch PREFIX|check [F]";
+  "status|members|leases|config get|config set F|get K|put K V|del K|watch PREFIX|check [F]|" +
+  "join-token|rotate-join-token|remove-node NAME";
+
+/** The cluster API as these options reach it: TLS verified by the CA when there is one. */
+function apiOf(o: CtlOptions): ClusterApi {
+  return new ClusterApi(o.server, o.token, o.caPem ? { caCerts: [o.caPem] } : undefined);
+}
+
+/** The join token for a secret: K10<sha256 of the CA we verify the server with>::secret. */
+function joinTokenOf(o: CtlOptions, secret: string): string {
+  if (!o.caPem) {
+    throw new CtlError("a join token names the cluster CA: give --data-dir of a node", 2);
+  }
+  return formatJoinToken({ caSha256: certificateSha256(parseCertificatePem(o.caPem)), secret });
+}
+
+export async function joinToken(o: CtlOptions): Promise<number> {
+  const kvs = await apiOf(o).range(JOIN_SECRET_KEY);
+  if (kvs.length === 0) {
+    o.err(`no join secret at ${JOIN_SECRET_KEY}; run 'twill ctl rotate-join-token' to make one`);
+    return 1;
+  }
+  const token = joinTokenOf(o, kvs[0].value);
+  o.out(o.json ? JSON.stringify({ joinToken: token }) : token);
+  return 0;
+}
+
+/** A new join secret: the old one is refused from now on; nodes already in keep working. */
+export async function rotateJoinToken(o: CtlOptions): Promise<number> {
+  const token = joinTokenOf(o, generateJoinSecret());
+  await apiOf(o).put(JOIN_SECRET_KEY, token.slice(token.indexOf("::") + 2));
+  o.out(o.json ? JSON.stringify({ joinToken: token }) : token);
+  return 0;
+}
+
+export async function removeNode(o: CtlOptions, name: string): Promise<number> {
+  const removed = await apiOf(o).removeNode(name);
+  o.out(
+    o.json ? JSON.stringify({ name, ...removed }) : `removed ${name}: ${removed.credentials} ` +
+      `credential(s) revoked, ${removed.leases} lease(s) deleted` +
+      (removed.member ? `, member ${removed.member} removed from the store` : ""),
+  );
+  return 0;
+}
 
 export interface MemberRow {
   id: number;
@@ -82,7 +130,7 @@ async function readiness(healthz: string | undefined): Promise<string> {
 }
 
 export async function status(o: CtlOptions): Promise<number> {
-  const api = new ClusterApi(o.server, o.token);
+  const api = apiOf(o);
   const self = await api.raftStatus();
   const { view, rows } = await collectMembers(api);
   const report: StatusReport = {
@@ -127,7 +175,7 @@ function memberTable(rows: MemberRow[]): string {
 }
 
 export async function members(o: CtlOptions): Promise<number> {
-  const { rows } = await collectMembers(new ClusterApi(o.server, o.token));
+  const { rows } = await collectMembers(apiOf(o));
   o.out(o.json ? JSON.stringify(rows, null, 2) : memberTable(rows));
   return 0;
 }
@@ -201,13 +249,13 @@ function leaseTable(rows: LeaseRow[], prefix: string): string {
 }
 
 export async function leases(o: CtlOptions): Promise<number> {
-  const rows = await collectLeases(new ClusterApi(o.server, o.token), o.prefix);
+  const rows = await collectLeases(apiOf(o), o.prefix);
   o.out(o.json ? JSON.stringify(rows, null, 2) : leaseTable(rows, o.prefix));
   return 0;
 }
 
 export async function configGet(o: CtlOptions): Promise<number> {
-  const kvs = await new ClusterApi(o.server, o.token).range(`${o.prefix}/config`);
+  const kvs = await apiOf(o).range(`${o.prefix}/config`);
   if (kvs.length === 0) {
     o.err(
       `no network config at ${o.prefix}/config; set one with 'twill ctl config set net-conf.json'`,
@@ -237,7 +285,7 @@ export async function configSet(o: CtlOptions, file: string): Promise<number> {
   } catch (e) {
     throw new CtlError(`${file} is not a Flannel network config: ${(e as Error).message}`);
   }
-  const rev = await new ClusterApi(o.server, o.token).put(`${o.prefix}/config`, text);
+  const rev = await apiOf(o).put(`${o.prefix}/config`, text);
   o.out(
     o.json
       ? JSON.stringify({ revision: rev })
@@ -247,7 +295,7 @@ export async function configSet(o: CtlOptions, file: string): Promise<number> {
 }
 
 export async function get(o: CtlOptions, key: string): Promise<number> {
-  const kvs = await new ClusterApi(o.server, o.token).range(key);
+  const kvs = await apiOf(o).range(key);
   if (kvs.length === 0) {
     if (o.json) o.out("null");
     else o.err(`${key}: not found`);
@@ -258,20 +306,20 @@ export async function get(o: CtlOptions, key: string): Promise<number> {
 }
 
 export async function put(o: CtlOptions, key: string, value: string): Promise<number> {
-  const rev = await new ClusterApi(o.server, o.token).put(key, value);
+  const rev = await apiOf(o).put(key, value);
   o.out(o.json ? JSON.stringify({ revision: rev }) : `OK (revision ${rev})`);
   return 0;
 }
 
 export async function del(o: CtlOptions, key: string): Promise<number> {
-  const n = await new ClusterApi(o.server, o.token).del(key);
+  const n = await apiOf(o).del(key);
   o.out(o.json ? JSON.stringify({ deleted: n }) : `deleted ${n}`);
   return n > 0 ? 0 : 1;
 }
 
 export async function watch(o: CtlOptions, prefix: string): Promise<number> {
   const signal = o.signal ?? new AbortController().signal;
-  for await (const e of new ClusterApi(o.server, o.token).watch(prefix, signal)) {
+  for await (const e of apiOf(o).watch(prefix, signal)) {
     o.out(
       o.json
         ? JSON.stringify(e)
@@ -285,7 +333,7 @@ export async function watch(o: CtlOptions, prefix: string): Promise<number> {
 export async function runCommand(o: CtlOptions, argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   const need = (n: number, usage: string) => {
-    if (rest.length !== n) throw new CtlError(`usage: twill ctl ${usage}`);
+    if (rest.length !== n) throw new CtlError(`usage: twill ctl ${usage}`, 2);
   };
   switch (cmd) {
     case "status":
@@ -300,7 +348,7 @@ export async function runCommand(o: CtlOptions, argv: string[]): Promise<number>
     case "config":
       if (rest[0] === "get" && rest.length === 1) return await configGet(o);
       if (rest[0] === "set" && rest.length === 2) return await configSet(o, rest[1]);
-      throw new CtlError("usage: twill ctl config get | twill ctl config set FILE");
+      throw new CtlError("usage: twill ctl config get | twill ctl config set FILE", 2);
     case "get":
       need(1, "get KEY");
       return await get(o, rest[0]);
@@ -316,9 +364,18 @@ export async function runCommand(o: CtlOptions, argv: string[]): Promise<number>
     case "check":
       if (rest.length > 1) throw new CtlError("usage: twill ctl check [SUBNET_FILE]");
       return await (await import("./check_node.ts")).check(o, rest[0]);
+    case "join-token":
+      need(0, "join-token");
+      return await joinToken(o);
+    case "rotate-join-token":
+      need(0, "rotate-join-token");
+      return await rotateJoinToken(o);
+    case "remove-node":
+      need(1, "remove-node NAME");
+      return await removeNode(o, rest[0]);
     case undefined:
-      throw new CtlError(`a command is needed: ${CTL_COMMANDS}`);
+      throw new CtlError(`a command is needed: ${CTL_COMMANDS}`, 2);
     default:
-      throw new CtlError(`unknown command "${cmd}"; the commands are ${CTL_COMMANDS}`);
+      throw new CtlError(`unknown command "${cmd}"; the commands are ${CTL_COMMANDS}`, 2);
   }
 }

@@ -5,7 +5,7 @@
 // list to its store client and rewrites peers.json, so a restart starts from it too.
 import type { MemberInfo } from "../store/member/members.ts";
 import { writePeers } from "../store/member/member.ts";
-import type { HttpClient } from "../http/client.ts";
+import { HttpClient, type TlsClientOptions } from "../http/client.ts";
 import type { Logger } from "../log.ts";
 
 /** How often a client asks for the member table. */
@@ -96,8 +96,9 @@ export interface ClientEndpointsOptions {
   dataDir: string;
   /** The members the client starts with (host:port). */
   endpoints: string[];
-  /** Carries the client's credential (and the cluster's TLS). */
-  http: HttpClient;
+  /** The client's credential and how the members' certificates are verified. */
+  token?: string;
+  tls?: TlsClientOptions;
   /** The store client whose endpoints follow the member table. */
   client: { setEndpoints(endpoints: string[]): void };
   logger: Logger;
@@ -107,10 +108,11 @@ export interface ClientEndpointsOptions {
 /** A plain client's refresh loop: /raft/members into the store client and peers.json. */
 export function keepClientEndpoints(o: ClientEndpointsOptions, signal: AbortSignal): void {
   let current = [...o.endpoints];
+  const http = new HttpClient({ token: o.token, tls: o.tls, timeoutMs: 3000 });
   startEndpointRefresh({
     current: () => current,
     fetchMembers: async (address) => {
-      const res = await o.http.postJson(address, "/raft/members", {}, { signal });
+      const res = await http.postJson(address, "/raft/members", {}, { signal });
       if (!res.ok) throw new Error(`answered ${res.status}`);
       return JSON.parse(res.text);
     },

@@ -6,8 +6,8 @@ import { type Logger, makeLogger } from "../log.ts";
 import type { StoreMember } from "../store/member/member.ts";
 import type { DaemonConfig } from "./config.ts";
 import { lockDataDir, readStartFacts } from "./data_dir.ts";
-import { runNetwork } from "./network.ts";
-import { decideStart, ignoresJoin } from "./start.ts";
+import { runNetwork, type StoreAccess } from "./network.ts";
+import { decideStart, ignoresJoin, type StartDecision } from "./start.ts";
 import { startStore, type StoreSide } from "./store_member.ts";
 
 export type { DaemonConfig } from "./config.ts";
@@ -23,7 +23,8 @@ export async function runDaemon(cfg: DaemonConfig, signal: AbortSignal): Promise
       endpoints: start.endpoints.join(","),
       prefix: cfg.etcdPrefix,
     });
-    await runNetwork(cfg, start.endpoints, start.token, signal, logger);
+    const access = { endpoints: start.endpoints, token: start.token, ownCredential: false };
+    await runNetwork(cfg, access, signal, logger);
     return 0;
   }
   // --init on a cluster's data dir says so even while that cluster's agent holds the lock.
@@ -38,6 +39,7 @@ export async function runDaemon(cfg: DaemonConfig, signal: AbortSignal): Promise
       });
     }
     if (start.kind === "refuse") throw new Error(start.message);
+    sayAboutToken(start, logger);
     const store = await startStore(cfg, start, logger);
     try {
       return await runUntilStopped(cfg, store, signal, logger);
@@ -75,15 +77,34 @@ async function runUntilStopped(
       stop.abort();
       await health?.finished;
     } else {
-      const { member, token } = store;
-      const endpoints = member ? [member.opts.identity.advertise] : store.clientEndpoints;
-      await Promise.race([runNetwork(cfg, endpoints, token, stop.signal, logger, member), failure]);
+      const { member } = store;
+      const access: StoreAccess = {
+        endpoints: member ? [member.opts.identity.advertise] : store.clientEndpoints,
+        token: store.credential,
+        tls: { caCerts: [store.caPem] },
+        ownCredential: true,
+      };
+      await Promise.race([runNetwork(cfg, access, stop.signal, logger, member), failure]);
     }
     const err = await Promise.race([failure, Promise.resolve(undefined)]);
     if (err) throw new Error(`the store member stopped: ${err.message}`);
     return 0;
   } finally {
     signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** One line about --token where the start does not use it as given. */
+function sayAboutToken(start: StartDecision, logger: Logger): void {
+  if (start.kind === "init" && start.warning) {
+    logger("warn", "short_join_secret", {
+      detail: start.warning,
+    });
+  }
+  if ((start.kind === "restart" || start.kind === "client") && start.tokenIgnored) {
+    logger("info", "token_ignored", {
+      detail: "this data dir already belongs to a cluster; --token is not needed on a restart",
+    });
   }
 }
 

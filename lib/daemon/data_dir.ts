@@ -1,11 +1,13 @@
 // The daemon's reads of its data dir before it decides how to start, and the lock that keeps two
 // agents off one data dir.
 import { join } from "node:path";
-import { readIdentity, readToken } from "../store/member/identity.ts";
+import { readIdentity, TOKEN_FILE } from "../store/member/identity.ts";
+import { caCertPath } from "../pki/ca.ts";
+import { credentialPath } from "../pki/credential.ts";
 import { readPeers } from "../store/member/member.ts";
 import type { DaemonConfig } from "./config.ts";
 import type { StartFacts } from "./start.ts";
-import { resolveToken } from "./token.ts";
+import { resolveToken } from "./credentials.ts";
 
 /** Reads what decideStart needs, and only that: an external-etcd agent never looks at its data
  *  dir, and a file is read only on the path that uses it. */
@@ -17,11 +19,28 @@ export async function readStartFacts(cfg: DaemonConfig): Promise<StartFacts> {
     return { identity, hasRaftLog: !identity && await hasRaftLog(cfg.dataDir), givenToken };
   }
   if (!identity) return { hasRaftLog: false, givenToken };
-  const keptToken = await readToken(cfg.dataDir);
   const peerAddresses = identity.nodeId === 0
     ? (await readPeers(cfg.dataDir)).map((m) => m.address)
     : undefined;
-  return { identity, hasRaftLog: false, keptToken, peerAddresses, givenToken };
+  return {
+    identity,
+    hasRaftLog: false,
+    hasCa: await exists(caCertPath(cfg.dataDir)),
+    hasCredential: await exists(credentialPath(cfg.dataDir)),
+    hasLegacyToken: await exists(join(cfg.dataDir, TOKEN_FILE)),
+    peerAddresses,
+    givenToken,
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }
 
 async function hasRaftLog(dataDir: string): Promise<boolean> {

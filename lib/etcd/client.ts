@@ -231,6 +231,10 @@ export interface EtcdClientOptions {
   tls?: TlsClientOptions;
   /** etcd's own user auth (a real etcd with `auth enable`); leave `token` unset with it. */
   user?: EtcdUser;
+  /** Told of every answer's verdict on the credential: false on a 401 (no such credential, or
+   *  revoked), true on any answer that got past authentication. The agent uses it to notice
+   *  that its credential was revoked. */
+  onAuthenticated?: (accepted: boolean) => void;
 }
 
 /** An etcd user; the password goes only into the authenticate request. */
@@ -250,6 +254,7 @@ export class EtcdClient {
   #authToken: string | undefined;
   /** The authentication under way, shared by every call that needs a token meanwhile. */
   #authenticating: Promise<string> | undefined;
+  readonly #onAuthenticated: ((accepted: boolean) => void) | undefined;
   #preferred = 0;
 
   constructor(opts: EtcdClientOptions) {
@@ -264,6 +269,7 @@ export class EtcdClient {
     this.#http = new HttpClient({ token: opts.token, tls: opts.tls });
     this.#endpoints = opts.endpoints.map((e) => this.#http.baseUrl(e));
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.#onAuthenticated = opts.onAuthenticated;
   }
 
   get endpoints(): readonly string[] {
@@ -534,6 +540,7 @@ export class EtcdClient {
           }); the write may or may not have been applied`,
         );
       }
+      this.#onAuthenticated?.(res.status !== 401);
       if (res.ok) {
         this.#preferred = i;
         return res;

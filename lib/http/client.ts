@@ -40,7 +40,8 @@ export interface RequestOptions {
   /** Overrides the client's timeout for this call; 0: none. */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Extra headers for this call (an external etcd's own auth token, which is not a Bearer). */
+  /** Headers for this call only: an external etcd's own auth token (not a Bearer), or the
+   *  caller a member forwards for. */
   headers?: Record<string, string>;
 }
 

@@ -30,8 +30,7 @@
 // Where to call it: writes must be decided against the state they apply to, so the store calls
 // this in its apply path with the entry's identity (deterministic: every replica decides the
 // same); calling it also when a request arrives rejects early, before anything is proposed.
-import { prefixEnd } from "../etcd/client.ts";
-import { parseSubnetKey, subnetKeyName } from "../subnet/lease.ts";
+import { parseSubnetKey, subnetKeyName } from "../net/subnet_key.ts";
 import type { CredentialKind } from "./credential.ts";
 
 export interface Identity {
@@ -285,7 +284,7 @@ class Scope {
     this.config = te.encode(`${p}/config`);
     this.subnetsText = `${p}/subnets/`;
     this.subnets = te.encode(this.subnetsText);
-    this.subnetsEnd = prefixEnd(this.subnets);
+    this.subnetsEnd = afterPrefix(this.subnets);
   }
 
   /** The config key alone, or any key or range inside <prefix>/subnets/. */
@@ -320,4 +319,12 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return compareBytes(a, b) === 0;
+}
+
+/** The first key after every key that starts with `prefix`, which ends in "/" (never 0xff).
+ *  Not lib/etcd's prefixEnd: lib/etcd depends on lib/store, which depends on this folder. */
+function afterPrefix(prefix: Uint8Array): Uint8Array {
+  const p = prefix.slice();
+  p[p.length - 1]++;
+  return p;
 }

@@ -86,7 +86,7 @@ type CommandBody =
   | ({ op: "deleteRange"; requestId: string } & DeleteRangeRequest)
   | ({ op: "txn"; requestId: string } & TxnRequest)
   /** id "0" lets the state machine choose (deterministically); ttl in seconds. */
-  | { op: "leaseGrant"; requestId: string; id: string; ttl: number }
+  | { op: "leaseGrant"; requestId: string; id: string; ttl: number; owner?: string }
   | { op: "leaseRevoke"; requestId: string; id: string }
   /** Proposed by the leader's lessor; ids no longer present are ignored. */
   | { op: "leaseExpire"; requestId: string; ids: string[] }
@@ -195,6 +195,8 @@ export interface LeaseInfo {
   /** Granted TTL in seconds. */
   ttl: number;
   keys: Uint8Array[];
+  /** Node name of the credential that granted it (absent for leases granted before owners). */
+  owner?: string;
 }
 
 /** The replicated, deterministic key-value state machine (implemented in state_machine.ts). */

@@ -60,6 +60,8 @@ type KeyRecord = HistoryRecord;
 interface Lease {
   ttl: number;
   keys: Set<string>;
+  /** The node name of the credential that granted it (authorization; absent: no node's). */
+  owner?: string;
 }
 
 /** The changes one command (or txn) makes; all writes share revision begin + 1. */
@@ -220,7 +222,7 @@ export class MvccStateMachine implements KvStateMachine {
       case "txn":
         return this.#txn(cmd);
       case "leaseGrant":
-        return this.#leaseGrant(cmd.id, cmd.ttl, cmd.requestId);
+        return this.#leaseGrant(cmd.id, cmd.ttl, cmd.requestId, cmd.owner);
       case "leaseRevoke": {
         if (!this.#leases.has(canonId(cmd.id))) {
           throw new StoreError("leaseNotFound", ETCD_MESSAGES.leaseNotFound);
@@ -344,7 +346,9 @@ export class MvccStateMachine implements KvStateMachine {
   lease(id: string): LeaseInfo | null {
     const l = this.#leases.get(canonId(id));
     if (!l) return null;
-    return { id: canonId(id), ttl: l.ttl, keys: [...l.keys].sort().map(fromBin) };
+    const info: LeaseInfo = { id: canonId(id), ttl: l.ttl, keys: [...l.keys].sort().map(fromBin) };
+    if (l.owner) info.owner = l.owner;
+    return info;
   }
 
   eventsSince(from: number): RevisionEvents[] {
@@ -588,7 +592,7 @@ export class MvccStateMachine implements KvStateMachine {
 
   // ---------------------------------------------------------------------------------- leases
 
-  #leaseGrant(rawId: string, ttl: number, requestId: string): ApplyResult {
+  #leaseGrant(rawId: string, ttl: number, requestId: string, owner?: string): ApplyResult {
     let id = canonId(rawId);
     if (id === "0") id = this.#chooseLeaseId(requestId);
     if (ttl > MAX_LEASE_TTL) {
@@ -596,7 +600,10 @@ export class MvccStateMachine implements KvStateMachine {
     }
     if (this.#leases.has(id)) throw new StoreError("leaseExists", ETCD_MESSAGES.leaseExists);
     const granted = Math.max(MIN_LEASE_TTL, Math.trunc(ttl));
-    this.#leases.set(id, { ttl: granted, keys: new Set() });
+    this.#leases.set(
+      id,
+      owner ? { ttl: granted, keys: new Set(), owner } : { ttl: granted, keys: new Set() },
+    );
     this.#undo.push(() => this.#leases.delete(id));
     return { revision: String(this.#revision), id, ttl: granted };
   }
@@ -689,7 +696,7 @@ export class MvccStateMachine implements KvStateMachine {
       compactRevision: this.#compactRevision,
       leases: [...this.#leases.entries()].sort((a, b) => compareIds(a[0], b[0])).map((
         [id, l],
-      ) => [id, l.ttl, [...l.keys].sort().map(fromBin)]),
+      ) => leaseTuple(id, l)),
       requests: this.#requestsToKeep(),
     };
     const head = new TextEncoder().encode(encodeResult(header));
@@ -722,7 +729,12 @@ export class MvccStateMachine implements KvStateMachine {
     this.#keys = image.keys.map(([k]) => k);
     this.#history = new Map(image.keys);
     this.#leases = new Map(
-      image.leases.map(([id, ttl, keys]) => [id, { ttl, keys: new Set(keys.map(toBin)) }]),
+      image.leases.map(([id, ttl, keys, owner]) => [
+        id,
+        owner
+          ? { ttl, keys: new Set(keys.map(toBin)), owner }
+          : { ttl, keys: new Set(keys.map(toBin)) },
+      ]),
     );
     // Rebuild the per-revision write lists from the history.
     const writes: [number, number, string][] = [];
@@ -776,7 +788,8 @@ interface SnapshotHeader {
   appliedIndex: number;
   revision: number;
   compactRevision: number;
-  leases: [string, number, Uint8Array[]][];
+  /** [id, ttl, keys, owner]: the owner is absent in snapshots written before owners existed. */
+  leases: LeaseTuple[];
   /** Request ids whose window has not ended, in the order applied, and each one's last index
    *  (two lists: compact for the tens of thousands a busy window holds). No results. */
   requests?: [string[], number[]];
@@ -795,6 +808,13 @@ function windowRefusal(index: number, expires: number | undefined): ApplyError |
   }
   if (index > expires) return errorResult(new StoreError("unavailable", ETCD_MESSAGES.timeout));
   return null;
+}
+
+type LeaseTuple = [string, number, Uint8Array[]] | [string, number, Uint8Array[], string];
+
+function leaseTuple(id: string, l: Lease): LeaseTuple {
+  const keys = [...l.keys].sort().map(fromBin);
+  return l.owner ? [id, l.ttl, keys, l.owner] : [id, l.ttl, keys];
 }
 
 /** A snapshot decoded, whichever format it was written in. */

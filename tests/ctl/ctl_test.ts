@@ -1,11 +1,16 @@
 // `twill ctl` against a running member: status as a table and as JSON, config set/get, key
-// commands, leases, and a clear error for a wrong token.
+// commands, leases, the trust verbs (join-token, rotate-join-token, remove-node) with the data dir
+// as the only source of CA and credential, and exit 3 with etcd's text when the cluster refuses.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MAIN, TOKEN, withCluster } from "../store/process_cluster.ts";
+import { createCredential } from "../../lib/pki/credential.ts";
 import { subnetOfKey } from "../../lib/ctl/commands.ts";
 import { table } from "../../lib/ctl/table.ts";
 import { VERSION } from "../../lib/version.ts";
+
+/** The data dir ctl reads its CA and credential from (the --init member's). */
+let dataDir = "";
 
 async function ctl(
   server: string,
@@ -19,8 +24,8 @@ async function ctl(
       "ctl",
       "--server",
       server,
-      "--token",
-      TOKEN,
+      "--data-dir",
+      dataDir,
       "--healthz",
       "127.0.7.47:1",
       ...args,
@@ -46,6 +51,7 @@ Deno.test({
     await withCluster({ base: 45, size: 1 }, async (c) => {
       await c.start(1);
       const s = c.members[0].address;
+      dataDir = c.members[0].dataDir;
       const st = await ctl(s, "status");
       assert.equal(st.code, 0, st.err);
       assert.match(st.out, /^cluster \d+ +leader 1 +term \d+ +commit \d+/);
@@ -115,13 +121,50 @@ Deno.test({
       );
       assert.match(js2.thisNode.ready, /^unknown/);
 
-      const wrong = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", MAIN, "ctl", "--server", s, "--token", "nope", "status"],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(wrong.code, 1);
-      assert.match(new TextDecoder().decode(wrong.stderr), /refused the token \(401\)/);
+      await trustVerbs(s, c.members[0].dataDir);
     }, 20);
   },
 });
+
+/** The trust verbs and refusals, against a running member whose data dir is `dir`. */
+async function trustVerbs(s: string, dir: string): Promise<void> {
+  const kept = (await Deno.readTextFile(join(dir, "join-token"))).trim();
+  assert.match(kept, new RegExp(`^K10[0-9a-f]{64}::${TOKEN}$`));
+  const jt = await ctl(s, "join-token");
+  assert.equal(jt.code, 0, jt.err);
+  assert.equal(jt.out.trim(), kept, "the bare join token on stdout");
+  const rot = await ctl(s, "rotate-join-token");
+  assert.equal(rot.code, 0, rot.err);
+  const fresh = rot.out.trim();
+  assert.equal(fresh.slice(0, 69), kept.slice(0, 69), "same CA hash");
+  assert.notEqual(fresh, kept);
+  assert.equal((await ctl(s, "join-token")).out.trim(), fresh);
+
+  const unknown = await ctl(s, "remove-node", "no-such-node");
+  assert.equal(unknown.code, 1, unknown.err);
+  assert.match(unknown.err, /no-such-node/);
+  assert.equal((await ctl(s, "remove-node")).code, 2, "usage");
+
+  // Nothing secret in status, whatever the output form.
+  const admin = (await Deno.readTextFile(join(dir, "admin-credential"))).trim();
+  const node = (await Deno.readTextFile(join(dir, "credential"))).trim();
+  for (const form of [["status"], ["--json", "status"]]) {
+    const out = (await ctl(s, ...form)).out;
+    for (const secret of [admin, node, TOKEN, fresh.split("::")[1]]) {
+      assert.ok(!out.includes(secret), `ctl ${form.join(" ")} shows no secret`);
+    }
+  }
+
+  // A member's own credential may not write outside the network's leases: refused, exit 3.
+  const denied = await ctl(s, "--token", node, "put", "/twill/join-secret", "mine");
+  assert.equal(denied.code, 3);
+  assert.equal(denied.err.trim(), "etcdserver: permission denied");
+  const stranger = await ctl(s, "--token", createCredential(), "get", "/k");
+  assert.equal(stranger.code, 3);
+  assert.match(stranger.err, /etcdserver: /);
+  const notCred = await ctl(s, "--token", "nope", "status");
+  assert.equal(notCred.code, 2);
+  assert.match(notCred.err, /--token is not a twill credential/);
+  const noCa = await ctl(s, "--data-dir", join(dir, "nowhere"), "status");
+  assert.equal(noCa.code, 2);
+}

@@ -4,10 +4,9 @@
 // so it still reads and watches through D, E, F, and its peers.json names them for a restart.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type ProcessCluster, TOKEN, withCluster } from "../store/process_cluster.ts";
+import { clusterTrust, type ProcessCluster, TOKEN, withCluster } from "../store/process_cluster.ts";
 import { keepClientEndpoints } from "../../lib/daemon/client_endpoints.ts";
 import { EtcdClient, EtcdClientError, text } from "../../lib/etcd/client.ts";
-import { HttpClient } from "../../lib/http/client.ts";
 import { readPeers } from "../../lib/store/member/member.ts";
 import type { Logger } from "../../lib/log.ts";
 
@@ -58,14 +57,19 @@ Deno.test({
         const dataDir = join(c.root, "client");
         await Deno.mkdir(dataDir);
         const first = c.members.slice(0, 3).map((m) => m.address);
-        const kv = new EtcdClient({ endpoints: first, token: TOKEN });
+        // The cluster's admin credential over TLS verified by its CA (a node credential may
+        // touch only its own leases, and this test writes keys of its own).
+        const { admin, caPem } = clusterTrust();
+        const tls = { caCerts: [caPem] };
+        const kv = new EtcdClient({ endpoints: first, token: admin, tls });
         const lines: string[] = [];
         const logger: Logger = (_l, event, f) => lines.push(`${event} ${JSON.stringify(f)}`);
         const stop = new AbortController();
         keepClientEndpoints({
           dataDir,
           endpoints: first,
-          http: new HttpClient({ token: TOKEN, timeoutMs: 2000 }),
+          token: admin,
+          tls,
           client: kv,
           logger,
           intervalMs: 300,

@@ -2,7 +2,8 @@
 // the lock that keeps a second agent off a data dir in use.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveToken } from "../../lib/daemon/token.ts";
+import { resolveCredential, resolveToken } from "../../lib/daemon/credentials.ts";
+import { createCredential } from "../../lib/pki/credential.ts";
 import { lockDataDir, readStartFacts } from "../../lib/daemon/data_dir.ts";
 import { writeIdentity, writeToken } from "../../lib/store/member/identity.ts";
 import { parseAgentFlags } from "../../cmd/agent.ts";
@@ -16,17 +17,36 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("the token comes from --token, else --token-file, else the data dir", async () => {
+Deno.test("the agent's --token comes from --token, else --token-file", async () => {
   await withDir(async (dir) => {
     const file = join(dir, "given");
     await Deno.writeTextFile(file, "  from-file\n");
-    await writeToken(dir, "kept");
-    assert.equal(await resolveToken({ token: "flag", tokenFile: file, dataDir: dir }), "flag");
-    assert.equal(await resolveToken({ tokenFile: file, dataDir: dir }), "from-file");
-    assert.equal(await resolveToken({ dataDir: dir }), "kept");
+    assert.equal(await resolveToken({ token: "flag", tokenFile: file }), "flag");
+    assert.equal(await resolveToken({ tokenFile: file }), "from-file");
     assert.equal(await resolveToken({}), undefined);
-    assert.equal(await resolveToken({ dataDir: join(dir, "none") }), undefined);
-    assert.equal((await Deno.stat(join(dir, "token"))).mode! & 0o777, 0o600);
+  });
+});
+
+Deno.test("credential lookup: --token, else admin-credential (ctl), else credential", async () => {
+  await withDir(async (dir) => {
+    const node = createCredential();
+    const admin = createCredential(true);
+    assert.equal(await resolveCredential({ dataDir: dir, preferAdmin: true }), undefined);
+    await Deno.writeTextFile(join(dir, "credential"), node + "\n", { mode: 0o600 });
+    assert.deepEqual(await resolveCredential({ dataDir: dir, preferAdmin: true }), {
+      credential: node,
+      source: join(dir, "credential"),
+    });
+    await Deno.writeTextFile(join(dir, "admin-credential"), admin + "\n", { mode: 0o600 });
+    assert.equal((await resolveCredential({ dataDir: dir, preferAdmin: true }))?.credential, admin);
+    assert.equal((await resolveCredential({ dataDir: dir, preferAdmin: false }))?.credential, node);
+    const flag = createCredential();
+    const given = await resolveCredential({ token: flag, dataDir: dir, preferAdmin: true });
+    assert.deepEqual(given, { credential: flag, source: "--token" });
+    await assert.rejects(
+      resolveCredential({ token: `K10${"a".repeat(64)}::secret`, preferAdmin: true }),
+      /--token is not a twill credential/,
+    );
   });
 });
 
@@ -60,20 +80,28 @@ Deno.test("start facts: an external-etcd agent never reads its data dir", async 
   });
 });
 
-Deno.test("start facts: a restart reads the identity, the kept token and a client's peers", async () => {
+Deno.test("start facts: a restart reads the identity, what trust files exist, a client's peers", async () => {
   await withDir(async (dir) => {
     const id = { clusterId: "7", nodeId: 0, name: "n", advertise: "10.0.0.1:1" };
     await writeIdentity(dir, id);
-    await writeToken(dir, "kept");
+    await writeToken(dir, "a 0.1.0 token");
     await Deno.writeTextFile(join(dir, "peers.json"), JSON.stringify([{ id: 1, address: "a:1" }]));
-    const facts = await readStartFacts(parseAgentFlags(["--data-dir", dir], {}));
-    assert.deepEqual(facts, {
+    const flags = parseAgentFlags(["--data-dir", dir], {});
+    assert.deepEqual(await readStartFacts(flags), {
       identity: id,
       hasRaftLog: false,
-      keptToken: "kept",
+      hasCa: false,
+      hasCredential: false,
+      hasLegacyToken: true,
       peerAddresses: ["a:1"],
       givenToken: undefined,
     });
+    await Deno.mkdir(join(dir, "pki"));
+    await Deno.writeTextFile(join(dir, "pki", "ca.crt"), "pem");
+    await Deno.writeTextFile(join(dir, "credential"), "c");
+    const facts = await readStartFacts(flags);
+    assert.equal(facts.hasCa, true);
+    assert.equal(facts.hasCredential, true);
   });
 });
 

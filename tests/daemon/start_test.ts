@@ -17,6 +17,10 @@ const cfg = (over: Partial<DaemonConfig>): DaemonConfig => ({ ...BASE, ...over }
 const MEMBER: MemberIdentity = { clusterId: "42", nodeId: 3, name: "n1", advertise: "10.0.0.1:1" };
 const CLIENT: MemberIdentity = { ...MEMBER, nodeId: 0 };
 const EMPTY: StartFacts = { hasRaftLog: false };
+/** A 0.2.0 data dir: CA and credential present. */
+const KEPT: StartFacts = { hasRaftLog: true, hasCa: true, hasCredential: true };
+const HASH = "ab".repeat(32);
+const JOIN_TOKEN = `K10${HASH}::s3cret-secret-secret`;
 
 function refusal(d: StartDecision): Refusal | undefined {
   return d.kind === "refuse" ? d.refusal : undefined;
@@ -43,37 +47,65 @@ Deno.test("external etcd: no embedded store, the given token (if any) goes to th
   });
 });
 
-Deno.test("init on an empty data dir: the given token, or none (generated later)", () => {
-  assert.deepEqual(decideStart(cfg({ init: true }), { ...EMPTY, givenToken: "t" }), {
+Deno.test("init: the given secret (a warning when short), or none (generated later)", () => {
+  const long = "a-long-enough-secret-1234";
+  assert.deepEqual(decideStart(cfg({ init: true }), { ...EMPTY, givenToken: ` ${long}\n` }), {
     kind: "init",
-    token: "t",
+    secret: long,
   });
-  assert.deepEqual(decideStart(cfg({ init: true }), EMPTY), { kind: "init", token: undefined });
+  const short = decideStart(cfg({ init: true }), { ...EMPTY, givenToken: "tiny" });
+  assert.ok(short.kind === "init");
+  assert.equal(short.secret, "tiny");
+  assert.match(short.warning ?? "", /shorter than 16 characters/);
+  assert.deepEqual(decideStart(cfg({ init: true }), EMPTY), { kind: "init" });
 });
 
-Deno.test("join on an empty data dir goes through the seeds with the given token", () => {
-  const d = decideStart(cfg({ join: ["a:1", "b:2"] }), { ...EMPTY, givenToken: "t" });
-  assert.deepEqual(d, { kind: "join", seeds: ["a:1", "b:2"], token: "t" });
+Deno.test("refused: --init with a join token, or a secret that cannot be one", () => {
+  const d = decideStart(cfg({ init: true }), { ...EMPTY, givenToken: JOIN_TOKEN });
+  assertRefused(d, "bad-init-secret", /--init takes a secret, not a join token/);
+  assert.ok(d.kind === "refuse" && !d.message.includes("s3cret"), "the secret is not echoed");
+  const ws = decideStart(cfg({ init: true }), { ...EMPTY, givenToken: "two words" });
+  assertRefused(ws, "bad-init-secret", /whitespace/);
 });
 
-Deno.test("restart of a member: the kept token, or the given one when none is kept", () => {
-  const kept = decideStart(BASE, { identity: MEMBER, hasRaftLog: true, keptToken: "k" });
-  assert.deepEqual(kept, { kind: "restart", identity: MEMBER, token: "k" });
-  const same = decideStart(BASE, {
+Deno.test("join on an empty data dir: the seeds and the parsed join token", () => {
+  const d = decideStart(cfg({ join: ["a:1", "b:2"] }), { ...EMPTY, givenToken: JOIN_TOKEN });
+  assert.deepEqual(d, {
+    kind: "join",
+    seeds: ["a:1", "b:2"],
+    joinToken: { caSha256: HASH, secret: "s3cret-secret-secret" },
+  });
+});
+
+Deno.test("refused: --join with a bare secret says to run twill ctl join-token", () => {
+  const d = decideStart(cfg({ join: ["a:1"] }), { ...EMPTY, givenToken: "just-a-secret" });
+  assertRefused(d, "bad-join-token", /run `twill ctl join-token` on a member/);
+  assert.ok(d.kind === "refuse" && !d.message.includes("just-a-secret"));
+  const short = decideStart(cfg({ join: ["a:1"] }), { ...EMPTY, givenToken: "K10abc::s" });
+  assertRefused(short, "bad-join-token", /64 hex digits, got 3/);
+});
+
+Deno.test("restart of a member needs no token; one given is ignored (and said so)", () => {
+  assert.deepEqual(decideStart(BASE, { ...KEPT, identity: MEMBER }), {
+    kind: "restart",
     identity: MEMBER,
-    hasRaftLog: false,
-    keptToken: "k",
-    givenToken: "k",
+    tokenIgnored: false,
   });
-  assert.deepEqual(same, kept);
-  const given = decideStart(BASE, { identity: MEMBER, hasRaftLog: false, givenToken: "g" });
-  assert.deepEqual(given, { kind: "restart", identity: MEMBER, token: "g" });
+  assert.deepEqual(decideStart(BASE, { ...KEPT, identity: MEMBER, givenToken: "anything" }), {
+    kind: "restart",
+    identity: MEMBER,
+    tokenIgnored: true,
+  });
 });
 
 Deno.test("restart with --join: the data dir wins and the join is ignored (and said so)", () => {
   const c = cfg({ join: ["a:1"] });
-  const facts: StartFacts = { identity: MEMBER, hasRaftLog: true, keptToken: "k" };
-  assert.deepEqual(decideStart(c, facts), { kind: "restart", identity: MEMBER, token: "k" });
+  const facts: StartFacts = { ...KEPT, identity: MEMBER };
+  assert.deepEqual(decideStart(c, facts), {
+    kind: "restart",
+    identity: MEMBER,
+    tokenIgnored: false,
+  });
   assert.equal(ignoresJoin(c, facts), true);
   assert.equal(ignoresJoin(BASE, facts), false);
   assert.equal(ignoresJoin(c, { hasRaftLog: false }), false, "an empty data dir joins");
@@ -81,12 +113,16 @@ Deno.test("restart with --join: the data dir wins and the join is ignored (and s
 
 Deno.test("restart of a plain client: the members it was given, empty addresses dropped", () => {
   const d = decideStart(BASE, {
+    ...KEPT,
     identity: CLIENT,
-    hasRaftLog: false,
-    keptToken: "k",
     peerAddresses: ["a:1", "", "b:2"],
   });
-  assert.deepEqual(d, { kind: "client", identity: CLIENT, token: "k", endpoints: ["a:1", "b:2"] });
+  assert.deepEqual(d, {
+    kind: "client",
+    identity: CLIENT,
+    endpoints: ["a:1", "b:2"],
+    tokenIgnored: false,
+  });
 });
 
 Deno.test("refused: --init on a data dir that holds a cluster", () => {
@@ -107,34 +143,37 @@ Deno.test("refused: --init on a data dir with a Raft log but no member.json", ()
   assertRefused(d, "raft-log-without-identity", /holds a Raft log but no member.json/);
 });
 
-Deno.test("refused: a restart whose given token differs from the kept one", () => {
-  const d = decideStart(BASE, {
+Deno.test("refused: a 0.1.0 data dir (plain token, no pki/) says to re-join", () => {
+  const d = decideStart(BASE, { identity: MEMBER, hasRaftLog: true, hasLegacyToken: true });
+  assertRefused(
+    d,
+    "legacy-data-dir",
+    /^\/d was made by twill 0\.1\.0 \(plain token, no pki\/\); remove it and join again with a join token from 'twill ctl join-token' on a member$/,
+  );
+  const withJoin = decideStart(cfg({ join: ["a:1"] }), {
     identity: MEMBER,
     hasRaftLog: true,
-    keptToken: "k",
-    givenToken: "g",
+    hasLegacyToken: true,
+    givenToken: JOIN_TOKEN,
   });
-  assertRefused(d, "token-differs", /differs from the one kept in \/d\/token; drop --token/);
+  assertRefused(withJoin, "legacy-data-dir", /twill 0\.1\.0/);
 });
 
-Deno.test("refused: a restart with no kept token and none given", () => {
-  const d = decideStart(BASE, { identity: MEMBER, hasRaftLog: true });
-  assertRefused(d, "no-kept-token", /no token in \/d\/token; give the cluster token with --token/);
+Deno.test("refused: a restart whose credential or CA is gone", () => {
+  const noCred = decideStart(BASE, { ...KEPT, identity: MEMBER, hasCredential: false });
+  assertRefused(noCred, "no-credential", /\/d\/credential is missing; .*remove-node n1/);
+  const noCa = decideStart(BASE, { identity: MEMBER, hasRaftLog: true, hasCredential: true });
+  assertRefused(noCa, "no-credential", /\/d\/pki\/ca\.crt is missing/);
 });
 
 Deno.test("refused: a client's data dir that lists no members", () => {
-  const d = decideStart(BASE, {
-    identity: CLIENT,
-    hasRaftLog: false,
-    keptToken: "k",
-    peerAddresses: [""],
-  });
+  const d = decideStart(BASE, { ...KEPT, identity: CLIENT, peerAddresses: [""] });
   assertRefused(d, "client-without-members", /says this node is a client but lists no members/);
 });
 
 Deno.test("refused: --join without a token", () => {
   const d = decideStart(cfg({ join: ["a:1"] }), EMPTY);
-  assertRefused(d, "join-without-token", /--join needs the cluster token/);
+  assertRefused(d, "join-without-token", /--join needs the join token: run `twill ctl join-token`/);
 });
 
 Deno.test("refused: neither --init nor --join on an empty data dir", () => {

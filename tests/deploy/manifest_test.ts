@@ -173,17 +173,18 @@ Deno.test("manifest: data dir and /run/flannel are the host's; every mount has i
   }
 });
 
-Deno.test("manifest: the token comes from a Secret as FLANNELD_TOKEN; exactly one init node", () => {
+Deno.test("manifest: FLANNELD_TOKEN from Secret key `secret` (init) or `join-token` (joiners)", () => {
   const sets = daemonSets();
+  const mode = (ds: Obj) =>
+    ds.spec.template.spec.containers[0].env.find((e: Obj) => e.name === "TWILL_MODE").value;
   for (const ds of sets) {
     const env = ds.spec.template.spec.containers[0].env;
     const token = env.find((e: Obj) => e.name === "FLANNELD_TOKEN");
     assert.ok(token?.valueFrom?.secretKeyRef, `${ds.metadata.name}: FLANNELD_TOKEN from a Secret`);
     assert.equal(token.valueFrom.secretKeyRef.name, "twill-token");
+    assert.equal(token.valueFrom.secretKeyRef.key, mode(ds) === "init" ? "secret" : "join-token");
     assert.ok(!env.some((e: Obj) => e.name === "FLANNELD_TOKEN" && e.value), "no literal token");
   }
-  const mode = (ds: Obj) =>
-    ds.spec.template.spec.containers[0].env.find((e: Obj) => e.name === "TWILL_MODE").value;
   const init = sets.filter((ds) => mode(ds) === "init");
   const join = sets.filter((ds) => mode(ds) === "join");
   assert.equal(init.length, 1);
@@ -232,8 +233,12 @@ async function entrypoint(
 Deno.test("manifest entrypoint: --init once, --join elsewhere, neither once a member", async () => {
   const init = await entrypoint({ TWILL_MODE: "init" }, false);
   assert.deepEqual(init, { code: 0, out: "agent --init --data-dir DATA", err: "" });
-  const join = await entrypoint({ TWILL_MODE: "join", TWILL_JOIN: "10.0.0.1:8473" }, false);
+  const joinEnv = { TWILL_MODE: "join", TWILL_JOIN: "10.0.0.1:8473" };
+  const join = await entrypoint({ ...joinEnv, FLANNELD_TOKEN: "K10x::y" }, false);
   assert.deepEqual(join, { code: 0, out: "agent --join 10.0.0.1:8473 --data-dir DATA", err: "" });
+  const pending = await entrypoint({ ...joinEnv, FLANNELD_TOKEN: "pending" }, false);
+  assert.equal(pending.code, 1);
+  assert.match(pending.err, /Secret twill-token has no join-token yet/);
   const restart = await entrypoint({ TWILL_MODE: "init" }, true);
   assert.deepEqual(restart, { code: 0, out: "agent --data-dir DATA", err: "" });
   const noJoin = await entrypoint({ TWILL_MODE: "join" }, false);

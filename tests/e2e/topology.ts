@@ -217,7 +217,7 @@ export function startAgent(
     const role = mode.role === "init"
       ? ["--init", "--token", mode.token, "--net-config-path", mode.netConf ?? ""]
       : mode.role === "join"
-      ? ["--join", `${t.nodeIp(1)}:8473`, "--token", mode.token]
+      ? ["--join", `${t.nodeIp(1)}:8473`, "--token", joinTokenFor(t, mode.token)]
       : [];
     cmd = [
       ...deno,
@@ -256,6 +256,13 @@ export function startAgent(
   };
 }
 
+/** A join needs the join token (K10<ca hash>::secret), which exists once node 1 made the CA: a
+ *  bare secret given by a test becomes node 1's join token. */
+export function joinTokenFor(t: Topology, given: string): string {
+  if (given.startsWith("K10")) return given;
+  return Deno.readTextFileSync(`${t.dir}/n1/data/join-token`).trim();
+}
+
 export async function httpStatus(ns: string, path: string): Promise<number> {
   const r = await sh(
     inNs(ns, [
@@ -292,11 +299,24 @@ export async function waitFor(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** Where the store's v3 JSON API is reachable from: a namespace, an endpoint, a token. */
+/** Where the store's v3 JSON API is reachable from: a namespace, an endpoint, a credential, and
+ *  the CA file that verifies an https endpoint. */
 export interface StoreAccess {
   ns: string;
   endpoint: string;
   token?: string;
+  caFile?: string;
+}
+
+/** The embedded store through node `n`'s member, as node 1's admin (it may do everything). */
+export function embeddedAccess(t: Topology, n: number): StoreAccess {
+  const data = `${t.dir}/n1/data`;
+  return {
+    ns: t.node(n),
+    endpoint: `https://${t.nodeIp(n)}:8473`,
+    token: Deno.readTextFileSync(`${data}/admin-credential`).trim(),
+    caFile: `${data}/pki/ca.crt`,
+  };
 }
 
 export function etcdAccess(t: Topology): StoreAccess {
@@ -306,6 +326,7 @@ export function etcdAccess(t: Topology): StoreAccess {
 /** v3 JSON API calls made with curl from inside the namespace that reaches the store. */
 export async function storeCall(s: StoreAccess, path: string, body: unknown): Promise<unknown> {
   const auth = s.token ? ["-H", `Authorization: Bearer ${s.token}`] : [];
+  if (s.caFile) auth.push("--cacert", s.caFile);
   const r = await sh(
     inNs(s.ns, [
       "curl",

@@ -8,6 +8,7 @@ import { requireTools } from "../support/tools.ts";
 import {
   type AgentMode,
   type AgentProc,
+  embeddedAccess,
   etcdAccess,
   httpBody,
   httpStatus,
@@ -72,7 +73,6 @@ export async function vxlanScenario(
       for (let n = 1; n <= 3; n++) agents.set(n, startAgent(topo, n, ["--ip-masq"], mode(n)));
     } else {
       await Deno.writeTextFile(`${dir}/net-conf.json`, NET_CONF);
-      store = { ns: topo.node(2), endpoint: "http://10.99.0.2:8473", token };
       for (let n = 1; n <= 3; n++) {
         agents.set(n, startAgent(topo, n, ["--ip-masq"], mode(n)));
         await waitFor(
@@ -83,6 +83,7 @@ export async function vxlanScenario(
           throw new Error(`${e.message}\n${agents.get(n)!.log()}`);
         });
       }
+      store = embeddedAccess(topo, 2);
     }
 
     const env = new Map<number, string>();

@@ -86,14 +86,14 @@ Deno.test("serve() answers through the client with the credential; a handler err
   });
   try {
     const c = new HttpClient({ token: "t0k", timeoutMs: 2000 });
-    const address = `127.0.0.1:${server.addr.port}`;
+    const address = `127.0.0.1:${server.port}`;
     const ok = await c.postJson(address, "/x", { a: 1 });
     assert.equal(ok.status, 200);
     assert.equal(JSON.parse(ok.text).auth, "Bearer t0k");
     const boom = await c.postJson(address, "/boom", {});
     assert.equal(boom.status, 500);
     assert.deepEqual(errors, ["http_handler_failed"]);
-    const conn = await c.dial("127.0.0.1", server.addr.port);
+    const conn = await c.dial("127.0.0.1", server.port);
     conn.close();
   } finally {
     await server.shutdown();
@@ -111,11 +111,11 @@ Deno.test("serve() on a port in use rejects with one line naming the address", a
     await assert.rejects(
       serve({
         hostname: "127.0.0.1",
-        port: first.addr.port,
+        port: first.port,
         logger: () => {},
         handler: () => new Response("ok"),
       }),
-      new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.addr.port}`),
+      new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}`),
     );
   } finally {
     await first.shutdown();

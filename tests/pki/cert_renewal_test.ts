@@ -7,7 +7,7 @@ import {
   readMemberCertificate,
   writeMemberCertificate,
 } from "../../lib/pki/member_cert.ts";
-import { serveTls } from "../../lib/pki/tls_server.ts";
+import { serveTls } from "../../lib/http/tls_server.ts";
 import type { LogLevel } from "../../lib/log.ts";
 
 const HOST = "127.0.0.1";

@@ -1,12 +1,12 @@
 // Deno 2.9.6 TLS facts the trust design relies on, each proved here on 127.0.0.1 with a random
-// free port, plus certificate renewal without a restart (lib/pki/tls_server.ts).
+// free port, plus certificate renewal without a restart (lib/http/tls_server.ts).
 import assert from "node:assert/strict";
 import { connect } from "node:tls";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { type ClusterCa, createClusterCa } from "../../lib/pki/ca.ts";
 import { issueMemberCertificate, type MemberCertificate } from "../../lib/pki/member_cert.ts";
-import { serveTls, type TlsServer } from "../../lib/pki/tls_server.ts";
+import { serveTls, type TlsServer } from "../../lib/http/tls_server.ts";
 
 const HOST = "127.0.0.1";
 

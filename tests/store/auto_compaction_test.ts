@@ -3,7 +3,7 @@
 // watch that starts before the compacted revision is canceled with compact_revision (etcd's
 // answer), on the leader and on followers alike.
 import assert from "node:assert/strict";
-import { b64, type Member, post, ProcessCluster, TOKEN } from "./process_cluster.ts";
+import { b64, type Member, post, ProcessCluster, storeFetch } from "./process_cluster.ts";
 
 const RETAIN = 50;
 
@@ -11,9 +11,8 @@ const RETAIN = 50;
 async function watchFrom(m: Member, startRevision: number): Promise<Record<string, unknown>[]> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), 5000);
-  const res = await fetch(`http://${m.address}/v3/watch`, {
+  const res = await storeFetch(m.address, "/v3/watch", {
     method: "POST",
-    headers: { authorization: `Bearer ${TOKEN}` },
     body: JSON.stringify({
       create_request: { key: b64("/c/"), range_end: b64("/c0"), start_revision: startRevision },
     }),

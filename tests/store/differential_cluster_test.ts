@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { assertSameTranscript, runDifferentialScenario } from "./api/differential_scenario.ts";
 import { withEtcd } from "./api/servers.ts";
-import { TOKEN, withCluster } from "./process_cluster.ts";
+import { clusterTrust, withCluster } from "./process_cluster.ts";
 
 Deno.test({
   name: "a 3-member cluster answers the differential scenario exactly as etcd 3.4 does",
@@ -17,7 +17,10 @@ Deno.test({
       const follower = c.members.find((m) => m !== leader)!;
       const [etcd, twill] = await Promise.all([
         withEtcd((ep) => runDifferentialScenario(ep), { client: 24779, peer: 24780 }),
-        runDifferentialScenario(`http://${follower.address}`, { token: TOKEN }),
+        runDifferentialScenario(`https://${follower.address}`, {
+          token: clusterTrust().admin,
+          client: Deno.createHttpClient({ caCerts: [clusterTrust().caPem] }),
+        }),
       ]);
       assert.ok(etcd.length > 80, `the scenario ran only ${etcd.length} steps`);
       assertSameTranscript(twill, etcd);

@@ -1,12 +1,25 @@
 // Real `twill agent --store-only` processes on loopback (127.0.7.x, store-raft's range), for
 // multi-process tests: start/init/join, SIGKILL, SIGSTOP/SIGCONT, restart from the data dir, and a
-// no-retry HTTP client (node:http, a fresh connection per request) so a write is never sent twice.
-import http from "node:http";
+// no-retry HTTPS client (node:https, a fresh connection per request) so a write is never sent twice.
+// The store speaks TLS only: once the first member has made the cluster CA, requests verify it and
+// carry that member's admin credential unless a test passes another credential.
+import https from "node:https";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+/** The join secret the first member is started with (`--init --token`). A test that spawns
+ *  `--join … --token TOKEN` gets the cluster's join token (K10<ca hash>::TOKEN) in its place. */
 export const TOKEN = "store-test-token";
+
+/** The CA and admin credential of the cluster under test (one at a time per test process). */
+let trust: { caPem: string; admin: string; joinToken: string } | undefined;
+
+/** The current cluster's trust material; throws before the first member has made it. */
+export function clusterTrust(): { caPem: string; admin: string; joinToken: string } {
+  if (!trust) throw new Error("no cluster trust yet: start the first member first");
+  return trust;
+}
 
 export interface HttpResult {
   status: number;
@@ -22,21 +35,23 @@ export function post(
   path: string,
   body: unknown,
   timeoutMs = 3000,
-  token = TOKEN,
+  token?: string,
 ): Promise<HttpResult> {
   const [host, port] = address.split(":");
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request({
+    const credential = token ?? trust?.admin;
+    const req = https.request({
       host,
       port: Number(port),
       path,
       method: "POST",
       agent: false,
+      ca: trust?.caPem,
       headers: {
         "content-type": "application/json",
         "content-length": Buffer.byteLength(payload),
-        authorization: `Bearer ${token}`,
+        ...(credential ? { authorization: `Bearer ${credential}` } : {}),
       },
     }, (res) => {
       let text = "";
@@ -64,6 +79,21 @@ export function post(
     });
     req.end(payload);
   });
+}
+
+let tlsClient: { caPem: string; client: Deno.HttpClient } | undefined;
+
+/** fetch() against the cluster under test: https verified by its CA, with its admin credential
+ *  unless `init` sets an authorization header. `address` is host:port. */
+export function storeFetch(address: string, path: string, init: RequestInit = {}) {
+  const t = clusterTrust();
+  if (tlsClient?.caPem !== t.caPem) {
+    tlsClient?.client.close();
+    tlsClient = { caPem: t.caPem, client: Deno.createHttpClient({ caCerts: [t.caPem] }) };
+  }
+  const headers = new Headers(init.headers);
+  if (!headers.has("authorization")) headers.set("authorization", `Bearer ${t.admin}`);
+  return fetch(`https://${address}${path}`, { ...init, headers, client: tlsClient.client });
 }
 
 export const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -119,6 +149,7 @@ export class ProcessCluster {
     await this.setup();
     const n = this.opts.initial ?? this.opts.size;
     this.spawn(this.members[0], ["--init", "--token", TOKEN, "--voters", String(voters)]);
+    await this.loadTrust(this.members[0]);
     await this.waitReady(this.members[0]);
     for (let i = 1; i < n; i++) {
       this.spawn(this.members[i], [
@@ -142,7 +173,29 @@ export class ProcessCluster {
     );
   }
 
-  spawn(m: Member, args: string[]): void {
+  /** Waits for the --init member's pki/ca.crt, admin-credential and join-token, and makes them
+   *  what post() and later joins use. */
+  async loadTrust(first: Member, timeoutMs = 20_000): Promise<void> {
+    const read = (f: string) => Deno.readTextFile(join(first.dataDir, f)).catch(() => "");
+    await this.waitFor(
+      async () => (await read("join-token")) !== "" && (await read("admin-credential")) !== "",
+      timeoutMs,
+      `${first.address} to make the cluster CA and credentials`,
+    );
+    trust = {
+      caPem: await read("pki/ca.crt"),
+      admin: (await read("admin-credential")).trim(),
+      joinToken: (await read("join-token")).trim(),
+    };
+  }
+
+  spawn(m: Member, givenArgs: string[]): void {
+    // A join with the test secret gets the join token of the cluster the secret belongs to.
+    const args = givenArgs.map((a, i) =>
+      a === TOKEN && givenArgs[i - 1] === "--token" && givenArgs.includes("--join") && trust
+        ? trust.joinToken
+        : a
+    );
     const cmd = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -215,6 +268,7 @@ export class ProcessCluster {
       }
     }
     if (this.root) await Deno.remove(this.root, { recursive: true }).catch(() => {});
+    trust = undefined;
   }
 
   async status(m: Member): Promise<Record<string, unknown> | undefined> {

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { createPeerApp, type PeerHandler } from "../../lib/store/member/peer_routes.ts";
-import { HttpTransport } from "../../lib/store/member/transport.ts";
+import { FROM_HEADER, HttpTransport } from "../../lib/store/member/transport.ts";
+import { bearerMatches } from "../../lib/http/bearer.ts";
 import { encodeFrame, parseFrame } from "../../lib/store/member/peer_stream.ts";
 import { newMessage } from "../../lib/raft/util.ts";
 import type { Message, NodeId } from "../../lib/raft/types.ts";
@@ -25,7 +26,18 @@ function startPeer(): Promise<Peer> {
   const removed = new Set<NodeId>();
   const handler: PeerHandler = {
     clusterId: () => "c1",
-    token: () => TOKEN,
+    // The test's one credential speaks for whichever member the sender header names: these tests
+    // are about the transport; the sender checks are tested in trust_test.ts.
+    authenticate: (req) =>
+      bearerMatches(req.headers.get("authorization") ?? undefined, TOKEN)
+        ? {
+          hash: "",
+          kind: "member",
+          nodeName: "peer",
+          memberId: Number(req.headers.get(FROM_HEADER)),
+        }
+        : null,
+    onRevoked: () => () => {},
     receive: (_from, msgs) => received.push(...msgs),
     isRemoved: (from) => removed.has(from),
     streamOpened: (s) => streams.push(s),
@@ -36,6 +48,9 @@ function startPeer(): Promise<Peer> {
     members: () => Promise.reject(new Error("not in this test")),
     keepAlive: () => Promise.reject(new Error("not in this test")),
     timeToLive: () => Promise.reject(new Error("not in this test")),
+    sign: () => Promise.reject(new Error("not in this test")),
+    registerAdmin: () => Promise.reject(new Error("not in this test")),
+    removeNode: () => Promise.reject(new Error("not in this test")),
   };
   const app = new Hono();
   app.route("/raft", createPeerApp(handler));

@@ -2,15 +2,15 @@
 // gets on a few shared keys, plus puts of unique keys to read back later) and watchers that
 // resume through another member when theirs goes away. Records a history for the
 // linearizability checker and every watch event for the ordering checks.
-import http from "node:http";
+import https from "node:https";
 import type { KvInput, KvOutput, Operation } from "../../lib/linearizability/mod.ts";
 import {
   b64,
+  clusterTrust,
   NotSent,
   post,
   prefixEnd,
   type ProcessCluster,
-  TOKEN,
   unb64,
 } from "./process_cluster.ts";
 
@@ -37,7 +37,7 @@ export class Workload {
     watchResumes: 0,
   };
   private tasks: Promise<void>[] = [];
-  private watchRequests: http.ClientRequest[] = [];
+  private watchRequests: ReturnType<typeof https.request>[] = [];
 
   constructor(readonly cluster: ProcessCluster, readonly writers = 4, readonly watchers = 2) {}
 
@@ -175,13 +175,17 @@ export class Workload {
             start_revision: String(next),
           },
         });
-        const req = http.request({
+        const req = https.request({
           host,
           port: Number(port),
           path: "/v3/watch",
           method: "POST",
           agent: false,
-          headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+          ca: clusterTrust().caPem,
+          headers: {
+            "content-type": "application/json",
+            authorization: `Bearer ${clusterTrust().admin}`,
+          },
         }, (res) => {
           let buf = "";
           res.setEncoding("utf8");

@@ -8,8 +8,10 @@ import { writeTextFileAtomic } from "../../fs_atomic.ts";
 import { findExecutable, MissingBinaryError, runDirOf, startDetached } from "../detached.ts";
 import { ViciClient } from "./client.ts";
 
-export const CHARON_PACKAGES = "install the Debian packages strongswan-charon and " +
-  "libcharon-extra-plugins";
+// libstrongswan-standard-plugins brings gcm and openssl, which Flannel's default ESP proposal
+// needs; without them charon starts but no CHILD_SA is ever agreed.
+export const CHARON_PACKAGES = "install the Debian packages strongswan-charon, " +
+  "libcharon-extra-plugins and libstrongswan-standard-plugins";
 
 /** Where Debian and other distributions keep charon (it is not on PATH). */
 const CHARON_PLACES = [
@@ -231,4 +233,29 @@ export async function stopCharon(dataDir: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops the charon with this pid and waits until it is gone: SIGTERM (it removes its SAs, routes
+ * and TUN device), then SIGKILL after `graceMs`. For a start-up that fails after charon started,
+ * so nothing half-configured stays behind.
+ */
+export async function stopCharonProcess(pid: number, graceMs = 5000): Promise<void> {
+  try {
+    Deno.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && alive(pid)) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) Deno.kill(pid, "SIGKILL");
 }

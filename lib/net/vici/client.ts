@@ -181,6 +181,18 @@ export class ViciClient {
     await this.#checked("unload-shared", { id });
   }
 
+  /** The ids of the shared secrets loaded over VICI (those loaded with an id). */
+  async getShared(): Promise<string[]> {
+    const keys = (await this.request("get-shared")).keys;
+    return Array.isArray(keys) ? keys : [];
+  }
+
+  /** The names of the connections loaded over VICI. */
+  async getConns(): Promise<string[]> {
+    const conns = (await this.request("get-conns")).conns;
+    return Array.isArray(conns) ? conns : [];
+  }
+
   /** Loads or replaces the connection `name` (swanctl.conf's connection section layout). */
   async loadConn(name: string, conn: ViciSection): Promise<void> {
     await this.#checked("load-conn", { [name]: conn });
@@ -198,11 +210,17 @@ export class ViciClient {
     checkSuccess("initiate", response);
   }
 
-  /** Terminates IKE_SAs (with their CHILD_SAs) of configuration `ike`. */
-  async terminate(s: { ike?: string; child?: string; timeoutMs?: number }): Promise<void> {
+  /**
+   * Terminates IKE_SAs (with their CHILD_SAs) of configuration `ike`. `force`: delete them at
+   * once, without waiting for the peer to answer the DELETE (a peer that is gone never does).
+   */
+  async terminate(
+    s: { ike?: string; child?: string; timeoutMs?: number; force?: boolean },
+  ): Promise<void> {
     const m: ViciSection = { timeout: String(s.timeoutMs ?? -1) };
     if (s.ike) m.ike = s.ike;
     if (s.child) m.child = s.child;
+    if (s.force) m.force = "yes";
     const { response } = await this.streamed("terminate", "control-log", m);
     checkSuccess("terminate", response);
   }

@@ -1,7 +1,8 @@
 // The etcd v3 JSON client API (the grpc-gateway subset Flannel and twill use) over a
-// Kv, as a Hono app. The caller serves it (lib/http/serve.ts) and may add routes
-// (e.g. app.route("/raft", peerApp)); every route of the app, added or not, requires
-// `Authorization: Bearer <token>`.
+// Kv, as a Hono app. The caller serves it (lib/http/serve.ts) and may add routes under /raft/
+// (the peer routes, which authenticate on their own); every other route authenticates the
+// caller's `Authorization: Bearer <credential>` (401 otherwise) and asks lib/pki/authorize.ts
+// before each operation (403, etcd's `permission denied`, nothing changed).
 
 import { type Context, Hono } from "hono";
 import type {
@@ -29,6 +30,7 @@ import {
 } from "./errors.ts";
 import {
   boolField,
+  bytesField,
   decodeDeleteRange,
   decodePut,
   decodeRange,
@@ -45,7 +47,9 @@ import {
 } from "./json_codec.ts";
 import { jsonTexts } from "./json_stream.ts";
 import { WatchSession } from "./watch_session.ts";
-import { bearerMatches } from "../../http/bearer.ts";
+import type { AuthRequest } from "../../pki/authorize.ts";
+import type { Caller } from "../trust.ts";
+import { type ApiAuth, permissionDenied, tokenAuth, unauthenticated } from "./auth.ts";
 
 /** etcd's default --max-request-bytes: the size of a decoded write (keys, values...). */
 export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -55,8 +59,10 @@ const BODY_ALLOWANCE = 4 / 3;
 const BODY_SLACK = 64 * 1024;
 
 export interface ApiOptions {
-  /** The cluster token every request must carry as `Authorization: Bearer <token>`. */
-  token: string;
+  /** Who may do what (a member: credentials from the replicated trust data). */
+  auth?: ApiAuth;
+  /** Without `auth`: one credential that may do everything (tests, bare APIs). */
+  token?: string;
   /** Version reported by /v3/maintenance/status (etcd's API level we speak). */
   version?: string;
   /** How often watchers with progress_notify get a progress response (etcd: 10 minutes). */
@@ -77,7 +83,14 @@ interface Routes {
   maxBytes: number;
   head: (revision: string | number) => JsonObject;
   current: () => JsonObject;
-  unary: (fn: (body: JsonObject) => Promise<JsonObject>) => (c: Context) => Promise<Response>;
+  unary: (
+    fn: (body: JsonObject, who: Caller) => Promise<JsonObject>,
+  ) => (c: Context) => Promise<Response>;
+  auth: ApiAuth;
+  /** The request's authenticated caller (set by the app's first middleware). */
+  caller: (c: Context) => Caller;
+  /** Throws 403 (or 401) unless `who` may make `request`; `write`: decide on a fresh view. */
+  allow: (who: Caller, request: AuthRequest, write?: boolean) => Promise<void>;
   write: <T>(cmd: Command) => Promise<T>;
   rid: () => string;
 }
@@ -90,27 +103,42 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   const head = (revision: string | number) => encodeHeader(kv.header(), revision);
   const current = () => head(sm.revision);
 
+  const auth = opts.auth ?? tokenAuth(opts.token ?? "");
+  const callers = new WeakMap<Request, Caller>();
+  const caller = (c: Context) => callers.get(c.req.raw)!;
+  const allow = async (who: Caller, request: AuthRequest, write = false) => {
+    if (write && auth.needsFreshView(who)) await kv.readBarrier();
+    const d = auth.decide(who, request);
+    if (d.allow) return;
+    auth.refused?.(who, "path" in request ? request.path : request.route, d.reason);
+    throw d.status === 401 ? unauthenticated() : permissionDenied();
+  };
   app.use("*", async (c, next) => {
-    if (!bearerMatches(c.req.header("authorization"), opts.token)) {
-      const e = new ApiError(
-        GrpcCode.Unauthenticated,
-        "twill: missing or wrong bearer token (send Authorization: Bearer <cluster token>)",
-      );
-      return c.json(errorBody(e), 401);
+    if (c.req.path.startsWith("/raft/")) return await next(); // the peer routes' own checks
+    const who = auth.authenticate(c.req.raw);
+    if (!who) {
+      auth.refused?.(null, c.req.path, "no valid credential");
+      return c.json(errorBody(unauthenticated()), 401);
     }
+    if (!c.req.path.startsWith("/v3/")) {
+      const d = auth.decide(who, { route: "other", path: c.req.path });
+      if (!d.allow) return c.json(errorBody(permissionDenied()), 403);
+    }
+    callers.set(c.req.raw, who);
     await next();
   });
 
-  const unary = (fn: (body: JsonObject) => Promise<JsonObject>) => async (c: Context) => {
-    try {
-      const body = parseRequestObject(await readBody(c.req.raw, maxBytes));
-      return c.json(await fn(body));
-    } catch (e) {
-      const err = toApiError(e);
-      if (err.grpcCode === GrpcCode.Internal) console.error(`store api: ${c.req.path}:`, e);
-      return c.json(errorBody(err), httpStatusOf(err.grpcCode) as 400);
-    }
-  };
+  const unary =
+    (fn: (body: JsonObject, who: Caller) => Promise<JsonObject>) => async (c: Context) => {
+      try {
+        const body = parseRequestObject(await readBody(c.req.raw, maxBytes));
+        return c.json(await fn(body, caller(c)));
+      } catch (e) {
+        const err = toApiError(e);
+        if (err.grpcCode === GrpcCode.Internal) console.error(`store api: ${c.req.path}:`, e);
+        return c.json(errorBody(err), httpStatusOf(err.grpcCode) as 400);
+      }
+    };
 
   const write = async <T>(cmd: Command): Promise<T> => {
     if (requestSize(cmd) > maxRequest) throw invalidArgument(ETCD_MESSAGES.requestTooLarge);
@@ -118,7 +146,22 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   };
   const rid = () => crypto.randomUUID();
 
-  const r: Routes = { app, kv, sm, opts, maxRequest, maxBytes, head, current, unary, write, rid };
+  const r: Routes = {
+    app,
+    kv,
+    sm,
+    opts,
+    maxRequest,
+    maxBytes,
+    head,
+    current,
+    unary,
+    write,
+    rid,
+    auth,
+    caller,
+    allow,
+  };
   addKvRoutes(r);
   addLeaseRoutes(r);
   addMaintenanceRoutes(r);
@@ -127,12 +170,13 @@ export function createApiApp(kv: Kv, opts: ApiOptions): Hono {
   return app;
 }
 
-function addKvRoutes({ app, kv, sm, head, unary, write, rid }: Routes): void {
+function addKvRoutes({ app, kv, sm, head, unary, write, rid, allow }: Routes): void {
   app.post(
     "/v3/kv/range",
-    unary(async (o) => {
+    unary(async (o, who) => {
       const req = decodeRange(o);
       checkKey(req.key);
+      await allow(who, { route: "/v3/kv/range", range: req });
       if (!req.serializable) await kv.readBarrier();
       return encodeRange(kv.header(), sm.range(req));
     }),
@@ -140,9 +184,10 @@ function addKvRoutes({ app, kv, sm, head, unary, write, rid }: Routes): void {
 
   app.post(
     "/v3/kv/put",
-    unary(async (o) => {
+    unary(async (o, who) => {
       const req = decodePut(o);
       checkPut(req);
+      await allow(who, { route: "/v3/kv/put", put: req }, true);
       const r = await write<PutResult>({ op: "put", requestId: rid(), ...req });
       return encodePut(kv.header(), r);
     }),
@@ -150,9 +195,10 @@ function addKvRoutes({ app, kv, sm, head, unary, write, rid }: Routes): void {
 
   app.post(
     "/v3/kv/deleterange",
-    unary(async (o) => {
+    unary(async (o, who) => {
       const req = decodeDeleteRange(o);
       checkKey(req.key);
+      await allow(who, { route: "/v3/kv/deleterange", range: req }, true);
       const r = await write<DeleteRangeResult>({ op: "deleteRange", requestId: rid(), ...req });
       return encodeDeleteRange(kv.header(), r);
     }),
@@ -160,9 +206,10 @@ function addKvRoutes({ app, kv, sm, head, unary, write, rid }: Routes): void {
 
   app.post(
     "/v3/kv/txn",
-    unary(async (o) => {
+    unary(async (o, who) => {
       const req = decodeTxn(o);
       checkTxn(req);
+      await allow(who, { route: "/v3/kv/txn", txn: req }, !isReadOnlyTxn(req));
       if (isReadOnlyTxn(req)) {
         const serializable = allRangesSerializable(req.success) &&
           allRangesSerializable(req.failure);
@@ -176,7 +223,8 @@ function addKvRoutes({ app, kv, sm, head, unary, write, rid }: Routes): void {
 
   app.post(
     "/v3/kv/compaction",
-    unary(async (o) => {
+    unary(async (o, who) => {
+      await allow(who, { route: "/v3/kv/compaction" });
       const revision = int64Field(o, "revision");
       const r = await write<CompactResult>({ op: "compact", requestId: rid(), revision });
       return { header: head(r.revision) };
@@ -184,31 +232,42 @@ function addKvRoutes({ app, kv, sm, head, unary, write, rid }: Routes): void {
   );
 }
 
-function addLeaseRoutes({ app, kv, sm, head, current, unary, write, rid }: Routes): void {
+function addLeaseRoutes(r: Routes): void {
+  const { app, kv, sm, head, current, unary, write, rid, allow } = r;
   app.post(
     "/v3/lease/grant",
-    unary(async (o) => {
+    unary(async (o, who) => {
+      await allow(who, { route: "/v3/lease/grant" });
       const ttl = Number(int64Field(o, "TTL"));
       let id = int64Field(o, "ID");
       if (ttl > MAX_LEASE_TTL) {
         throw new StoreError("leaseTtlTooLarge", ETCD_MESSAGES.leaseTtlTooLarge);
       }
       if (id === "0") id = randomLeaseId();
-      const r = await write<LeaseGrantResult>({ op: "leaseGrant", requestId: rid(), id, ttl });
-      return { header: head(r.revision), ID: r.id, TTL: String(r.ttl) };
+      // The owner is the authenticated caller, never something the request says.
+      const g = await write<LeaseGrantResult>({
+        op: "leaseGrant",
+        requestId: rid(),
+        id,
+        ttl,
+        owner: who.nodeName,
+      });
+      return { header: head(g.revision), ID: g.id, TTL: String(g.ttl) };
     }),
   );
 
-  const revoke = unary(async (o) => {
+  const revoke = unary(async (o, who) => {
     const id = int64Field(o, "ID");
-    const r = await write<LeaseRevokeResult>({ op: "leaseRevoke", requestId: rid(), id });
-    return { header: head(r.revision) };
+    await allow(who, { route: "/v3/lease/revoke", leaseId: id });
+    const rv = await write<LeaseRevokeResult>({ op: "leaseRevoke", requestId: rid(), id });
+    return { header: head(rv.revision) };
   });
   app.post("/v3/lease/revoke", revoke);
   app.post("/v3/kv/lease/revoke", revoke);
 
-  const timeToLive = unary(async (o) => {
+  const timeToLive = unary(async (o, who) => {
     const id = int64Field(o, "ID");
+    await allow(who, { route: "/v3/lease/timetolive", leaseId: id });
     const withKeys = boolField(o, "keys");
     await kv.readBarrier();
     const t = await kv.leaseTimeToLive(id);
@@ -222,7 +281,8 @@ function addLeaseRoutes({ app, kv, sm, head, current, unary, write, rid }: Route
   app.post("/v3/lease/timetolive", timeToLive);
   app.post("/v3/kv/lease/timetolive", timeToLive);
 
-  const leases = unary(async () => {
+  const leases = unary(async (_o, who) => {
+    await allow(who, { route: "/v3/lease/leases" });
     await kv.readBarrier();
     const list = sm.leases().map((l) => ({ ID: l.id }));
     return list.length ? { header: current(), leases: list } : { header: current() };
@@ -253,8 +313,9 @@ function addMaintenanceRoutes({ app, kv, sm, opts, current, unary }: Routes): vo
   );
 }
 
-function addLeaseKeepAliveRoute({ app, kv, maxBytes, current }: Routes): void {
+function addLeaseKeepAliveRoute({ app, kv, maxBytes, current, caller, allow, auth }: Routes): void {
   app.post("/v3/lease/keepalive", async (c) => {
+    const who = caller(c);
     const texts = jsonTexts(c.req.raw.body, maxBytes);
     let first: IteratorResult<string>;
     try {
@@ -262,9 +323,21 @@ function addLeaseKeepAliveRoute({ app, kv, maxBytes, current }: Routes): void {
     } catch (e) {
       return streamOpenError(c, e);
     }
-    return streamResponse(async (send) => {
+    try {
+      // A refused first request is refused as a whole (403), before the stream starts.
+      if (!first.done) {
+        const id = int64Field(parseRequestObject(first.value), "ID");
+        await allow(who, { route: "/v3/lease/keepalive", leaseId: id });
+      }
+    } catch (e) {
+      return refusedStream(c, e);
+    }
+    let off = () => {};
+    return streamResponse(async (send, flow) => {
+      off = auth.onRevoked(who, flow.end);
       const one = async (text: string) => {
         const id = int64Field(parseRequestObject(text), "ID");
+        await allow(who, { route: "/v3/lease/keepalive", leaseId: id });
         try {
           const { ttl } = await kv.leaseKeepAlive(id);
           send({ result: { header: current(), ID: id, TTL: String(ttl) } });
@@ -276,18 +349,34 @@ function addLeaseKeepAliveRoute({ app, kv, maxBytes, current }: Routes): void {
       if (!first.done) await one(first.value);
       for await (const text of texts) await one(text);
       return true;
-    });
+    }, () => off());
   });
 }
 
-function addWatchRoute({ app, kv, sm, opts, maxBytes }: Routes): void {
+function addWatchRoute({ app, kv, sm, opts, maxBytes, caller, allow, auth }: Routes): void {
   app.post("/v3/watch", async (c) => {
+    const who = caller(c);
+    const handle = async (req: JsonObject, run = true) => {
+      const create = req.create_request ?? req.createRequest;
+      if (create && typeof create === "object") {
+        const o = create as JsonObject;
+        const range = { key: bytesField(o, "key"), rangeEnd: bytesField(o, "range_end") };
+        await allow(who, { route: "/v3/watch", range });
+      }
+      if (run) session?.handle(req);
+    };
+    let off = () => {};
     const texts = jsonTexts(c.req.raw.body, maxBytes);
     let first: IteratorResult<string>;
     try {
       first = await texts.next();
     } catch (e) {
       return streamOpenError(c, e);
+    }
+    try {
+      if (!first.done) await handle(parseRequestObject(first.value), false);
+    } catch (e) {
+      return refusedStream(c, e);
     }
     let session: WatchSession | undefined;
     let timer: ReturnType<typeof setInterval> | undefined;
@@ -300,17 +389,29 @@ function addWatchRoute({ app, kv, sm, opts, maxBytes }: Routes): void {
           flow.canSend,
         );
         flow.onDrain(() => session?.resume());
+        off = auth.onRevoked(who, flow.end);
         timer = setInterval(() => session?.tick(), opts.progressNotifyMs ?? 600_000);
-        if (!first.done) session.handle(parseRequestObject(first.value));
-        for await (const text of texts) session.handle(parseRequestObject(text));
+        if (!first.done) await handle(parseRequestObject(first.value));
+        for await (const text of texts) await handle(parseRequestObject(text));
         return false; // the client closed its side; watches stay open until it goes away
       },
       () => {
+        off();
         session?.close();
         if (timer !== undefined) clearInterval(timer);
       },
     );
   });
+}
+
+/** A stream whose first request is refused: 401/403 with etcd's body; anything else as a
+ *  first message that does not parse. */
+function refusedStream(c: Context, e: unknown): Response {
+  const err = toApiError(e);
+  if (err.grpcCode === GrpcCode.PermissionDenied || err.grpcCode === GrpcCode.Unauthenticated) {
+    return c.json(errorBody(err), httpStatusOf(err.grpcCode) as 403);
+  }
+  return streamOpenError(c, e);
 }
 
 /** etcd answers a stream whose first message does not parse with 500 and gRPC code 2. */
@@ -330,6 +431,8 @@ interface StreamFlow {
   canSend(): boolean;
   /** Called whenever the client has read and there is room again. */
   onDrain(fn: () => void): void;
+  /** Ends the response now (the caller's credential was revoked). */
+  end(): void;
 }
 
 /**
@@ -365,6 +468,7 @@ function streamResponse(
   const flow: StreamFlow = {
     canSend: () => !closed && (controller.desiredSize ?? 0) > 0,
     onDrain: (fn) => drained = fn,
+    end: () => finish(),
   };
   const stream = new ReadableStream<Uint8Array>(
     {

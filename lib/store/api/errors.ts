@@ -100,6 +100,7 @@ export function streamErrorBody(e: ApiError): unknown {
 const STATUS_TEXT: Record<number, string> = {
   400: "Bad Request",
   401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   412: "Precondition Failed",
   500: "Internal Server Error",

@@ -1,6 +1,8 @@
-// The joining side of `twill agent --join`: ask any member (POST /raft/join; a follower forwards
-// to the leader) until one answers, retrying through the list while the cluster has no leader or
-// a membership change is in progress. A wrong token or a refused request ends it at once.
+// The joining side of `twill agent --join`: ask any member (POST /raft/join over TLS verified by
+// the pinned cluster CA; a follower forwards to the leader) until one answers, retrying through
+// the list while the cluster has no leader or a membership change is in progress. A wrong join
+// secret (401), a name still in use (409) or any other refusal ends it at once, with the
+// member's own line (which never repeats the secret).
 import type { JoinRequest, JoinResponse } from "./peer_routes.ts";
 import type { Logger } from "../../log.ts";
 import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
@@ -14,13 +16,12 @@ export class JoinRefused extends Error {
 
 export async function requestJoin(
   seeds: string[],
-  token: string,
   req: JoinRequest,
   logger: Logger,
+  tls: TlsClientOptions,
   timeoutMs = 60_000,
-  tls?: TlsClientOptions,
 ): Promise<JoinResponse> {
-  const http = new HttpClient({ token, tls, timeoutMs: 10_000 });
+  const http = new HttpClient({ tls, timeoutMs: 10_000 });
   const end = Date.now() + timeoutMs;
   let attempt = 0;
   let lastError = "";
@@ -35,11 +36,7 @@ export async function requestJoin(
       try {
         msg = JSON.parse(text).error ?? msg;
       } catch { /* not JSON */ }
-      if (res.status === 401) {
-        throw new JoinRefused(
-          `${seed} refused the cluster token (401); check --token or --token-file`,
-        );
-      }
+      if (res.status === 401 || res.status === 409) throw new JoinRefused(msg);
       if (res.status >= 400 && res.status < 500) {
         throw new JoinRefused(`${seed} refused the join: ${msg}`);
       }

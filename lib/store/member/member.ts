@@ -1,9 +1,9 @@
 // One running store member: durable Raft storage in the data dir, the Raft driver, the peer
 // transport, the client API and the peer routes on one HTTP server, the tick timer, and the
-// leader's membership policy (promote learners, replace dead voters, drop dead learners).
+// leader's membership policy (promote learners, replace dead voters, drop dead learners), and
+// trust (member_trust.ts): every request authenticated, TLS only, certificates renewed.
 import { HEARTBEAT_RTT } from "../../metrics.ts";
 import { join } from "node:path";
-import type { Hono } from "hono";
 import { bootstrapSnapshot } from "../../raft/bootstrap.ts";
 import type { ConfChange, ConfState, Message, NodeId } from "../../raft/types.ts";
 import { type LeaderRpc, RaftKv } from "../raft_kv.ts";
@@ -21,14 +21,29 @@ import {
   type JoinResponse,
   type MembersResponse,
   type PeerHandler,
+  PeerRefusal,
+  type RemoveNodeResult,
   type SelfStatus,
 } from "./peer_routes.ts";
+import {
+  CALLER_HEADER,
+  type MemberTlsOptions,
+  type MemberTrustOptions,
+  TrustState,
+} from "./member_trust.ts";
+import { VoterFiles } from "./voter_files.ts";
+import { startMemberRenewal } from "./renewal.ts";
+import type { Renewal } from "../../pki/cert_renewal.ts";
+import { createApiApp } from "../api/app.ts";
+import { credentialAuth } from "../api/auth.ts";
+import type { Caller } from "../trust.ts";
+import { hashCredential } from "../../pki/credential.ts";
 import { decideMembership, type MembershipAction } from "./membership.ts";
 import type { MemberIdentity } from "./identity.ts";
 import type { Logger } from "../../log.ts";
 import { splitHostPort } from "../../net/address.ts";
-import { HttpClient, type TlsClientOptions } from "../../http/client.ts";
-import { serve } from "../../http/serve.ts";
+import { HttpClient } from "../../http/client.ts";
+import { serve, type StoreServer } from "../../http/serve.ts";
 import { VERSION } from "../../version.ts";
 import { writeTextFileAtomic } from "../../fs_atomic.ts";
 
@@ -37,9 +52,12 @@ export interface StoreMemberOptions {
   /** host:port to serve the store API and peer routes on. */
   listen: string;
   identity: MemberIdentity;
-  token: string;
-  /** How peers' certificates are verified (carried for the TLS step; see lib/http/client.ts). */
-  tls?: TlsClientOptions;
+  /** The serving certificate, its key and the cluster CA (all of 8473 is TLS). */
+  tls: MemberTlsOptions;
+  /** This member's credential and, at --init, the trust data to seed. */
+  trust: MemberTrustOptions;
+  /** The network's etcd prefix, which bounds what node credentials may touch. */
+  etcdPrefix?: string;
   /** Voters wanted (1..7). */
   voters: number;
   /** Learners kept as standby (beyond them, joiners that need not be members become clients). */
@@ -55,9 +73,7 @@ export interface StoreMemberOptions {
   /** --init: create a cluster whose only voter is this member (data dir must be empty). */
   bootstrap?: boolean;
   /** --join: the members the leader told us about. */
-  initialMembers?: MemberInfo[];
-  /** Builds the client API app for a kv (lib/store/api). */
-  createApiApp: (kv: RaftKv, token: string) => Hono;
+  initialMembers?: (MemberInfo & { credentialHash?: string })[];
   /** Use in-memory storage (tests only). */
   inMemory?: boolean;
 }
@@ -68,7 +84,10 @@ export class StoreMember implements PeerHandler {
   readonly kv: RaftKv;
   readonly transport: HttpTransport;
   readonly storage: LogStore;
-  private server: Deno.HttpServer | undefined;
+  private server: StoreServer | undefined;
+  private renewal: Renewal | undefined;
+  readonly trust: TrustState;
+  private readonly voterFiles: VoterFiles;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly lastContact = new Map<NodeId, number>();
   private leaderSince = 0;
@@ -91,7 +110,46 @@ export class StoreMember implements PeerHandler {
     this.kv = kv;
     this.transport = transport;
     this.log = opts.logger;
-    this.http = new HttpClient({ token: opts.token, tls: opts.tls, timeoutMs: 5000 });
+    this.http = new HttpClient({
+      token: opts.trust.credential,
+      tls: { caCerts: [opts.tls.caPem] },
+      timeoutMs: 5000,
+    });
+    this.trust = new TrustState(kv, opts.tls, opts.logger);
+    this.trustJoinAnswer(opts);
+    this.voterFiles = new VoterFiles({
+      dataDir: opts.dataDir,
+      caKeyPem: () => this.trust.caKeyPem(),
+      registerAdmin: (hash) => this.registerAdminHash(hash),
+      log: opts.logger,
+    });
+  }
+
+  /** A member that has just joined knows its peers' and its own credential from the join
+   *  answer before their records reach it through the log: it accepts them until then, so its
+   *  peers can replicate to it and the agent beside it is served at once. */
+  private trustJoinAnswer(opts: StoreMemberOptions): void {
+    const joined = opts.initialMembers ?? [];
+    if (joined.length === 0) return;
+    const { identity } = opts;
+    const entries = joined.flatMap((m) =>
+      m.credentialHash
+        ? [{
+          hash: m.credentialHash,
+          entry: { node: m.name, kind: "member" as const, memberId: m.id },
+        }]
+        : []
+    );
+    entries.push({
+      hash: hashCredential(opts.trust.credential),
+      entry: { node: identity.name, kind: "member", memberId: identity.nodeId },
+    });
+    this.trust.index.trustProvisionally(entries);
+  }
+
+  /** The port the store API listens on (useful with port 0). */
+  get port(): number {
+    return this.server!.port;
   }
 
   private fatalListeners: ((e: Error) => void)[] = [];
@@ -123,11 +181,7 @@ export class StoreMember implements PeerHandler {
     for (const m of known.values()) if (m.address) transport.setPeer(m.id, m.address);
     kv.setTransport(transport);
     member = new StoreMember(opts, storage, kv, transport);
-
-    const app = opts.createApiApp(kv, opts.token);
-    app.route("/raft", createPeerApp(member));
-    const [hostname, port] = splitHostPort(opts.listen);
-    member.server = await serve({ hostname, port, handler: app.fetch, logger });
+    await member.listen();
     member.timer = setInterval(() => member!.onTick(), opts.tickMs);
     logger("info", "store_member_started", {
       id: identity.nodeId,
@@ -138,7 +192,44 @@ export class StoreMember implements PeerHandler {
       last_index: storage.lastIndex(),
     });
     if (opts.bootstrap) kv.campaign();
+    if (opts.bootstrap && opts.trust.init) {
+      await member.ready(30_000);
+      await member.trust.seed(
+        identity.name,
+        identity.nodeId,
+        opts.trust.credential,
+        opts.trust.init,
+      );
+    }
     return member;
+  }
+
+  /** Serves the client API and the peer routes over TLS, and keeps the certificate fresh. */
+  private async listen(): Promise<void> {
+    const { opts } = this;
+    const auth = credentialAuth(
+      this.trust.index,
+      this.kv.sm,
+      opts.etcdPrefix ?? "/coreos.com/network",
+      (who, path, reason) =>
+        this.log("info", "request_refused", {
+          path,
+          node: who?.nodeName ?? "",
+          kind: who?.kind ?? "none",
+          reason,
+        }),
+    );
+    const app = createApiApp(this.kv, { auth });
+    app.route("/raft", createPeerApp(this));
+    const [hostname, port] = splitHostPort(opts.listen);
+    this.server = await serve({
+      hostname,
+      port,
+      handler: app.fetch,
+      logger: this.log,
+      tls: { certPem: opts.tls.certPem, keyPem: opts.tls.keyPem },
+    });
+    this.renewal = startMemberRenewal(this, this.server);
   }
 
   /** The Raft-backed kv; its events reach the member once it exists (`member()`). */
@@ -192,6 +283,7 @@ export class StoreMember implements PeerHandler {
     await this.handOffLeadership();
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    this.renewal?.stop();
     this.kv.stop();
     this.transport.close();
     for (const s of this.streams) {
@@ -248,6 +340,13 @@ export class StoreMember implements PeerHandler {
     this.ticks++;
     if (this.kv.currentRole === "leader" && this.ticks % 5 === 0) {
       void this.runMembershipPolicy();
+      void this.dropStaleAdmins();
+    }
+    if (this.trust.index.provisional) {
+      this.trust.index.settleProvisional((id) => this.isRemoved(id));
+    }
+    if (this.ticks % 5 === 0 && this.kv.leader !== 0 && !this.opts.inMemory) {
+      void this.voterFiles.sync(this.kv.confState.voters.includes(this.id));
     }
   }
 
@@ -358,8 +457,13 @@ export class StoreMember implements PeerHandler {
   clusterId(): string {
     return this.opts.identity.clusterId;
   }
-  token(): string {
-    return this.opts.token;
+
+  authenticate(req: Request): Caller | null {
+    return this.trust.authenticate(req);
+  }
+
+  onRevoked(who: Caller, fn: () => void): () => void {
+    return this.trust.index.onRevoked(who.hash, fn);
   }
 
   isRemoved(from: NodeId): boolean {
@@ -441,39 +545,123 @@ export class StoreMember implements PeerHandler {
       }
       return await this.callLeader<JoinResponse>(b.leader, "/raft/join", req);
     }
+    // The secret first: a wrong one gets the same answer whatever the name or join id.
+    this.trust.checkSecret(req);
     const done = this.joins.get(req.joinId);
     if (done) return done;
-    await this.freeAddress(req.address);
+    this.trust.checkNameFree(req.name);
     const conf = b.confState;
     const standby = this.opts.standbyLearners ?? 2;
-    const members = () => b.members.all().map((m) => ({ ...m }));
-    if (
-      !req.wantMember && conf.learners.length >= standby && conf.voters.length >= this.opts.voters
-    ) {
-      const resp: JoinResponse = {
-        clusterId: this.clusterId(),
-        nodeId: 0,
-        role: "client",
-        members: members(),
-      };
-      this.log("info", "client_admitted", { address: req.address, name: req.name });
-      return resp;
+    const asClient = !req.wantMember && conf.learners.length >= standby &&
+      conf.voters.length >= this.opts.voters;
+    // Sign before changing anything, so a bad request leaves no trace.
+    const certPem = asClient ? "" : await this.trust.signFor(req.address, req.name, req.csrPem);
+    if (!asClient) await this.freeAddress(req.address);
+    const id = asClient ? 0 : b.members.nextId();
+    if (!asClient) {
+      await b.changeMembership({ type: "addLearner", nodeId: id }, {
+        address: req.address,
+        name: req.name,
+      });
     }
-    const id = b.members.nextId();
-    await b.changeMembership({ type: "addLearner", nodeId: id }, {
+    const credential = await this.trust.createCredential(
+      req.name,
+      asClient ? "node" : "member",
+      id,
+    );
+    const resp = this.trust.response(
+      {
+        clusterId: this.clusterId(),
+        nodeId: id,
+        role: asClient ? "client" : "learner",
+        members: b.members.all().map((m) => ({
+          ...m,
+          credentialHash: this.trust.index.memberHash(m.id),
+        })),
+      },
+      credential,
+      certPem,
+    );
+    this.joins.set(req.joinId, resp);
+    if (this.joins.size > 1000) this.joins.delete(this.joins.keys().next().value!);
+    this.log("info", asClient ? "client_admitted" : "member_joined", {
+      node: id,
       address: req.address,
       name: req.name,
     });
-    const resp: JoinResponse = {
-      clusterId: this.clusterId(),
-      nodeId: id,
-      role: "learner",
-      members: members(),
-    };
-    this.joins.set(req.joinId, resp);
-    if (this.joins.size > 1000) this.joins.delete(this.joins.keys().next().value!);
-    this.log("info", "member_joined", { node: id, address: req.address, name: req.name });
     return resp;
+  }
+
+  /** Signs a renewal of a member's serving certificate (names from its recorded address). */
+  async sign(who: Caller, csrPem: string): Promise<{ certPem: string }> {
+    const info = who.memberId ? this.kv.members.get(who.memberId) : undefined;
+    if (!info) throw new PeerRefusal(403, "only a current member's certificate is signed");
+    if (this.trust.caKeyPem() === null) {
+      if (this.kv.leader === 0 || this.kv.leader === this.id) {
+        throw new StoreError("unavailable", "no voter with the CA key is reachable");
+      }
+      return await this.callLeader(this.kv.leader, "/raft/sign", { csrPem });
+    }
+    return { certPem: await this.trust.signFor(info.address, info.name, csrPem) };
+  }
+
+  async registerAdmin(who: Caller, hash: string): Promise<void> {
+    if (this.kv.currentRole !== "leader") {
+      await this.callLeader(this.kv.leader, "/raft/admin-credential", { hash }, who);
+      return;
+    }
+    if (who.kind !== "member" || !this.kv.confState.voters.includes(who.memberId ?? -1)) {
+      throw new PeerRefusal(403, "only a voter registers an admin credential");
+    }
+    await this.trust.putRecord(hash, who.nodeName, "admin", who.memberId!);
+    this.log("info", "admin_credential_registered", { node: who.nodeName, member: who.memberId });
+  }
+
+  /** This member's own admin credential hash: recorded locally when leading. */
+  private async registerAdminHash(hash: string): Promise<void> {
+    const self = this.trust.index.authenticate(`Bearer ${this.opts.trust.credential}`);
+    if (!self) throw new Error("this member's credential is not live");
+    if (this.kv.currentRole === "leader") return await this.registerAdmin(self, hash);
+    if (this.kv.leader === 0) throw new StoreError("unavailable", "no leader");
+    await this.callLeader(this.kv.leader, "/raft/admin-credential", { hash });
+  }
+
+  /** Revokes node `name`'s credentials and store leases; removes it if it is a member. */
+  async removeNode(name: string, who?: Caller): Promise<RemoveNodeResult> {
+    const b = this.kv;
+    if (b.currentRole !== "leader") {
+      if (b.leader === 0) throw new StoreError("unavailable", ETCD_MESSAGES.noLeader);
+      const fwd = await this.callLeader<{ removed: RemoveNodeResult }>(
+        b.leader,
+        "/raft/remove-node",
+        { name },
+        who,
+      );
+      return fwd.removed;
+    }
+    const m = b.members.all().find((x) => x.name === name);
+    if (!m && this.trust.index.ofNode(name).length === 0 && !this.trust.leasesOf(name).length) {
+      throw new PeerRefusal(404, `no node named ${name}`);
+    }
+    if (m?.id === this.id) {
+      throw new PeerRefusal(409, `${name} is the leader; retry once leadership has moved`);
+    }
+    const revoked = await this.trust.revokeNode(name);
+    if (m) await b.changeMembership({ type: "removeNode", nodeId: m.id });
+    this.log("info", "node_removed", { node: name, member: m?.id ?? 0 });
+    return { ...revoked, member: m?.id ?? 0 };
+  }
+
+  /** The leader deletes the admin records of members that are no longer voters. */
+  private async dropStaleAdmins(): Promise<void> {
+    const stale = this.trust.staleAdmins(this.kv.confState.voters);
+    if (stale.length === 0) return;
+    try {
+      await this.trust.deleteRecords(stale);
+      this.log("info", "admin_credentials_revoked", { count: stale.length });
+    } catch (e) {
+      this.log("warn", "admin_revoke_failed", { error: (e as Error).message });
+    }
   }
 
   /** Makes room for a joiner at `address` when a member already holds it: a stale learner is
@@ -522,14 +710,16 @@ export class StoreMember implements PeerHandler {
   }
 
   /** POSTs to the leader's peer route; errors become StoreErrors ("unavailable" when unknown). */
-  async callLeader<T>(leader: NodeId, path: string, body: unknown): Promise<T> {
+  async callLeader<T>(leader: NodeId, path: string, body: unknown, as?: Caller): Promise<T> {
     const address = this.kv.members.get(leader)?.address ?? this.transport.peerAddress(leader);
     if (!address) {
       throw new StoreError("unavailable", `leader ${leader}'s address is not known yet`);
     }
     let res: { status: number; ok: boolean; text: string };
     try {
-      res = await this.http.postJson(address, path, body);
+      res = await this.http.postJson(address, path, body, {
+        headers: as ? { [CALLER_HEADER]: as.hash } : undefined,
+      });
     } catch (e) {
       throw new StoreError(
         "unavailable",
@@ -542,6 +732,9 @@ export class StoreMember implements PeerHandler {
     try {
       err = JSON.parse(text);
     } catch { /* not JSON */ }
+    if ([401, 403, 404, 409].includes(res.status)) {
+      throw new PeerRefusal(res.status as 401, err.error ?? `leader answered ${res.status}`);
+    }
     const code =
       (err.code ?? (res.status === 503 ? "unavailable" : "internal")) as StoreError["code"];
     throw new StoreError(code, err.error ?? `leader answered ${res.status}`);
@@ -599,8 +792,8 @@ function createTransport(opts: StoreMemberOptions, kv: RaftKv): HttpTransport {
   return new HttpTransport({
     selfId: identity.nodeId,
     clusterId: identity.clusterId,
-    token: opts.token,
-    tls: opts.tls,
+    token: opts.trust.credential,
+    tls: { caCerts: [opts.tls.caPem] },
     onUnreachable: (id) => kv.reportUnreachable(id),
     onSnapshotStatus: (id, ok) => kv.reportSnapshot(id, ok),
     onRemoved: (by) =>

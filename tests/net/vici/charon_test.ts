@@ -212,7 +212,9 @@ Deno.test("a missing charon is one line naming the packages", async () => {
       () => ensureCharon({ dataDir, mode: "libipsec", binary: "/nonexistent/charon" }),
       (e) =>
         e instanceof MissingBinaryError &&
-        /strongswan-charon and libcharon-extra-plugins/.test(e.message),
+        /strongswan-charon, libcharon-extra-plugins and libstrongswan-standard-plugins/.test(
+          e.message,
+        ),
     );
   } finally {
     await Deno.remove(dataDir, { recursive: true });

@@ -16,6 +16,8 @@ export interface Step {
 
 export interface ScenarioOptions {
   token?: string;
+  /** For an https endpoint: the client that trusts its CA. */
+  client?: Deno.HttpClient;
   /** Called between steps, e.g. to kill a member; unused by the basic run. */
   log?: (msg: string) => void;
 }
@@ -57,6 +59,7 @@ export async function runDifferentialScenario(
     how: "exact" | "codeOnly" = "exact",
   ): Promise<Json> {
     const res = await fetch(endpoint + path, {
+      client: opts.client,
       method: "POST",
       headers,
       body: typeof body === "string" ? body : JSON.stringify(body),
@@ -83,6 +86,7 @@ export async function runDifferentialScenario(
   ): Promise<void> {
     const ctrl = new AbortController();
     const res = await fetch(endpoint + "/v3/watch", {
+      client: opts.client,
       method: "POST",
       headers,
       body: JSON.stringify({ create_request: create }),
@@ -291,6 +295,7 @@ export async function runDifferentialScenario(
   const until = Date.now() + 8000;
   while (Date.now() < until) {
     const r = await fetch(endpoint + "/v3/kv/range", {
+      client: opts.client,
       method: "POST",
       headers,
       body: JSON.stringify({ key: b64("l/3") }),

@@ -81,3 +81,28 @@ Deno.test("the binary key history round-trips every field and refuses truncated 
   padded.set(bytes);
   assert.throws(() => decodeHistory(padded), /trailing bytes/);
 });
+
+Deno.test("a lease's owner survives a snapshot; a lease from a snapshot without owners has none", () => {
+  const sm = new MvccStateMachine();
+  sm.apply(1, { op: "leaseGrant", requestId: "g1", id: "5", ttl: 30, owner: "node-a" });
+  sm.apply(2, { op: "leaseGrant", requestId: "g2", id: "6", ttl: 30 });
+  const again = MvccStateMachine.restore(sm.snapshot());
+  assert.equal(again.lease("5")?.owner, "node-a");
+  assert.equal(again.lease("6")?.owner, undefined);
+  assert.deepEqual(again.snapshot(), sm.snapshot());
+  // A format-3 snapshot written before owners existed: three-element lease tuples.
+  const old = sm.snapshot();
+  const headLen = new DataView(old.buffer, old.byteOffset).getUint32(4, true);
+  const head = JSON.parse(td.decode(old.subarray(8, 8 + headLen)));
+  for (const l of head.leases) l.length = 3;
+  const headBytes = te.encode(JSON.stringify(head));
+  const rest = old.subarray(8 + headLen);
+  const out = new Uint8Array(8 + headBytes.length + rest.length);
+  out.set(old.subarray(0, 4), 0);
+  new DataView(out.buffer).setUint32(4, headBytes.length, true);
+  out.set(headBytes, 8);
+  out.set(rest, 8 + headBytes.length);
+  const restored = MvccStateMachine.restore(out);
+  assert.equal(restored.lease("5")?.owner, undefined);
+  assert.equal(restored.lease("5")?.ttl, 30);
+});
