@@ -3,6 +3,7 @@
 // remain, and writes keep succeeding throughout.
 import assert from "node:assert/strict";
 import { b64, post, type ProcessCluster, withCluster } from "./process_cluster.ts";
+import { adminCredentials, membersView, statusOf } from "./membership_admins.ts";
 
 /** Puts a key every 100 ms through whichever member answers; records the longest time without
  *  a successful write. */
@@ -13,9 +14,16 @@ function writer(c: ProcessCluster) {
   let ok = 0;
   const done = (async () => {
     for (let i = 0; !stop; i++) {
-      for (const m of c.members.filter((x) => !x.stopped)) {
+      // A demoted voter's admin credential is revoked: write with any voter's that works.
+      const tokens = await adminCredentials(c);
+      for (
+        const [m, token] of c.members.filter((x) => !x.stopped).flatMap((m) =>
+          tokens.map((t) => [m, t] as const)
+        )
+      ) {
         try {
-          const r = await post(m.address, "/v3/kv/put", { key: b64(`/d/${i}`), value: b64("v") });
+          const body = { key: b64(`/d/${i}`), value: b64("v") };
+          const r = await post(m.address, "/v3/kv/put", body, 3000, token);
           if (r.status === 200) {
             worstGapMs = Math.max(worstGapMs, Date.now() - last);
             last = Date.now();
@@ -49,13 +57,17 @@ Deno.test({
       for (const m of [...c.members.filter((x) => x !== leader), leader]) {
         await c.kill(m, "SIGTERM");
         c.restart(m, ["--voters", "1"]);
-        await c.waitReady(m);
+        await c.waitFor(
+          async () => Number((await statusOf(c, m.address))?.leader ?? 0) > 0,
+          20_000,
+          `${m.address} to serve with a leader`,
+        );
       }
-      let view = (await c.membersView())!;
+      let view = (await membersView(c))!;
       const kinds = () => view.members.map((m) => m.kind).sort();
       await c.waitFor(
         async () => {
-          view = (await c.membersView()) ?? view;
+          view = (await membersView(c)) ?? view;
           return JSON.stringify(kinds()) === JSON.stringify(["learner", "learner", "voter"]);
         },
         30_000,
@@ -71,7 +83,7 @@ Deno.test({
       await c.waitFor(
         async () => {
           for (const m of c.members) {
-            const s = await c.status(m);
+            const s = await statusOf(c, m.address);
             if (
               !s || s.role !== (view.members.find((x) => x.address === m.address)!.kind ===
                     "voter"
