@@ -2,7 +2,7 @@
 // turn; the leader demotes voters to learners one change at a time until 1 voter and 2 learners
 // remain, and writes keep succeeding throughout.
 import assert from "node:assert/strict";
-import { b64, post, type ProcessCluster, withCluster } from "./process_cluster.ts";
+import { b64, type Member, post, type ProcessCluster, withCluster } from "./process_cluster.ts";
 import { adminCredentials, membersView, statusOf } from "./membership_admins.ts";
 
 /** Puts a key every 100 ms through whichever member answers; records the longest time without
@@ -44,6 +44,19 @@ function writer(c: ProcessCluster) {
   };
 }
 
+/** SIGTERM (a leader hands its leadership off first), then SIGKILL if it has not exited within
+ *  5 s: the test is about the membership, not about how fast a member stops. */
+async function stop(c: ProcessCluster, m: Member): Promise<void> {
+  c.signal(m, "SIGTERM");
+  const exited = await Promise.race([
+    m.child!.status.then(() => true),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+  ]);
+  if (!exited) console.log(`${m.address} did not exit within 5 s of SIGTERM; killed`);
+  await c.kill(m);
+  m.stopped = true;
+}
+
 Deno.test({
   name: "a rolling restart with a lower --voters demotes voters to learners, one at a time",
   sanitizeResources: false,
@@ -55,7 +68,7 @@ Deno.test({
       // Followers first, the leader last (it hands its leadership off when it stops).
       const leader = await c.waitLeader();
       for (const m of [...c.members.filter((x) => x !== leader), leader]) {
-        await c.kill(m, "SIGTERM");
+        await stop(c, m);
         c.restart(m, ["--voters", "1"]);
         await c.waitFor(
           async () => Number((await statusOf(c, m.address))?.leader ?? 0) > 0,
