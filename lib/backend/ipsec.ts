@@ -265,6 +265,7 @@ async function initIpsec(
     const why = e instanceof ViciCommandError ? `charon refused ${e.command}: ${e.errmsg}` : e;
     throw new Error(`ipsec: ${why instanceof Error ? why.message : why} (see ${charon.paths.log})`);
   }
+  await b.ensureLeakGuard();
   b.logStart(esp.detail);
   return b;
 }
@@ -429,6 +430,7 @@ export class IpsecBackend implements Backend {
     const own = this.endpoint();
     if (!own) return res;
     await this.ensureCharonAnswers(res);
+    await this.ensureLeakGuard(res);
     if (this.mode === "libipsec") await this.ensureOwnAddress(own, res);
     const want = ipsecDesired(own, peers, this.params());
     const errors: string[] = [];
@@ -499,6 +501,23 @@ export class IpsecBackend implements Backend {
     this.ctx.log("info", "ipsec_charon_back", {
       charon: this.charon.reused ? "reused" : "started",
     });
+  }
+
+  /**
+   * Until a peer's CHILD_SA is installed, nothing routes its subnet through the tunnel, so a pod's
+   * first packets to it would follow the default route and cross the underlay in clear. A
+   * blackhole route for the whole Network in the main table drops them instead: charon installs
+   * each SA's route in its own table (220), which the kernel consults before main, and the node's
+   * own subnet on cni0 is more specific than the blackhole.
+   */
+  async ensureLeakGuard(res?: ReconcileResult): Promise<void> {
+    const net = formatCIDR(this.ctx.network);
+    const have = await ip(this.opts.netns, ["-4", "route", "show", "type", "blackhole", net]);
+    if (have.trim() !== "") return;
+    await ip(this.opts.netns, ["route", "replace", "blackhole", net]);
+    if (!res) return;
+    res.deviceChanged = true;
+    res.deviceReason = `blackhole ${net} (no pod packet leaves in clear before its SA is up)`;
   }
 
   /**

@@ -20,6 +20,9 @@ export async function ctlAccess(o: {
   server?: string;
   token?: string;
 }): Promise<CtlAccess> {
+  // A plain etcd (an agent run with --etcd-endpoints http://…) is named by its URL; it has no
+  // cluster CA and no twill credential. Nothing secret is sent to it.
+  if (o.server?.startsWith("http://")) return { server: o.server, caPem: "" };
   const cred = await resolveCredential({ token: o.token, dataDir: o.dataDir, preferAdmin: true });
   const caPem = await readCaPem(o.dataDir);
   if (caPem === null) {

@@ -158,7 +158,7 @@ async function readEnv(path: string): Promise<SubnetEnv> {
 
 /** The network config and the leases, ours picked out by the subnet in subnet.env. */
 async function readStore(o: CtlOptions, env: SubnetEnv, path: string) {
-  const api = new ClusterApi(o.server, o.token);
+  const api = ClusterApi.of(o);
   const [cfgKv] = await api.range(`${o.prefix}/config`);
   if (!cfgKv) throw new CtlError(`no network config at ${o.prefix}/config`);
   const cfg = parseNetConfig(cfgKv.value, backendConfigParser);

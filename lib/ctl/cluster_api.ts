@@ -49,6 +49,12 @@ export class ClusterApi {
   readonly #etcd: EtcdClient;
   readonly #http: HttpClient;
 
+  /** The cluster API as ctl's options reach it: TLS verified by the CA when there is one (a
+   *  plain etcd named by an http:// URL has none). */
+  static of(o: { server: string; token?: string; caPem?: string }): ClusterApi {
+    return new ClusterApi(o.server, o.token, o.caPem ? { caCerts: [o.caPem] } : undefined);
+  }
+
   constructor(
     readonly server: string,
     readonly token: string | undefined,

@@ -27,7 +27,7 @@ export const CTL_COMMANDS =
 
 /** The cluster API as these options reach it: TLS verified by the CA when there is one. */
 function apiOf(o: CtlOptions): ClusterApi {
-  return new ClusterApi(o.server, o.token, o.caPem ? { caCerts: [o.caPem] } : undefined);
+  return ClusterApi.of(o);
 }
 
 /** The join token for a secret: K10<sha256 of the CA we verify the server with>::secret. */

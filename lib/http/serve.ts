@@ -2,24 +2,43 @@
 // used by every store member. Deno.serve sets TCP_NODELAY on accepted connections, which the
 // peer streams' small frames need. With `tls` the server speaks TLS only (lib/http/tls_server.ts:
 // a plain-HTTP request gets no HTTP answer) and its certificate can be replaced without a restart.
+// Deno.serve has no header-read or idle timeout, so the real server listens privately (a unix
+// socket, or for TLS a loopback port) behind a thin TCP front of ours on the public address that
+// enforces them (accept_guard.ts); TLS still ends in the real server, so the front sees no secret.
 import type { Logger } from "../log.ts";
+import {
+  type AcceptLimits,
+  DEFAULT_ACCEPT_LIMITS,
+  guardAccept,
+  type GuardTarget,
+} from "./accept_guard.ts";
 import { serveTls } from "./tls_server.ts";
 
 export interface ServeOptions {
   hostname: string;
-  /** 0: any free port (read it from the returned server's `port`). */
+  /** 0 picks a free port (read it from the result). */
   port: number;
   handler: (req: Request) => Response | Promise<Response>;
   /** Where a handler that throws is reported (the client gets a 500). */
   logger: Logger;
   /** The serving certificate chain (leaf then CA) and its key, PEM. */
   tls?: { certPem: string; keyPem: string };
+  /** Connection deadlines (tests shrink them). */
+  limits?: AcceptLimits;
 }
 
 export interface StoreServer {
+  /** The public port (the front's). */
   readonly port: number;
   /** Serves new connections with this certificate; rejects (old one kept) on bad PEM.
    *  Throws on a server started without TLS. */
+  replaceCertificate(certPem: string, keyPem: string): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** The real server, listening where only the front reaches it. */
+interface InnerServer {
+  target: GuardTarget;
   replaceCertificate(certPem: string, keyPem: string): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -31,46 +50,57 @@ export async function serve(o: ServeOptions): Promise<StoreServer> {
     o.logger("error", "http_handler_failed", { error: e });
     return new Response("internal error", { status: 500 });
   };
-  if (o.tls) {
-    try {
-      const s = serveTls({
-        hostname: o.hostname,
-        port: o.port,
-        handler: o.handler,
-        certPem: o.tls.certPem,
-        keyPem: o.tls.keyPem,
-        onError,
-      });
-      return s;
-    } catch (e) {
-      throw new Error(`cannot listen on ${where}: ${(e as Error).message}`);
-    }
-  }
-  return await servePlain(o, where, onError);
-}
-
-async function servePlain(
-  o: ServeOptions,
-  where: string,
-  onError: (e: unknown) => Response,
-): Promise<StoreServer> {
-  let listening!: () => void;
-  const listened = new Promise<void>((resolve) => listening = resolve);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  const inner = o.tls ? serveInnerTls(o, o.tls, onError) : await serveInnerPlain(o, onError);
   try {
-    server = Deno.serve({
-      hostname: o.hostname,
-      port: o.port,
-      onListen: () => listening(),
-      onError,
-    }, o.handler);
+    const front = guardAccept(
+      { hostname: o.hostname, port: o.port },
+      inner.target,
+      o.limits ?? DEFAULT_ACCEPT_LIMITS,
+    );
+    return {
+      port: front.addr.port,
+      replaceCertificate: (c, k) => inner.replaceCertificate(c, k),
+      async shutdown() {
+        front.close();
+        await inner.shutdown();
+      },
+    };
   } catch (e) {
+    await inner.shutdown();
     throw new Error(`cannot listen on ${where}: ${(e as Error).message}`);
   }
+}
+
+function serveInnerTls(
+  o: ServeOptions,
+  tls: { certPem: string; keyPem: string },
+  onError: (e: unknown) => Response,
+): InnerServer {
+  const loopback = o.hostname.includes(":") ? "::1" : "127.0.0.1";
+  const s = serveTls({ hostname: loopback, port: 0, handler: o.handler, ...tls, onError });
+  return {
+    target: { hostname: loopback, port: s.port },
+    replaceCertificate: (c, k) => s.replaceCertificate(c, k),
+    shutdown: () => s.shutdown(),
+  };
+}
+
+async function serveInnerPlain(
+  o: ServeOptions,
+  onError: (e: unknown) => Response,
+): Promise<InnerServer> {
+  const dir = await Deno.makeTempDir({ prefix: "twill-http-" }); // 0700: only we connect
+  const path = `${dir}/http.sock`;
+  let listening!: () => void;
+  const listened = new Promise<void>((resolve) => listening = resolve);
+  const server = Deno.serve({ path, onListen: () => listening(), onError }, o.handler);
   await listened;
   return {
-    port: server.addr.port,
+    target: { path },
     replaceCertificate: () => Promise.reject(new Error("this server speaks plain HTTP")),
-    shutdown: () => server.shutdown(),
+    async shutdown() {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
   };
 }

@@ -60,6 +60,7 @@ import { DEFAULT_DEDUPE_WINDOW, MAX_DEDUPE_WINDOW } from "./state_machine.ts";
 import type { LogStore } from "./member/log_store.ts";
 import { type ConfChangeContext, encodeConfContext, MemberTable } from "./member/members.ts";
 import { decodeSnapshotData, encodeSnapshotData } from "./member/snapshot_envelope.ts";
+import { stepRefusal } from "./member/step_guard.ts";
 import type { PeerSink } from "./member/transport.ts";
 import type { Logger } from "../log.ts";
 import { silentLogger } from "../log.ts";
@@ -298,6 +299,19 @@ export class RaftKv implements Kv {
       this.autoCompact();
     }
     this.kick();
+  }
+
+  /** Messages from a peer, each first checked against the core's invariants (step_guard.ts);
+   *  stepping stops at the first refused one, whose reason is returned. */
+  stepChecked(msgs: Message[]): string | undefined {
+    for (const m of msgs) {
+      if (this.stopped) return undefined;
+      // Checked against the state the earlier messages of the batch left.
+      const why = stepRefusal(this.node.raft, m);
+      if (why) return `${m.type} from ${m.from}: ${why}`;
+      this.step([m]);
+    }
+    return undefined;
   }
 
   /** Messages from peers. */

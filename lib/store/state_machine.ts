@@ -825,7 +825,7 @@ interface SnapshotImage extends Omit<SnapshotHeader, "format"> {
 /** "TWS3": a format-3 snapshot (format 2 was one JSON document, starting with "{"). */
 const SNAPSHOT_MAGIC = new Uint8Array([0x54, 0x57, 0x53, 0x33]);
 
-function decodeSnapshot(bytes: Uint8Array): SnapshotImage {
+export function decodeSnapshot(bytes: Uint8Array): SnapshotImage {
   if (SNAPSHOT_MAGIC.every((b, i) => bytes[i] === b)) {
     const at = SNAPSHOT_MAGIC.length;
     const headLen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)

@@ -1,7 +1,7 @@
 // A subnet lease as Flannel stores it: the key <prefix>/subnets/10.1.2.0-24 (dual stack
 // 10.1.2.0-24&fd00::-64) and the value Flannel's LeaseAttrs JSON, fields in Flannel's order:
 // {"PublicIP":"…","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
-import { type CIDR, cidrEqual, formatCIDR, formatIP, parseCIDR, tryParseIP } from "../net/cidr.ts";
+import { type CIDR, cidrEqual, formatCIDR, parseCIDR } from "../net/cidr.ts";
 import { jsonField } from "./config.ts";
 import { parseSubnetKey, subnetKeyName } from "../net/subnet_key.ts";
 

@@ -10,6 +10,7 @@ import { requireTools } from "../support/tools.ts";
 import {
   type AgentMode,
   type AgentProc,
+  embeddedAccess,
   httpStatus,
   inNs,
   sh,
@@ -22,7 +23,7 @@ import {
 } from "./topology.ts";
 
 export const LEASE_PREFIX = "/coreos.com/network";
-const TOKEN = "twb-e2e-token";
+const TOKEN = "twb-e2e-join-secret";
 
 export interface ClusterOptions {
   /** Namespace prefix unique to the test (a random tag is appended). */
@@ -84,12 +85,16 @@ export class BackendCluster {
   /** subnet.env text per node. */
   readonly env = new Map<number, string>();
   readonly podIp = new Map<number, string>();
-  readonly store: StoreAccess;
   readonly n: number;
 
   private constructor(readonly topo: Topology, readonly dir: string, readonly o: ClusterOptions) {
     this.n = o.nodes ?? 3;
-    this.store = { ns: topo.node(1), endpoint: `http://${topo.nodeIp(1)}:8473`, token: TOKEN };
+  }
+
+  /** The store through node 1's member, as its admin (over TLS, verified by the cluster CA);
+   *  known once node 1 has started. */
+  get store(): StoreAccess {
+    return embeddedAccess(this.topo, 1);
   }
 
   /** Namespaces up, net-conf written; no agent yet. */

@@ -234,7 +234,13 @@ export function startAgent(
     ];
   }
   const args = ["netns", "exec", t.node(n), ...cmd, ...extra];
-  const child = new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).spawn();
+  // No update check: it would put a DNS query on the underlay that captures must not see.
+  const child = new Deno.Command("ip", {
+    args,
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   let text = "";
   const pump = async (s: ReadableStream<Uint8Array>) => {
     const d = new TextDecoder();

@@ -38,7 +38,10 @@ function startPeer(): Promise<Peer> {
         }
         : null,
     onRevoked: () => () => {},
-    receive: (_from, msgs) => received.push(...msgs),
+    receive: (_from, msgs) => {
+      received.push(...msgs);
+      return undefined;
+    },
     isRemoved: (from) => removed.has(from),
     streamOpened: (s) => streams.push(s),
     join: () => Promise.reject(new Error("not in this test")),

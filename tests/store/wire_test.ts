@@ -10,6 +10,7 @@ import { encodeConfContext, MemberTable } from "../../lib/store/member/members.t
 import { formatDuration, parseDuration } from "../../lib/daemon/duration.ts";
 import { formatLogLine } from "../../lib/log.ts";
 import type { Message } from "../../lib/raft/types.ts";
+import { encodeConfChange } from "../../lib/raft/confchange_codec.ts";
 
 Deno.test("Raft messages survive the wire byte for byte", () => {
   const m: Message = {
@@ -22,7 +23,12 @@ Deno.test("Raft messages survive the wire byte for byte", () => {
     commit: 40,
     entries: [
       { term: 7, index: 42, type: "normal", data: new Uint8Array([0, 1, 255]) },
-      { term: 7, index: 43, type: "confChange", data: new Uint8Array([9]) },
+      {
+        term: 7,
+        index: 43,
+        type: "confChange",
+        data: encodeConfChange({ type: "addNode", nodeId: 9 }),
+      },
       { term: 7, index: 44, type: "normal", data: new Uint8Array() },
     ],
     reject: false,

@@ -45,7 +45,7 @@ import {
   type JsonObject,
   parseRequestObject,
 } from "./json_codec.ts";
-import { jsonTexts } from "./json_stream.ts";
+import { jsonTexts, SlowConsumerGuard } from "./json_stream.ts";
 import { WatchSession } from "./watch_session.ts";
 import type { AuthRequest } from "../../pki/authorize.ts";
 import type { Caller } from "../trust.ts";
@@ -449,9 +449,11 @@ function streamResponse(
   let closed = false;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let drained: () => void = () => {};
+  let guard: SlowConsumerGuard | undefined;
   const finish = () => {
     if (closed) return;
     closed = true;
+    guard?.stop();
     cleanup();
     try {
       controller.close();
@@ -464,6 +466,7 @@ function streamResponse(
     controller.enqueue(
       msg instanceof Uint8Array ? msg : encoder.encode(JSON.stringify(msg) + "\n"),
     );
+    guard?.sent();
   };
   const flow: StreamFlow = {
     canSend: () => !closed && (controller.desiredSize ?? 0) > 0,
@@ -474,6 +477,10 @@ function streamResponse(
     {
       start(c) {
         controller = c;
+        guard = new SlowConsumerGuard(c, STREAM_HIGH_WATER_BYTES, (why) => {
+          c.error(new Error(why)); // drops what is queued; the connection ends
+          finish();
+        });
         run(send, flow).then(
           (end) => end && finish(),
           (e) => {
@@ -483,6 +490,7 @@ function streamResponse(
         );
       },
       pull() {
+        guard?.drained();
         if (!closed) drained();
       },
       cancel() {

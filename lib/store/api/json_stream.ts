@@ -70,3 +70,57 @@ export async function* jsonTexts(
     reader.releaseLock();
   }
 }
+
+/** Bytes a streaming response (watch, lease keep-alive) may hold unread by its client. Every
+ *  message counts: events, create/cancel replies, keep-alive answers. */
+export const STREAM_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** How long a stream may stay at its high-water mark without the client reading any of it. */
+export const STREAM_STALL_MS = 10_000;
+
+export interface SlowConsumerLimits {
+  maxBufferedBytes: number;
+  stallMs: number;
+}
+
+/**
+ * Cuts a streaming response off from a client that does not read it: at once when more than
+ * maxBufferedBytes are queued, or when the queue has stayed at its high-water mark for stallMs
+ * (as etcd's gRPC proxy cancels a watch stream whose client does not take its responses). The
+ * stream is errored, so what it held is dropped with the connection.
+ */
+export class SlowConsumerGuard {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly controller: ReadableStreamDefaultController<Uint8Array>,
+    private readonly highWater: number,
+    private readonly cut: (why: string) => void,
+    private readonly limits: SlowConsumerLimits = {
+      maxBufferedBytes: STREAM_MAX_BUFFERED_BYTES,
+      stallMs: STREAM_STALL_MS,
+    },
+  ) {}
+
+  /** After each message is queued. */
+  sent(): void {
+    const queued = this.highWater - (this.controller.desiredSize ?? 0);
+    if (queued > this.limits.maxBufferedBytes) {
+      this.cut(`slow consumer: more than ${this.limits.maxBufferedBytes} bytes unread`);
+    } else if (queued >= this.highWater && this.#timer === undefined) {
+      this.#timer = setTimeout(
+        () => this.cut(`slow consumer: nothing read for ${this.limits.stallMs} ms`),
+        this.limits.stallMs,
+      );
+    }
+  }
+
+  /** The client read: the queue is below its high-water mark again. */
+  drained(): void {
+    this.stop();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

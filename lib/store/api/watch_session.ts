@@ -67,6 +67,18 @@ function sharedBatch(batch: RevisionEvents): SharedBatch {
   return shared;
 }
 
+/** Watchers one watch stream may hold (etcd has no such cap; each costs memory here). */
+export const MAX_WATCHERS_PER_STREAM = 4096;
+/** Bytes of history events one catch-up response carries before the next is considered. */
+const CATCH_UP_CHUNK_BYTES = 256 * 1024;
+
+/** Roughly what an event costs on the stream (base64 grows the bytes by a third). */
+function eventBytes(e: WatchEvent, prevKv: boolean): number {
+  const kv = (x: WatchEvent["kv"] | undefined) =>
+    x ? (x.key.length + x.value.length) * 1.34 + 120 : 0;
+  return kv(e.kv) + (prevKv ? kv(e.prevKv) : 0);
+}
+
 export class WatchSession {
   readonly #sm: KvStateMachine;
   readonly #header: () => Header;
@@ -95,6 +107,9 @@ export class WatchSession {
   get size(): number {
     return this.#watchers.size;
   }
+
+  /** Most watchers one stream may hold; a create beyond it is answered canceled. */
+  static maxWatchers = MAX_WATCHERS_PER_STREAM;
 
   /** One WatchRequest (create_request, cancel_request or progress_request). */
   handle(req: JsonObject): void {
@@ -137,6 +152,16 @@ export class WatchSession {
   }
 
   #create(o: JsonObject): void {
+    if (this.#watchers.size >= WatchSession.maxWatchers) {
+      this.#send({
+        header: this.#head(this.#sm.revision),
+        watch_id: "-1",
+        created: true,
+        canceled: true,
+        cancel_reason: `too many watchers on this stream (at most ${WatchSession.maxWatchers})`,
+      });
+      return;
+    }
     const asked = int64Field(o, "watch_id");
     let id: string;
     if (asked !== "0") {
@@ -187,7 +212,7 @@ export class WatchSession {
 
   /** Sends everything from history the watcher has not seen, or cancels it if compacted. */
   #catchUp(w: Watcher): void {
-    if (w.next > this.#sm.revision) return;
+    if (w.next > this.#sm.revision || !this.#canSend()) return; // resume() comes back to it
     let batches: RevisionEvents[];
     try {
       batches = this.#sm.eventsSince(w.next);
@@ -203,7 +228,22 @@ export class WatchSession {
       }));
       return;
     }
-    const events = batches.flatMap((b) => this.#filter(w, b.events));
+    // In pieces of about CATCH_UP_CHUNK_BYTES, and only while the client has room: a watcher
+    // from an old revision must not put the whole history in the stream's buffer at once.
+    let events: WatchEvent[] = [];
+    let bytes = 0;
+    for (const b of batches) {
+      for (const e of this.#filter(w, b.events)) {
+        events.push(e);
+        bytes += eventBytes(e, w.prevKv);
+      }
+      w.next = b.revision + 1;
+      if (bytes < CATCH_UP_CHUNK_BYTES) continue;
+      this.#deliver(w, this.#sm.revision, events);
+      events = [];
+      bytes = 0;
+      if (!this.#canSend()) return; // resume() goes on from w.next
+    }
     w.next = this.#sm.revision + 1;
     if (events.length) this.#deliver(w, this.#sm.revision, events);
   }

@@ -476,10 +476,12 @@ export class StoreMember implements PeerHandler {
     socket.addEventListener("close", () => this.streams.delete(socket));
   }
 
-  receive(from: NodeId, msgs: Message[]): void {
+  receive(from: NodeId, msgs: Message[]): string | undefined {
     if (from) this.lastContact.set(from, Date.now());
     HEARTBEAT_RTT.received(from, msgs);
-    this.kv.step(msgs);
+    const refused = this.kv.stepChecked(msgs);
+    if (refused) this.log("warn", "peer_message_refused", { from, reason: refused });
+    return refused;
   }
 
   status(): SelfStatus {

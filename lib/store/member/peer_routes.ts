@@ -26,6 +26,7 @@ import {
   UNAUTHENTICATED,
 } from "../../pki/authorize.ts";
 import type { Caller } from "../trust.ts";
+import { joinFieldsProblem, limitPeerBodies } from "./peer_limits.ts";
 
 export interface JoinRequest {
   /** The address the new node serves the store API on (its --advertise). */
@@ -108,8 +109,9 @@ export interface PeerHandler {
   authenticate(req: Request): Caller | null;
   /** Calls `fn` once when `who`'s credential is revoked; returns an unsubscribe. */
   onRevoked(who: Caller, fn: () => void): () => void;
-  /** Messages from member `from`, whose credential carried them. */
-  receive(from: NodeId, msgs: Message[]): void;
+  /** Steps a batch from member `from`, whose credential carried it; returns why it was
+   *  refused (the rest of the batch is dropped), if it was. */
+  receive(from: NodeId, msgs: Message[]): string | undefined;
   /** A peer opened a message stream (to close it when this member stops). */
   streamOpened?(socket: WebSocket): void;
   /** True when `from` was a member once and has been removed (ids are never reused). */
@@ -192,6 +194,7 @@ export function createPeerApp(h: PeerHandler): Hono {
     callers.set(c.req.raw, who);
     await next();
   });
+  app.use("*", limitPeerBodies());
   addMessageRoutes(app, h, caller);
   addStreamRoute(app, h, caller);
   addTrustRoutes(app, h, caller);
@@ -225,7 +228,8 @@ function addMessageRoutes(app: Hono, h: PeerHandler, caller: (c: Context) => Cal
         410,
       );
     }
-    h.receive(from, msgs);
+    const refused = h.receive(from, msgs);
+    if (refused) return c.json({ error: `refused Raft message: ${refused}` }, 400);
     return c.body(null, 204);
   };
   app.post("/msg", receive);
@@ -281,7 +285,8 @@ function addStreamRoute(app: Hono, h: PeerHandler, caller: (c: Context) => Calle
         end({ removed: true, error: `member ${from} was removed from this cluster` });
         return;
       }
-      h.receive(from, msgs);
+      const refused = h.receive(from, msgs);
+      if (refused) end({ error: `refused Raft message: ${refused}` });
     };
     const off = h.onRevoked(who, () => end({ error: "credential revoked" }));
     socket.addEventListener("close", off);
@@ -390,6 +395,8 @@ function parseJoinRequest(b: Record<string, unknown>): JoinRequest {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(req.name)) {
     throw new Error("name must be a node name (letters, digits, '.', '_', '-')");
   }
+  const problem = joinFieldsProblem(req.address, req.name);
+  if (problem) throw new Error(problem);
   return req;
 }
 

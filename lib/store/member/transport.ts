@@ -4,7 +4,8 @@
 // peer_stream.ts, which sets TCP_NODELAY) and writes each Ready's
 // messages for that peer as one frame the moment the Ready is sent: no request per batch, no
 // waiting for an answer before the next batch, messages to a peer stay in order. Snapshots
-// travel on their own POST /raft/snapshot so a large transfer never delays heartbeats.
+// travel on their own POST /raft/snapshot so a large transfer never delays heartbeats, one at a
+// time per peer.
 // While a peer's stream is down, messages wait (bounded) for it to come back; when it cannot be
 // opened (or drops) Raft is told the peer is unreachable and the queue is cut to its newest
 // messages: Raft retransmits what matters. A peer that refuses us as removed (410, on the
@@ -69,6 +70,9 @@ interface Peer {
   attempt: number;
   /** performance.now() before which no new stream is attempted. */
   retryAt: number;
+  /** A snapshot is being sent: Raft asks again while it runs (it gives up waiting after two
+   *  election timeouts), and a second full copy alongside the first would only slow both. */
+  snapshotInFlight: boolean;
 }
 
 export class HttpTransport implements PeerSink {
@@ -105,6 +109,7 @@ export class HttpTransport implements PeerSink {
         opening: false,
         attempt: 0,
         retryAt: 0,
+        snapshotInFlight: false,
       });
     }
   }
@@ -132,7 +137,8 @@ export class HttpTransport implements PeerSink {
         continue;
       }
       if (m.type === "MsgSnap") {
-        this.sendSnapshot(m, p);
+        // The running transfer reports its outcome to Raft, which then asks again if need be.
+        if (!p.snapshotInFlight) this.sendSnapshot(m, p);
         continue;
       }
       if (p.queue.length >= (this.opts.maxQueue ?? 4096)) {
@@ -289,6 +295,7 @@ export class HttpTransport implements PeerSink {
 
   private async sendSnapshot(m: Message, p: Peer): Promise<void> {
     const size = m.snapshot?.data.length ?? 0;
+    p.snapshotInFlight = true;
     this.log("info", "snapshot_sending", {
       peer: m.to,
       index: m.snapshot?.metadata.index,
@@ -308,6 +315,8 @@ export class HttpTransport implements PeerSink {
       if (this.closed) return;
       this.log("warn", "snapshot_send_failed", { peer: m.to, error: e });
       this.opts.onSnapshotStatus(m.to, false);
+    } finally {
+      p.snapshotInFlight = false;
     }
   }
 }
