@@ -29,6 +29,20 @@ Deno.test("a caught-up learner is promoted while voters are fewer than wanted", 
   });
 });
 
+Deno.test("a learner that has acknowledged nothing is not promoted, however short the log", () => {
+  // Just added (its grace counts as contact) but not serving yet: match 0, commit within slack.
+  const match = new Map([[1, 19]]);
+  const lastContact = new Map([[2, 99_900], [3, 99_900], [4, 99_950]]);
+  const v = view({ voters: [1, 2, 3], learners: [4], commit: 19, match, lastContact });
+  assert.equal(decideMembership({ ...v, voters: [1, 3], desiredVoters: 3 }), null);
+  match.set(4, 19);
+  assert.deepEqual(decideMembership({ ...v, voters: [1, 3], desiredVoters: 3 }), {
+    type: "promote",
+    id: 4,
+    reason: "fill_voters",
+  });
+});
+
 Deno.test("a lagging or silent learner is not promoted", () => {
   const match = new Map([[1, 500], [2, 10]]);
   assert.equal(decideMembership(view({ voters: [1], learners: [2], match })), null);

@@ -12,7 +12,10 @@ import {
   withCluster,
 } from "./process_cluster.ts";
 import { CLUSTER_HEADER, FROM_HEADER } from "../../lib/store/member/transport.ts";
-import { TOKEN } from "./process_cluster.ts";
+import { storeFetch } from "./process_cluster.ts";
+
+/** Each member's own credential by member id: a peer message is sent as the member it names. */
+const credentialOf = new Map<number, string>();
 
 const OPTS = { base: 100, size: 3 };
 
@@ -25,10 +28,16 @@ async function ids(c: ProcessCluster): Promise<Ids> {
   const byMember = new Map<Member, number>();
   let clusterId = "";
   for (const m of c.members) {
-    const s = await c.status(m);
+    // A joiner answers once it has joined and started serving (a loaded machine takes a while).
+    let s = await c.status(m);
+    for (let i = 0; !s && i < 150; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      s = await c.status(m);
+    }
     assert.ok(s, `${m.address} answers its status`);
     byMember.set(m, Number(s.id));
     clusterId = String(s.clusterId);
+    credentialOf.set(Number(s.id), (await Deno.readTextFile(`${m.dataDir}/credential`)).trim());
   }
   return { byMember, clusterId };
 }
@@ -42,11 +51,11 @@ async function peerPost(
   clusterId: string,
 ): Promise<number> {
   try {
-    const r = await fetch(`http://${m.address}${path}`, {
+    const r = await storeFetch(m.address, path, {
       method: "POST",
       body,
       headers: {
-        authorization: `Bearer ${TOKEN}`,
+        authorization: `Bearer ${credentialOf.get(from) ?? ""}`,
         "content-type": "application/json",
         [CLUSTER_HEADER]: clusterId,
         [FROM_HEADER]: String(from),

@@ -2,17 +2,10 @@
 // gets on a few shared keys, plus puts of unique keys to read back later) and watchers that
 // resume through another member when theirs goes away. Records a history for the
 // linearizability checker and every watch event for the ordering checks.
+import assert from "node:assert/strict";
 import https from "node:https";
 import type { KvInput, KvOutput, Operation } from "../../lib/linearizability/mod.ts";
-import {
-  b64,
-  clusterTrust,
-  NotSent,
-  post,
-  prefixEnd,
-  type ProcessCluster,
-  unb64,
-} from "./process_cluster.ts";
+import { b64, clusterTrust, NotSent, post, type ProcessCluster, unb64 } from "./process_cluster.ts";
 
 export const LIN_KEYS = ["/t/lin/a", "/t/lin/b", "/t/lin/c"];
 
@@ -49,7 +42,13 @@ export class Workload {
     return this.cluster.members.filter((m) => !m.stopped);
   }
 
-  run(): void {
+  /** The revision the watchers start from (the first one after what the cluster held). */
+  fromRevision = 0;
+
+  /** Starts writers and watchers; watchers see every revision from `fromRevision` on. */
+  run(fromRevision: number): void {
+    assert.ok(fromRevision >= 2, `watch start revision ${fromRevision}`);
+    this.fromRevision = fromRevision;
     for (let c = 0; c < this.writers; c++) this.tasks.push(this.writer(c));
     for (let w = 0; w < this.watchers; w++) {
       this.result.watched.push([]);
@@ -154,10 +153,11 @@ export class Workload {
     }
   }
 
-  /** Watches /t/ from revision 2 on; on any break, resumes from the last seen revision + 1. */
+  /** Watches the whole keyspace (the cluster's own /twill writes too, so every revision is an
+   *  event) from `fromRevision` on; on any break, resumes from the last seen revision + 1. */
   private async watcher(w: number): Promise<void> {
     const events = this.result.watched[w];
-    let next = 2;
+    let next = this.fromRevision;
     let attempt = w;
     while (!this.stop) {
       const live = this.live();
@@ -170,8 +170,8 @@ export class Workload {
         const [host, port] = m.address.split(":");
         const body = JSON.stringify({
           create_request: {
-            key: b64("/t/"),
-            range_end: prefixEnd("/t/"),
+            key: b64("\0"),
+            range_end: b64("\0"),
             start_revision: String(next),
           },
         });
@@ -232,14 +232,16 @@ export class Workload {
   }
 }
 
-/** Every watcher saw revisions in strictly increasing order, without gaps, from 2 to `upTo`. */
+/** Every watcher saw revisions in strictly increasing order, without gaps, from `from` to
+ *  `upTo`. */
 export function checkWatchStreams(
   watched: [number, string, string | null][][],
+  from: number,
   upTo: number,
 ): string[] {
   const problems: string[] = [];
   watched.forEach((events, w) => {
-    let expect = 2;
+    let expect = from;
     for (const [rev] of events) {
       if (rev < expect) {
         problems.push(

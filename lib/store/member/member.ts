@@ -730,15 +730,22 @@ export class StoreMember implements PeerHandler {
     }
     const text = res.text;
     if (res.ok) return JSON.parse(text) as T;
-    let err: { error?: string; code?: string } = {};
+    let err: { error?: string; code?: string | number } = {};
     try {
       err = JSON.parse(text);
     } catch { /* not JSON */ }
+    // A store error travels as its code name (a missing lease is a 404 too, and must stay
+    // "leaseNotFound" so the API answers as etcd does); a refusal's code is a number.
+    if (typeof err.code === "string") {
+      throw new StoreError(
+        err.code as StoreError["code"],
+        err.error ?? `leader answered ${res.status}`,
+      );
+    }
     if ([401, 403, 404, 409].includes(res.status)) {
       throw new PeerRefusal(res.status as 401, err.error ?? `leader answered ${res.status}`);
     }
-    const code =
-      (err.code ?? (res.status === 503 ? "unavailable" : "internal")) as StoreError["code"];
+    const code = res.status === 503 ? "unavailable" : "internal";
     throw new StoreError(code, err.error ?? `leader answered ${res.status}`);
   }
 }

@@ -3,7 +3,8 @@
 //   1. a voter unreachable longer than deadVoterTimeout is replaced: first a caught-up learner is
 //      promoted (the dead voter still counts, so the healthy majority only grows), then, once
 //      there are more voters than wanted, the dead voter is removed;
-//   2. while there are fewer voters than wanted, a caught-up learner is promoted;
+//   2. while there are fewer voters than wanted, a caught-up learner is promoted (caught up: heard
+//      from lately, and it has acknowledged entries close to the commit index);
 //   3. a learner unreachable longer than deadVoterTimeout is removed (it holds no vote);
 //   4. while there are more voters than wanted (--voters lowered), one voter is demoted to a
 //      learner. The Raft core has no single-step demotion (lib/raft/confchange.ts refuses to
@@ -69,10 +70,13 @@ export function decideMembership(v: MembershipView): MembershipAction | null {
   const deadVoters = v.voters.filter(dead);
   const healthyVoters = v.voters.length - deadVoters.length;
   if (healthyVoters < quorum(v.voters.length)) return null;
+  // A learner that has acknowledged nothing (match 0) has not caught up, however short the log:
+  // it may not even be serving yet, and a voter that cannot vote weakens the quorum.
   const caughtUp = v.learners
-    .filter((id) =>
-      since(id) <= v.freshContactMs && (v.match.get(id) ?? 0) + v.catchUpSlack >= v.commit
-    )
+    .filter((id) => {
+      const match = v.match.get(id) ?? 0;
+      return since(id) <= v.freshContactMs && match > 0 && match + v.catchUpSlack >= v.commit;
+    })
     .sort((a, b) => (v.match.get(b) ?? 0) - (v.match.get(a) ?? 0) || a - b);
 
   if (deadVoters.length > 0) {
