@@ -1,6 +1,6 @@
-import denoJson from "../deno.json" with { type: "json" };
+import { VERSION } from "../lib/version.ts";
 
-export const VERSION: string = denoJson.version;
+export { VERSION };
 
 export function runVersion(_args: string[]): number {
   console.log(`twill ${VERSION} (deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch})`);

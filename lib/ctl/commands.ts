@@ -77,6 +77,8 @@ export interface MemberRow {
   match: number;
   lastContactMs: number | null;
   reachable: boolean;
+  /** twill's version on the member, from its /raft/status; null when it did not answer. */
+  version: string | null;
 }
 
 export interface StatusReport {
@@ -110,6 +112,7 @@ async function collectMembers(
       match: m.match,
       lastContactMs: m.lastContactMs,
       reachable: self !== undefined,
+      version: self?.version ?? null,
     };
   }));
   return { view, rows };
@@ -156,12 +159,13 @@ export async function status(o: CtlOptions): Promise<number> {
 
 function memberTable(rows: MemberRow[]): string {
   return table(
-    ["ID", "NAME", "ADDRESS", "ROLE", "TERM", "APPLIED", "MATCH", "LAST CONTACT"],
+    ["ID", "NAME", "ADDRESS", "ROLE", "VERSION", "TERM", "APPLIED", "MATCH", "LAST CONTACT"],
     rows.map((r) => [
       r.id,
       r.name || "-",
       r.address,
       r.reachable ? r.role : `${r.role} (unreachable)`,
+      r.version ?? "-",
       r.term ?? "-",
       r.applied ?? "-",
       r.match,

@@ -8,6 +8,7 @@ import type { Logger } from "../log.ts";
 import type { TlsClientOptions } from "../http/client.ts";
 import type { DaemonConfig } from "./config.ts";
 import { readExternalEtcdAccess } from "./external_etcd.ts";
+import { keepClientEndpoints } from "./client_endpoints.ts";
 
 /** How the agent reaches its store: the credential it sends, and the CA that signs the store's
  *  certificates (absent for an external etcd, whose TLS flags are its own). */
@@ -60,6 +61,9 @@ export async function runNetwork(
     onAuthenticated: access.ownCredential ? (ok) => watch.observe(ok) : undefined,
   });
   watch.probe = () => kv.range(`${cfg.etcdPrefix}/config`).then(() => {}, () => {});
+  if (!member && cfg.etcdEndpoints.length === 0) {
+    keepClientEndpoints({ dataDir: cfg.dataDir, ...access, client: kv, logger }, signal);
+  }
   const opts = withDefaults({
     prefix: cfg.etcdPrefix,
     iface: cfg.iface,

@@ -246,7 +246,7 @@ export interface EtcdUser {
 type Json = Record<string, unknown>;
 
 export class EtcdClient {
-  readonly #endpoints: string[];
+  #endpoints: string[];
   readonly #http: HttpClient;
   readonly #timeoutMs: number;
   readonly #user: EtcdUser | undefined;
@@ -274,6 +274,14 @@ export class EtcdClient {
 
   get endpoints(): readonly string[] {
     return this.#endpoints;
+  }
+
+  /** Replaces the endpoints (a plain client's member list was refreshed); calls under way
+   *  finish on the endpoint they chose, later ones use the new list. */
+  setEndpoints(endpoints: string[]): void {
+    if (endpoints.length === 0) throw new Error("EtcdClient: give at least one endpoint");
+    this.#endpoints = endpoints.map((e) => this.#http.baseUrl(e));
+    this.#preferred = 0;
   }
 
   async range(key: Bytes, opts: RangeOptions = {}): Promise<RangeResponse> {

@@ -7,6 +7,7 @@ import { MAIN, TOKEN, withCluster } from "../store/process_cluster.ts";
 import { createCredential } from "../../lib/pki/credential.ts";
 import { subnetOfKey } from "../../lib/ctl/commands.ts";
 import { table } from "../../lib/ctl/table.ts";
+import { VERSION } from "../../lib/version.ts";
 
 /** The data dir ctl reads its CA and credential from (the --init member's). */
 let dataDir = "";
@@ -54,8 +55,13 @@ Deno.test({
       const st = await ctl(s, "status");
       assert.equal(st.code, 0, st.err);
       assert.match(st.out, /^cluster \d+ +leader 1 +term \d+ +commit \d+/);
-      assert.match(st.out, /ID +NAME +ADDRESS +ROLE +TERM +APPLIED +MATCH +LAST CONTACT/);
+      assert.match(st.out, /ID +NAME +ADDRESS +ROLE +VERSION +TERM +APPLIED +MATCH +LAST CONTACT/);
       assert.match(st.out, /1 +m1 +127\.0\.7\.46:8473 +leader/);
+      assert.match(
+        (await ctl(s, "members")).out,
+        new RegExp(`leader +${VERSION.replace(/\./g, "\\.")} `),
+      );
+      assert.equal(JSON.parse((await ctl(s, "--json", "members")).out)[0].version, VERSION);
       const js = JSON.parse((await ctl(s, "--json", "status")).out);
       assert.equal(js.members[0].role, "leader");
       assert.equal(js.thisNode.role, "leader");

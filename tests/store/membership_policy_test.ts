@@ -96,3 +96,73 @@ Deno.test("a dead learner is removed", () => {
     reason: "dead",
   });
 });
+
+Deno.test("with more voters than wanted, the most lagging voter that does not lead is demoted", () => {
+  const match = new Map([[1, 500], [2, 480], [3, 490]]);
+  assert.deepEqual(decideMembership(view({ desiredVoters: 1, match })), {
+    type: "demote",
+    id: 2,
+    reason: "over_voters",
+  });
+  // Equally caught up: the highest id goes first; the leader itself never.
+  assert.deepEqual(decideMembership(view({ desiredVoters: 2 })), {
+    type: "demote",
+    id: 3,
+    reason: "over_voters",
+  });
+  assert.equal(decideMembership(view({ voters: [1, 2], desiredVoters: 2 })), null);
+});
+
+Deno.test("a demotion under way is finished first: the member comes back as a learner", () => {
+  assert.deepEqual(
+    decideMembership(view({ voters: [1, 2], learners: [4], desiredVoters: 1, demoting: [3] })),
+    { type: "readdLearner", id: 3, reason: "demoted" },
+  );
+  // Once it is a learner again the flag means nothing; the next voter is demoted.
+  assert.deepEqual(
+    decideMembership(view({ voters: [1, 2], learners: [3], desiredVoters: 1, demoting: [3] })),
+    { type: "demote", id: 2, reason: "over_voters" },
+  );
+  assert.equal(
+    decideMembership(view({ voters: [1], learners: [2, 3], desiredVoters: 1, demoting: [] })),
+    null,
+  );
+});
+
+Deno.test("a dead voter over the wanted count is removed before any healthy one is demoted", () => {
+  const lastContact = new Map([[2, 99_900], [3, 50_000]]);
+  assert.deepEqual(decideMembership(view({ desiredVoters: 1, lastContact })), {
+    type: "removeVoter",
+    id: 3,
+    reason: "dead",
+  });
+  // Two of five dead: demoting a healthy voter would leave 2 healthy of 4 (no quorum), so the
+  // dead go first.
+  const twoDead = new Map([[2, 10_000], [3, 10_000], [4, 99_900], [5, 99_900]]);
+  assert.deepEqual(
+    decideMembership(view({ voters: [1, 2, 3, 4, 5], desiredVoters: 3, lastContact: twoDead })),
+    { type: "removeVoter", id: 2, reason: "dead" },
+  );
+});
+
+Deno.test("a silent voter is demoted first; none while too few voters answer", () => {
+  // Voter 2 restarting (heard from 5 s ago): demoting it leaves 1 and 3, both answering.
+  const restarting = new Map([[2, 95_000], [3, 99_900]]);
+  assert.deepEqual(decideMembership(view({ desiredVoters: 1, lastContact: restarting })), {
+    type: "demote",
+    id: 2,
+    reason: "over_voters",
+  });
+  // Two voters, the other one silent: removing it could not commit.
+  const other = new Map([[2, 95_000]]);
+  assert.equal(
+    decideMembership(view({ voters: [1, 2], desiredVoters: 1, lastContact: other })),
+    null,
+  );
+  // Five voters, two silent: 3 of 5 answer, and removing a silent one leaves 3 of 4.
+  const twoSilent = new Map([[2, 95_000], [3, 95_000], [4, 99_900], [5, 99_900]]);
+  assert.deepEqual(
+    decideMembership(view({ voters: [1, 2, 3, 4, 5], desiredVoters: 3, lastContact: twoSilent })),
+    { type: "demote", id: 3, reason: "over_voters" },
+  );
+});

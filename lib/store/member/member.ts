@@ -12,7 +12,7 @@ import { Lessor } from "../lessor.ts";
 import { ETCD_MESSAGES, StoreError } from "../errors.ts";
 import { DurableStorage } from "../wal/durable_storage.ts";
 import type { LogStore } from "./log_store.ts";
-import { type MemberInfo, MemberTable } from "./members.ts";
+import { type ConfChangeContext, type MemberInfo, MemberTable } from "./members.ts";
 import { decodeSnapshotData, encodeSnapshotData } from "./snapshot_envelope.ts";
 import { HttpTransport } from "./transport.ts";
 import {
@@ -38,12 +38,14 @@ import { createApiApp } from "../api/app.ts";
 import { credentialAuth } from "../api/auth.ts";
 import type { Caller } from "../trust.ts";
 import { hashCredential } from "../../pki/credential.ts";
-import { decideMembership } from "./membership.ts";
+import { decideMembership, type MembershipAction } from "./membership.ts";
 import type { MemberIdentity } from "./identity.ts";
 import type { Logger } from "../../log.ts";
 import { splitHostPort } from "../../net/address.ts";
 import { HttpClient } from "../../http/client.ts";
 import { serve, type StoreServer } from "../../http/serve.ts";
+import { VERSION } from "../../version.ts";
+import { writeTextFileAtomic } from "../../fs_atomic.ts";
 
 export interface StoreMemberOptions {
   dataDir: string;
@@ -353,7 +355,10 @@ export class StoreMember implements PeerHandler {
   }
 
   private onConfChange(cc: ConfChange, conf: ConfState): void {
-    if (cc.type === "removeNode") {
+    if (cc.type === "removeNode" && this.kv.members.get(cc.nodeId)?.demoting) {
+      // Half of a demotion: it stays a peer and comes back as a learner next.
+      this.lastContact.set(cc.nodeId, Date.now());
+    } else if (cc.type === "removeNode") {
       this.transport.removePeer(cc.nodeId);
       this.lastContact.delete(cc.nodeId);
       if (cc.nodeId === this.id) {
@@ -402,34 +407,12 @@ export class StoreMember implements PeerHandler {
       freshContactMs: Math.max(2000, this.opts.tickMs * 20),
       catchUpSlack: 100,
       pendingConfChange: false,
+      demoting: this.kv.members.demoting(),
     });
     if (!action) return;
     this.membershipBusy = true;
-    const m = this.kv.members.get(action.id);
-    const ctx = m ? { address: m.address, name: m.name } : undefined;
     try {
-      if (action.type === "promote") {
-        await this.kv.changeMembership({ type: "addNode", nodeId: action.id }, ctx);
-        this.log(
-          "info",
-          action.reason === "replace_dead_voter" ? "voter_replaced" : "learner_promoted",
-          {
-            node: action.id,
-            address: m?.address,
-            replacing: action.replacing,
-          },
-        );
-      } else {
-        await this.kv.changeMembership({ type: "removeNode", nodeId: action.id });
-        this.log(
-          "info",
-          action.type === "removeVoter" ? "dead_voter_removed" : "dead_learner_removed",
-          {
-            node: action.id,
-            address: m?.address,
-          },
-        );
-      }
+      await this.carryOut(action);
     } catch (e) {
       this.log("warn", "membership_change_failed", {
         action: action.type,
@@ -439,6 +422,34 @@ export class StoreMember implements PeerHandler {
     } finally {
       this.membershipBusy = false;
     }
+  }
+
+  /** Proposes the policy's one change and logs it once applied. */
+  private async carryOut(action: MembershipAction): Promise<void> {
+    const m = this.kv.members.get(action.id);
+    const ctx = m ? { address: m.address, name: m.name } : undefined;
+    const change = {
+      promote: { type: "addNode", ctx },
+      removeVoter: { type: "removeNode", ctx: undefined },
+      removeLearner: { type: "removeNode", ctx: undefined },
+      // Keeps the member's entry (so no one tells it it was removed) until it is a learner.
+      demote: { type: "removeNode", ctx: ctx && { ...ctx, demote: true } },
+      readdLearner: { type: "addLearner", ctx },
+    }[action.type] as { type: ConfChange["type"]; ctx?: ConfChangeContext };
+    await this.kv.changeMembership({ type: change.type, nodeId: action.id }, change.ctx);
+    const event = {
+      promote: action.reason === "replace_dead_voter" ? "voter_replaced" : "learner_promoted",
+      removeVoter: "dead_voter_removed",
+      removeLearner: "dead_learner_removed",
+      demote: "voter_demoting",
+      readdLearner: "voter_demoted",
+    }[action.type];
+    this.log("info", event, {
+      node: action.id,
+      address: m?.address,
+      replacing: action.type === "promote" ? action.replacing : undefined,
+      voters: action.type === "demote" ? this.opts.voters : undefined,
+    });
   }
 
   // ----- PeerHandler --------------------------------------------------------------------------
@@ -489,6 +500,7 @@ export class StoreMember implements PeerHandler {
       revision: b.sm.revision,
       voters: st.config.voters,
       learners: st.config.learners,
+      version: VERSION,
     };
   }
 
@@ -815,15 +827,22 @@ export async function readPeers(dataDir: string): Promise<MemberInfo[]> {
   }
 }
 
-export async function writePeers(
+/** peers.json writes, one after another (each replaces the file atomically through the same
+ *  temporary file, so two at once must not interleave). */
+let peersWrites: Promise<void> = Promise.resolve();
+
+export function writePeers(
   dataDir: string,
   members: MemberInfo[],
   inMemory?: boolean,
 ): Promise<void> {
-  if (inMemory) return;
-  try {
-    await Deno.writeTextFile(join(dataDir, PEERS_FILE), JSON.stringify(members) + "\n");
-  } catch {
-    // only a cache of addresses; the log has them too
-  }
+  if (inMemory) return Promise.resolve();
+  const text = JSON.stringify(members) + "\n";
+  peersWrites = peersWrites.then(() =>
+    writeTextFileAtomic(join(dataDir, PEERS_FILE), text).catch(() => {
+      // a member's copy is only a cache of addresses (the log has them too); a client's is
+      // rewritten at the next refresh
+    })
+  );
+  return peersWrites;
 }

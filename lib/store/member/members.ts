@@ -7,6 +7,8 @@ export interface MemberInfo {
   id: NodeId;
   address: string;
   name: string;
+  /** Removed as a voter to be added back as a learner (a demotion under way, membership.ts). */
+  demoting?: boolean;
 }
 
 export interface MemberTableData {
@@ -17,6 +19,8 @@ export interface MemberTableData {
 export interface ConfChangeContext {
   address: string;
   name: string;
+  /** On a removeNode: the member is being demoted, so its entry stays in the table. */
+  demote?: boolean;
 }
 
 export function encodeConfContext(c: ConfChangeContext): Uint8Array {
@@ -27,7 +31,11 @@ export function decodeConfContext(b: Uint8Array | undefined): ConfChangeContext 
   if (!b || b.length === 0) return undefined;
   try {
     const v = JSON.parse(new TextDecoder().decode(b));
-    if (typeof v?.address === "string") return { address: v.address, name: String(v.name ?? "") };
+    if (typeof v?.address === "string") {
+      const c: ConfChangeContext = { address: v.address, name: String(v.name ?? "") };
+      if (v.demote === true) c.demote = true;
+      return c;
+    }
   } catch {
     // not ours: ignore
   }
@@ -40,7 +48,10 @@ export class MemberTable {
 
   static from(data: MemberTableData): MemberTable {
     const t = new MemberTable();
-    for (const m of data.members) t.byId.set(m.id, { ...m });
+    for (const m of data.members) {
+      t.byId.set(m.id, { id: m.id, address: m.address, name: m.name });
+      if (m.demoting === true) t.byId.get(m.id)!.demoting = true;
+    }
     t.maxId = Math.max(data.maxId, ...data.members.map((m) => m.id), 0);
     return t;
   }
@@ -71,6 +82,11 @@ export class MemberTable {
     return undefined;
   }
 
+  /** Members removed as voters and not yet added back as learners. */
+  demoting(): NodeId[] {
+    return this.all().filter((m) => m.demoting).map((m) => m.id);
+  }
+
   /** The id the next joiner gets: above every id ever seen. */
   nextId(): NodeId {
     return this.maxId + 1;
@@ -79,13 +95,19 @@ export class MemberTable {
   /** Applies a committed ConfChange to the table. */
   apply(cc: ConfChange): void {
     this.maxId = Math.max(this.maxId, cc.nodeId);
+    const ctx = decodeConfContext(cc.context);
     if (cc.type === "removeNode") {
-      this.byId.delete(cc.nodeId);
+      const old = this.byId.get(cc.nodeId);
+      // A demotion keeps the entry: the member is still ours, only its vote goes.
+      if (ctx?.demote && old) this.byId.set(cc.nodeId, { ...old, demoting: true });
+      else this.byId.delete(cc.nodeId);
       return;
     }
-    const ctx = decodeConfContext(cc.context);
     const old = this.byId.get(cc.nodeId);
     if (ctx) this.byId.set(cc.nodeId, { id: cc.nodeId, address: ctx.address, name: ctx.name });
     else if (!old) this.byId.set(cc.nodeId, { id: cc.nodeId, address: "", name: "" });
+    else if (old.demoting) {
+      this.byId.set(cc.nodeId, { id: old.id, address: old.address, name: old.name });
+    }
   }
 }

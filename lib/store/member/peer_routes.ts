@@ -78,6 +78,8 @@ export interface SelfStatus {
   revision: number;
   voters: NodeId[];
   learners: NodeId[];
+  /** twill's version on this member (lib/version.ts). */
+  version: string;
 }
 
 export interface MemberView {
