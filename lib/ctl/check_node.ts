@@ -69,10 +69,9 @@ async function readEntries(
       : await ipJson<NeighJson[]>(["-4", "neigh", "show", "dev", dev]);
     const fdbs = nl ? nl.fdbs(dev) : await bridgeJson<FdbJson[]>(["fdb", "show", "dev", dev]);
     for (const r of routes ?? []) {
-      if (!r.gateway) continue;
       out.routes.push({
         dst: r.dst,
-        via: r.gateway,
+        via: r.gateway ?? "",
         dev,
         onlink: (r.flags ?? []).includes("onlink"),
       });
