@@ -84,6 +84,7 @@ export async function runCtl(args: string[], env: Record<string, string>): Promi
       json: v.json ?? false,
       prefix: v.prefix ?? env.FLANNELD_ETCD_PREFIX ?? "/coreos.com/network",
       healthz: v.healthz ?? `${host}:9099`,
+      dataDir,
       out: (l) => console.log(l),
       err: (l) => console.error(l),
       signal: abort.signal,

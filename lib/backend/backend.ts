@@ -62,6 +62,8 @@ export interface ExpectContext {
   peers: Lease[];
   /** Dual stack is on (FLANNEL_IPV6_SUBNET in subnet.env). */
   ipv6: boolean;
+  /** The cluster's IPv4 Network (backends that route it whole through their device). */
+  network?: CIDR;
 }
 
 /** A node's expected kernel state for one backend (IPv4 overlay). */

@@ -30,7 +30,14 @@ import {
 import type { Lease, LeaseAttrs } from "../subnet/lease.ts";
 import { type PeerEvent, splitPeerEvents } from "../subnet/watcher.ts";
 import type { Logger } from "../log.ts";
-import type { Backend, BackendContext, BackendType, ReconcileResult } from "./backend.ts";
+import type {
+  Backend,
+  BackendContext,
+  BackendType,
+  ExpectContext,
+  ExpectedState,
+  ReconcileResult,
+} from "./backend.ts";
 
 const TYPE = "wireguard";
 /** Outer IPv4/IPv6 header, UDP, WireGuard's type, index, nonce and tag: Flannel's figure. */
@@ -367,7 +374,36 @@ export const WIREGUARD: BackendType<WireguardConfig> = {
     for (const side of be.sides) await driver.ensureDevice(side.dev);
     return be;
   },
+  expected: wireguardExpected,
 };
+
+/** Pure: flannel-wg with <own subnet>.0/32, one route for the whole Network through it, no
+ *  per-peer neighbour or FDB entry, and a ping of each peer's <subnet>.0 through the tunnel. */
+export function wireguardExpected(cfg: WireguardConfig, ctx: ExpectContext): ExpectedState {
+  const { iface } = ctx;
+  const mtu = (cfg.mtu || iface.mtu) - WG_OVERHEAD;
+  const why = cfg.mtu ? `Backend.MTU ${cfg.mtu} − ${WG_OVERHEAD}` : `${iface.name} MTU ` +
+    `${iface.mtu} − ${WG_OVERHEAD}`;
+  const probes = ctx.peers.flatMap((p) => {
+    const pub = p.attrs.publicIP;
+    const data = wgData(p.attrs);
+    if (!p.subnet || !data || !pub || pub === ctx.publicIP) return [];
+    const path = `UDP ${data.port || cfg.listenPort} to ${pub}`;
+    return [{ peer: p, target: formatIP(p.subnet.ip), path }];
+  });
+  const routes = ctx.network
+    ? [{ dst: formatCIDR(ctx.network), via: "", dev: WG_DEVICE, onlink: false }]
+    : [];
+  return {
+    device: ctx.own.subnet
+      ? { name: WG_DEVICE, address: `${formatIP(ctx.own.subnet.ip)}/32`, mtu, mtuWhy: why }
+      : null,
+    mtu,
+    mtuWhy: why,
+    dataPlane: { routes, neighs: [], fdbs: [] },
+    probes,
+  };
+}
 
 interface AddrJson {
   mtu?: number;

@@ -8,6 +8,7 @@ import { type CIDR, contains, formatCIDR, parseCIDR, tryParseCIDR } from "../net
 import { MASQ_RULES, TABLE } from "../net/nftables.ts";
 import type { Lease } from "../subnet/lease.ts";
 import type { SubnetEnv } from "../subnet/subnet_env.ts";
+import { checkWireguardPeers, type WgCheckInput } from "./check_wireguard.ts";
 
 export interface Finding {
   /** What was checked: device, route, neighbour, fdb, mtu, cni0, masquerade, forward, … */
@@ -69,6 +70,8 @@ export interface CheckInput {
   expected: ExpectedState | null;
   kernel: KernelView;
   probes: ProbeResult[];
+  /** The wireguard backend's peers, wanted and read from the device; absent for other backends. */
+  wireguard?: WgCheckInput;
 }
 
 /** Every finding, in the order an operator should work through them. */
@@ -86,6 +89,7 @@ export function checkNode(i: CheckInput): Finding[] {
     out.push(...checkDevice(i.expected, i.kernel));
     out.push(...checkPeers(i.expected, i.kernel));
   }
+  if (i.wireguard) out.push(...checkWireguardPeers(i.wireguard));
   out.push(...checkMtu(i));
   out.push(...checkCni0(i));
   out.push(...checkMasq(i));
@@ -125,7 +129,8 @@ function checkDevice(e: ExpectedState, k: KernelView): Finding[] {
 }
 
 function routeText(r: RouteEntry): string {
-  return `${r.dst} via ${r.via} dev ${r.dev}${r.onlink ? " onlink" : ""}`;
+  const via = r.via ? ` via ${r.via}` : "";
+  return `${r.dst}${via} dev ${r.dev}${r.onlink ? " onlink" : ""}`;
 }
 
 /** A route, a permanent neighbour and an FDB entry per peer, as the backend wants them. */

@@ -12,7 +12,7 @@ import { backendConfigParser } from "../backend/registry.ts";
 import { rtnlReader } from "../backend/kernel.ts";
 import type { FdbEntry, NeighEntry, RouteEntry } from "../backend/dataplane.ts";
 import type { ExpectedState } from "../backend/backend.ts";
-import { type CIDR, cidrEqual, formatIP, networkOf } from "../net/cidr.ts";
+import { type CIDR, cidrEqual, formatCIDR, formatIP, networkOf } from "../net/cidr.ts";
 import { bridgeJson, ipJson, runCommand } from "../net/ip_batch.ts";
 import { ruleCount } from "../net/nftables.ts";
 import { parseNetConfig } from "../subnet/config.ts";
@@ -30,6 +30,11 @@ import {
   type ProbeResult,
 } from "./check.ts";
 import { ClusterApi, CtlError } from "./cluster_api.ts";
+import type { WgCheckInput } from "./check_wireguard.ts";
+import { wgPeerOf, wgSides, WIREGUARD, type WireguardConfig } from "../backend/wireguard.ts";
+import { UapiClient } from "../net/wireguard/uapi.ts";
+import { uapiSocketPath } from "../net/wireguard/userspace.ts";
+import type { Lease } from "../subnet/lease.ts";
 import type { CtlOptions } from "./commands.ts";
 
 /** Pings at once, at most. */
@@ -69,10 +74,9 @@ async function readEntries(
       : await ipJson<NeighJson[]>(["-4", "neigh", "show", "dev", dev]);
     const fdbs = nl ? nl.fdbs(dev) : await bridgeJson<FdbJson[]>(["fdb", "show", "dev", dev]);
     for (const r of routes ?? []) {
-      if (!r.gateway) continue;
       out.routes.push({
         dst: r.dst,
-        via: r.gateway,
+        via: r.gateway ?? "",
         dev,
         onlink: (r.flags ?? []).includes("onlink"),
       });
@@ -192,7 +196,14 @@ export async function gatherCheck(o: CtlOptions, subnetFile: string): Promise<Ch
     prefixLen: Number(underlay.addrs.find((a) => a.startsWith(`${pub}/`))!.split("/")[1]),
   };
   const expected = iface
-    ? expectedState(cfg.backend, { iface, publicIP: pub, own, peers, ipv6: !!env.ipv6Subnet })
+    ? expectedState(cfg.backend, {
+      iface,
+      publicIP: pub,
+      own,
+      peers,
+      ipv6: !!env.ipv6Subnet,
+      network,
+    })
     : null;
   const [entries, masqIp, masqIp6, fwd, probes] = await Promise.all([
     readEntries(expected),
@@ -211,7 +222,53 @@ export async function gatherCheck(o: CtlOptions, subnetFile: string): Promise<Ch
     expected,
     kernel: { links, ...entries, masqRules: { ip: masqIp, ip6: masqIp6 }, forwardChains: fwd },
     probes,
+    // After the probes: their pings have just made each healthy tunnel handshake.
+    wireguard: cfg.backend.type === WIREGUARD.type
+      ? await readWireguard(o, cfg.backend as WireguardConfig, network, own, peers)
+      : undefined,
   };
+}
+
+/** The peers the leases ask for on flannel-wg, and the device's own, read over UAPI when
+ *  wireguard-go drives it; a kernel device is left unread (a note says so). */
+async function readWireguard(
+  o: CtlOptions,
+  cfg: WireguardConfig,
+  network: CIDR,
+  own: Lease,
+  peers: Lease[],
+): Promise<WgCheckInput> {
+  const side = wgSides(cfg, network, null)[0];
+  const ownPublic = { v4: own.attrs.publicIP, v6: null };
+  const want = peers.flatMap((l) => {
+    const p = wgPeerOf(l, side, ownPublic, { psk: null, keepalive: 0 });
+    if (!p || !p.endpoint || !l.subnet) return [];
+    const subnet = formatCIDR(l.subnet);
+    return [{ ...p, endpoint: p.endpoint, subnet, publicIP: l.attrs.publicIP }];
+  });
+  const base = { device: side.dev, port: side.port, want, have: null, note: "" };
+  const nowSec = () => Math.floor(Date.now() / 1000);
+  const [link] = (await ipJson<LinkJson[]>(["-d", "link", "show", "dev", side.dev])) ?? [];
+  if (!link) return { ...base, note: `not read: ${side.dev} is missing`, nowSec: nowSec() };
+  if (link.linkinfo?.info_kind === "wireguard") {
+    return { ...base, note: "not read: kernel WireGuard device", nowSec: nowSec() };
+  }
+  const dataDir = o.dataDir ?? "/var/lib/twill";
+  const sock = uapiSocketPath(dataDir, side.dev);
+  try {
+    const state = await new UapiClient(sock).get();
+    return { ...base, have: state.peers, note: `read from ${sock}`, nowSec: nowSec() };
+  } catch (e) {
+    return {
+      ...base,
+      note: `not read: ${sock}: ${(e as Error).message} (is --data-dir this node's?)`,
+      nowSec: nowSec(),
+    };
+  }
+}
+
+interface LinkJson {
+  linkinfo?: { info_kind?: string };
 }
 
 /** `twill ctl check [SUBNET_FILE]`: 0 when nothing is wrong, 1 with one line per finding. */
@@ -235,8 +292,12 @@ export async function check(
 
 function summary(i: CheckInput): string {
   const e = i.expected;
+  const wg = i.wireguard
+    ? `; WireGuard peers of ${i.wireguard.device}: ${i.wireguard.want.length} wanted, ` +
+      i.wireguard.note
+    : "";
   const dev = e?.device ? `${e.device.name} ${e.device.address} MTU ${e.device.mtu}, ` : "";
   return `${dev}${i.peers.length} peer(s) with route, neighbour, FDB entry and reachability ` +
     `checked; FLANNEL_MTU ${i.env.mtu}; masquerade ${i.env.ipMasq ? "on" : "off"}; ` +
-    `${i.kernel.forwardChains.length} forward chain(s) in other tables`;
+    `${i.kernel.forwardChains.length} forward chain(s) in other tables${wg}`;
 }

@@ -16,6 +16,8 @@ export interface CtlOptions {
   prefix: string;
   /** host:port of this node's health server (for readiness in `status`). */
   healthz?: string;
+  /** This node's data dir (`twill ctl check` reads a userspace WireGuard device's socket). */
+  dataDir?: string;
   out: (line: string) => void;
   err: (line: string) => void;
   signal?: AbortSignal;
