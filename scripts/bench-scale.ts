@@ -20,6 +20,7 @@
 // process is killed and the temporary directory removed at the end.
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { cpuMillis, etcdCertificates, percentile, rssMiB, waitFor } from "./lib/bench.ts";
 import { EtcdClient } from "../lib/etcd/client.ts";
 import { HttpClient, type TlsClientOptions } from "../lib/http/client.ts";
 
@@ -84,42 +85,6 @@ interface Cluster {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
-
-async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (performance.now() < deadline) {
-    try {
-      if (await ok()) return;
-    } catch { /* not yet */ }
-    await sleep(100);
-  }
-  throw new Error(`bench-scale: timed out after ${ms} ms waiting for ${what}`);
-}
-
-/** A CA and one certificate for 127.0.0.1, made with openssl, as scripts/bench-store.ts makes
- *  them: etcd serves TLS with a server certificate only (no client certificates, no auth). */
-async function etcdCertificates(base: string) {
-  const f = (n: string) => join(base, n);
-  const files = { ca: f("etcd-ca.crt"), cert: f("etcd.crt"), key: f("etcd.key") };
-  await Deno.writeTextFile(
-    f("etcd-ext.cnf"),
-    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  const steps = [
-    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("etcd-ca.key")],
-    ["req", "-x509", "-new", "-key", f("etcd-ca.key"), "-subj", "/CN=bench etcd CA", "-days", "2"]
-      .concat(["-out", files.ca]),
-    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", files.key],
-    ["req", "-new", "-key", files.key, "-subj", "/CN=etcd", "-out", f("etcd.csr")],
-    ["x509", "-req", "-in", f("etcd.csr"), "-CA", files.ca, "-CAkey", f("etcd-ca.key")]
-      .concat(["-CAcreateserial", "-days", "2", "-extfile", f("etcd-ext.cnf"), "-out", files.cert]),
-  ];
-  for (const args of steps) {
-    const o = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
-    if (!o.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(o.stderr)}`);
-  }
-  return { files, caPem: await Deno.readTextFile(files.ca) };
-}
 
 async function startEtcd(base: string, spawned: Proc[]): Promise<Cluster> {
   const names = ["e1", "e2", "e3"];
@@ -245,30 +210,9 @@ async function startTwill(base: string, spawned: Proc[]): Promise<Cluster> {
 
 // ---------------------------------------------------------------- /proc figures
 
-function rssMiB(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU time (user + system) a process has used so far, in ms (clock ticks of 10 ms). */
-function cpuMillis(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
-
-const membersRss = (c: Cluster) => c.members.reduce((s, m) => s + rssMiB(m.pid()), 0);
-const membersCpu = (c: Cluster) => c.members.reduce((s, m) => s + cpuMillis(m.pid()), 0);
+// A member that is gone (the killed leader) counts as 0, not NaN, in these sums.
+const membersRss = (c: Cluster) => c.members.reduce((s, m) => s + (rssMiB(m.pid()) || 0), 0);
+const membersCpu = (c: Cluster) => c.members.reduce((s, m) => s + (cpuMillis(m.pid()) || 0), 0);
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 
 /** Samples the members' summed RSS every 200 ms while `work` runs; returns its peak and the
@@ -433,12 +377,6 @@ async function joinNodes(workers: Worker[], from: number, count: number, concurr
 
 const PREFIX = "/coreos.com/network/subnets/";
 type Results = Record<string, number>;
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0
-    ? NaN
-    : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
 
 /** A new node's lease (grant + put with it) until every watcher has it, `rounds` times. */
 async function probes(c: Cluster, workers: Worker[], rounds: number, r: Results) {
@@ -612,7 +550,7 @@ async function idle(
   const s = await sampled(c, () => sleep(10_000));
   r["idle: member CPU, sum of 3 (% of a core)"] = s.cpuPct;
   r["idle: member RSS, sum of 3 (MiB)"] = membersRss(c);
-  r["idle: largest member RSS (MiB)"] = Math.max(...c.members.map((m) => rssMiB(m.pid())));
+  r["idle: largest member RSS (MiB)"] = Math.max(...c.members.map((m) => rssMiB(m.pid()) || 0));
   r["emulating processes: RSS per node (KiB)"] = ((await workersRssKiB(workers)) - workerRss0) /
     plan.nodes;
 }

@@ -15,6 +15,7 @@
 // (health 39101-39103). All data lives in a temporary directory removed at the end.
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { cpuMillis, etcdCertificates, percentile, rssMiB, waitFor } from "./lib/bench.ts";
 import { DurableStorage } from "../lib/store/wal/durable_storage.ts";
 import { EtcdClient } from "../lib/etcd/client.ts";
 import { HttpClient, type TlsClientOptions } from "../lib/http/client.ts";
@@ -90,48 +91,11 @@ class Proc implements Member {
   }
 }
 
-async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (performance.now() < deadline) {
-    try {
-      if (await ok()) return;
-    } catch { /* not yet */ }
-    await sleep(100);
-  }
-  throw new Error(`bench: timed out after ${ms} ms waiting for ${what}`);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** etcd's own status of one member (its id and the leader's), with a short timeout. */
 function etcdStatus(url: string, tls: TlsClientOptions) {
   return new EtcdClient({ endpoints: [url], requestTimeoutMs: 500, tls }).status();
-}
-
-/** A CA and one certificate for 127.0.0.1 (ECDSA P-256, as twill's), made with openssl. Its
- *  extended key usage has clientAuth besides serverAuth: etcd's peers present their certificate
- *  as clients when the peer CA is set (no --client-cert-auth on the client URLs). */
-async function etcdCertificates(base: string) {
-  const f = (n: string) => join(base, n);
-  const files = { ca: f("etcd-ca.crt"), cert: f("etcd.crt"), key: f("etcd.key") };
-  await Deno.writeTextFile(
-    f("etcd-ext.cnf"),
-    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  const steps = [
-    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("etcd-ca.key")],
-    ["req", "-x509", "-new", "-key", f("etcd-ca.key"), "-subj", "/CN=bench etcd CA", "-days", "2"]
-      .concat(["-out", files.ca]),
-    ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", files.key],
-    ["req", "-new", "-key", files.key, "-subj", "/CN=etcd", "-out", f("etcd.csr")],
-    ["x509", "-req", "-in", f("etcd.csr"), "-CA", files.ca, "-CAkey", f("etcd-ca.key")]
-      .concat(["-CAcreateserial", "-days", "2", "-extfile", f("etcd-ext.cnf"), "-out", files.cert]),
-  ];
-  for (const args of steps) {
-    const o = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
-    if (!o.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(o.stderr)}`);
-  }
-  return { files, caPem: await Deno.readTextFile(files.ca) };
 }
 
 async function startEtcd(base: string, spawned: Member[]): Promise<Cluster> {
@@ -372,11 +336,6 @@ function makeClient(
 
 // ---------------------------------------------------------------- measurements
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
-
 function summary(samples: number[]) {
   const s = [...samples].sort((a, b) => a - b);
   return { p50: percentile(s, 0.5), p99: percentile(s, 0.99), n: s.length };
@@ -386,29 +345,6 @@ const enc = new TextEncoder();
 const key8 = (prefix: string, i: number) =>
   enc.encode(prefix + String(i).padStart(8 - prefix.length, "0"));
 const value256 = (tag: string) => enc.encode(tag.padEnd(256, "."));
-
-function rssMiB(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** CPU time (user + system) a process has used so far, in milliseconds. */
-function cpuMillis(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms
-  } catch {
-    return NaN;
-  }
-}
 
 const clusterCpu = (c: Cluster) => c.members.reduce((s, m) => s + cpuMillis(m.pid()), 0);
 
