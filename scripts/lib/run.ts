@@ -85,3 +85,13 @@ export function runOkIn(
   const [c, ...a] = inNetns(ns, [cmd, ...args]);
   return runOk(c, a, opts);
 }
+
+/** Whether process `pid` still exists (SIGCONT changes nothing for a running process). */
+export function processAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -3,6 +3,7 @@
 // (or kernel ESP where there is one). Rekeys, a backend restart and a peer leaving while pings
 // flow; bad input at start. Namespaces twips-*, removed in finally; every charon started here is
 // stopped. Run under flock /tmp/twill-kernel.lock.
+import { processAlive as alive, runOk } from "../../scripts/lib/run.ts";
 import assert from "node:assert/strict";
 import {
   type IpsecBackend,
@@ -27,21 +28,7 @@ const NODES = [
 ];
 const PSK = "k".repeat(100);
 
-async function ip(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("ip", { args, stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
+const ip = (...args: string[]) => runOk("ip", args);
 
 function lease(n: typeof NODES[0]): Lease {
   return {

@@ -12,6 +12,7 @@ import {
   withCluster,
 } from "./process_cluster.ts";
 import { CLUSTER_HEADER, FROM_HEADER } from "../../lib/store/member/transport.ts";
+import { WIRE_TYPES } from "../../lib/store/member/message_codec.ts";
 import { storeFetch } from "./process_cluster.ts";
 
 /** Each member's own credential by member id: a peer message is sent as the member it names. */
@@ -121,25 +122,8 @@ function rng(seed: number) {
   };
 }
 
-const TYPES = [
-  "MsgProp",
-  "MsgApp",
-  "MsgAppResp",
-  "MsgVote",
-  "MsgVoteResp",
-  "MsgPreVote",
-  "MsgPreVoteResp",
-  "MsgSnap",
-  "MsgHeartbeat",
-  "MsgHeartbeatResp",
-  "MsgTransferLeader",
-  "MsgTimeoutNow",
-  "MsgReadIndex",
-  "MsgReadIndexResp",
-  "MsgHup",
-  "MsgBeat",
-  "Bogus",
-];
+// Every wire type, plus local-only and unknown types a hostile peer might send anyway.
+const TYPES = [...WIRE_TYPES, "MsgHup", "MsgBeat", "Bogus"];
 
 const WEIRD: unknown[] = [
   -1,

@@ -132,7 +132,8 @@ export function encodeMessage(m: Message): WireMessage {
   return w;
 }
 
-const WIRE_TYPES = new Set<Message["type"]>([
+/** The message types that may cross the wire (local ones such as MsgHup never do). */
+export const WIRE_TYPES: ReadonlySet<Message["type"]> = new Set<Message["type"]>([
   "MsgProp",
   "MsgApp",
   "MsgAppResp",

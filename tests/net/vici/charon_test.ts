@@ -1,6 +1,7 @@
 // Against the real charon (Debian strongswan-charon + libcharon-extra-plugins): two namespaces
 // joined by a veth, one charon each, driven only over VICI. Run under flock
 // /tmp/twill-kernel.lock.
+import { processAlive as alive, runOk } from "../../../scripts/lib/run.ts";
 import assert from "node:assert/strict";
 import { MissingBinaryError } from "../../../lib/net/detached.ts";
 import {
@@ -23,21 +24,7 @@ const NODES = [
 ];
 const PSK = "p".repeat(96);
 
-async function ip(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("ip", { args, stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
+const ip = (...args: string[]) => runOk("ip", args);
 
 /** A connection shaped as Flannel's ipsec backend loads one per peer. */
 function peerConn(local: typeof NODES[0], remote: typeof NODES[0]): ViciSection {
